@@ -1,0 +1,69 @@
+"""The `worker-sync` command line (SPEC §5): argparse subcommands, each imported only when run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from actors.cli.exit_codes import Exit
+
+# name -> (module under actors.cli that implements it, one-line help). A module exposes
+# `add_arguments(parser)` (optional) and `run(args) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("pending", "run the sync pipeline in the foreground (what `ray job submit` runs)"),
+    "status": ("pending", "show a running instance's streams, lag, queues and shards"),
+    "sync": ("pending", "start a manual re-sync (`sync --manual`) of a table or collection"),
+    "audit": ("pending", "audit trail: `audit logs`, `audit verify`, `audit prove`"),
+    "init": ("pending", "create audit schemas, slots and publications; check server settings"),
+    "migrate": ("pending", "upgrade Worker-Sync's own schemas to this version"),
+    "backup": ("pending", "back up the audit store and committed positions"),
+    "restore": ("pending", "restore a backup made by `backup`"),
+    "cleanup": ("pending", "apply retention without breaking verifiability"),
+    "probe": ("pending", "write a marker at a source and wait for it at its target"),
+    "check-config": ("check_config", "validate a config file (no Ray, no database needed)"),
+    "demo": ("pending", "start throwaway local servers and show Worker-Sync at work on them"),
+}
+
+EPILOG = """\
+exit codes: 0 ok, 1 failure or findings, 2 bad usage or bad config, 3 a database or Ray cannot be reached.
+Run `worker-sync COMMAND --help` for a command's options."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="worker-sync",
+        description="Capture changes in PostgreSQL, MariaDB/MySQL and MongoDB, keep databases in sync "
+        "both ways, and keep a signed, tamper-evident audit trail.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, (module_name, summary) in COMMANDS.items():
+        if module_name == "pending":
+            summary += " [not built yet]"
+        sub = commands.add_parser(name, help=summary, description=summary)
+        module = _module(module_name)
+        add_arguments = getattr(module, "add_arguments", None)
+        if add_arguments is not None:
+            add_arguments(sub)
+    return parser
+
+
+def _module(module_name: str):
+    return importlib.import_module(f"actors.cli.{module_name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return Exit.USAGE
+    module = _module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        print("worker-sync: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,41 @@
+"""`worker-sync check-config FILE`: validate a config file without Ray or a database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import msgspec
+
+from actors.cli.exit_codes import Exit
+from actors.core.errors import ConfigError
+from config import load_config, nodes_by_name
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the YAML config file to check")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        if args.json:
+            print(msgspec.json.encode({"ok": False, "error": str(exc)}).decode())
+        print(f"worker-sync check-config: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    nodes = nodes_by_name(config)
+    summary = {
+        "ok": True,
+        "file": args.file,
+        "nodes": {name: node.__struct_config__.tag for name, node in nodes.items()},
+        "links": [link.name for link in config.links],
+        "audit": config.audit.enabled,
+    }
+    if args.json:
+        print(msgspec.json.encode(summary).decode())
+    else:
+        node_list = ", ".join(f"{name} ({engine})" for name, engine in summary["nodes"].items()) or "none"
+        print(f"{args.file}: OK - nodes: {node_list}; links: {', '.join(summary['links']) or 'none'}")
+    return Exit.OK

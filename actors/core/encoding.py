@@ -1,0 +1,141 @@
+"""Deterministic binary encoding of change events (msgpack via msgspec).
+
+Why not plain ``msgspec.msgpack.encode``: it writes Decimal, datetime, date, time and UUID as
+strings, so they would come back as ``str`` and an exact DECIMAL could not be told from text.
+Here every non-msgpack value travels as a msgpack extension with a fixed code, and dict keys
+are written sorted, so equal events give equal bytes on every machine and round-trip to
+values of the same type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from actors.core.errors import EncodingError
+from actors.core.events import UNCHANGED, ChangeEvent, Row, Unchanged
+
+# Extension codes are part of the wire format: never renumber them.
+_EXT_DECIMAL = 1
+_EXT_DATETIME_NAIVE = 2
+_EXT_DATETIME_UTC = 3
+_EXT_DATE = 4
+_EXT_TIME = 5
+_EXT_UUID = 6
+_EXT_UNCHANGED = 7
+_EXT_TIMEDELTA = 8
+_EXT_TIME_TZ = 9
+_EXT_BIG_INT = 10
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_PLAIN = (str, bool, float, bytes, type(None))
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry as an integer
+
+
+def _ext(value: Any) -> msgspec.msgpack.Ext:
+    """Map one non-msgpack value to its extension."""
+    if isinstance(value, int):
+        return msgspec.msgpack.Ext(_EXT_BIG_INT, str(value).encode())
+    if isinstance(value, decimal.Decimal):
+        return msgspec.msgpack.Ext(_EXT_DECIMAL, str(value).encode())
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return msgspec.msgpack.Ext(_EXT_DATETIME_NAIVE, value.isoformat().encode())
+        # Aware datetimes are normalized to UTC: the instant is kept, the zone is not.
+        micros = (value - _EPOCH) // dt.timedelta(microseconds=1)
+        return msgspec.msgpack.Ext(_EXT_DATETIME_UTC, micros.to_bytes(8, "big", signed=True))
+    if isinstance(value, dt.date):
+        return msgspec.msgpack.Ext(_EXT_DATE, value.isoformat().encode())
+    if isinstance(value, dt.time):
+        code = _EXT_TIME if value.tzinfo is None else _EXT_TIME_TZ
+        return msgspec.msgpack.Ext(code, value.isoformat().encode())
+    if isinstance(value, dt.timedelta):
+        micros = value // dt.timedelta(microseconds=1)
+        return msgspec.msgpack.Ext(_EXT_TIMEDELTA, str(micros).encode())
+    if isinstance(value, uuid.UUID):
+        return msgspec.msgpack.Ext(_EXT_UUID, value.bytes)
+    if isinstance(value, Unchanged):
+        return msgspec.msgpack.Ext(_EXT_UNCHANGED, b"")
+    raise EncodingError(f"cannot encode a value of type `{type(value).__name__}` in a change event")
+
+
+def _is_plain(value: Any) -> bool:
+    if type(value) is int:
+        return _INT_MIN <= value <= _INT_MAX
+    return isinstance(value, _PLAIN)
+
+
+def _wire(value: Any) -> Any:
+    if _is_plain(value):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire(v) for v in value]
+    return _ext(value)
+
+
+def _wire_row(row: Row | None) -> Row | None:
+    if row is None:
+        return None
+    return {name: (v if _is_plain(v) else _wire(v)) for name, v in row.items()}
+
+
+_EXT_DECODERS: dict[int, Callable[[memoryview], Any]] = {
+    _EXT_DECIMAL: lambda b: decimal.Decimal(bytes(b).decode()),
+    _EXT_DATETIME_NAIVE: lambda b: dt.datetime.fromisoformat(bytes(b).decode()),
+    _EXT_DATETIME_UTC: lambda b: _EPOCH + dt.timedelta(microseconds=int.from_bytes(b, "big", signed=True)),
+    _EXT_DATE: lambda b: dt.date.fromisoformat(bytes(b).decode()),
+    _EXT_TIME: lambda b: dt.time.fromisoformat(bytes(b).decode()),
+    _EXT_TIME_TZ: lambda b: dt.time.fromisoformat(bytes(b).decode()),
+    _EXT_TIMEDELTA: lambda b: dt.timedelta(microseconds=int(bytes(b).decode())),
+    _EXT_UUID: lambda b: uuid.UUID(bytes=bytes(b)),
+    _EXT_UNCHANGED: lambda b: UNCHANGED,
+    _EXT_BIG_INT: lambda b: int(bytes(b).decode()),
+}
+
+
+def _ext_hook(code: int, data: memoryview) -> Any:
+    try:
+        return _EXT_DECODERS[code](data)
+    except KeyError:
+        raise EncodingError(f"unknown extension code {code} in an encoded change event") from None
+
+
+_encoder = msgspec.msgpack.Encoder(order="sorted")
+_event_decoder = msgspec.msgpack.Decoder(ChangeEvent, ext_hook=_ext_hook)
+_batch_decoder = msgspec.msgpack.Decoder(list[ChangeEvent], ext_hook=_ext_hook)
+
+
+def _to_wire(event: ChangeEvent) -> ChangeEvent:
+    return msgspec.structs.replace(
+        event,
+        key=_wire_row(event.key),
+        before=_wire_row(event.before),
+        after=_wire_row(event.after),
+    )
+
+
+def encode_event(event: ChangeEvent) -> bytes:
+    """The canonical bytes of one event (the audit chain hashes these)."""
+    return _encoder.encode(_to_wire(event))
+
+
+def decode_event(data: bytes) -> ChangeEvent:
+    """Inverse of :func:`encode_event`."""
+    return _event_decoder.decode(data)
+
+
+def encode_batch(events: Sequence[ChangeEvent]) -> bytes:
+    """Encode many events in one buffer, for one Ray call per batch."""
+    return _encoder.encode([_to_wire(e) for e in events])
+
+
+def decode_batch(data: bytes) -> list[ChangeEvent]:
+    """Inverse of :func:`encode_batch`."""
+    return _batch_decoder.decode(data)

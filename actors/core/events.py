@@ -1,0 +1,95 @@
+"""The normalized change event: what every capture stream produces and every applier consumes.
+
+Events are msgspec Structs so they cross Ray calls and the audit log cheaply. Their binary
+form (see :mod:`actors.core.encoding`) is deterministic: the same event gives the same bytes
+on every machine, which the audit chain relies on when it hashes events.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Final
+
+import msgspec
+
+
+class Op(enum.StrEnum):
+    """What happened to a row or document."""
+
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    #: A row read by an initial snapshot or a re-snapshot, applied like an upsert.
+    READ = "read"
+
+
+class Unchanged:
+    """Marks a column whose value the source did not send because it did not change.
+
+    PostgreSQL omits unchanged TOASTed columns from its change stream; writing ``None`` there
+    would destroy data, so the applier must leave such columns as they are.
+    """
+
+    _instance: Unchanged | None = None
+
+    def __new__(cls) -> Unchanged:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+    def __reduce__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Final = Unchanged()
+
+#: Column name -> value. Values are None, bool, int, float, str, bytes, Decimal, datetime,
+#: date, time, timedelta, UUID, lists/dicts of those (JSON), or UNCHANGED.
+Row = dict[str, Any]
+
+
+class Position(msgspec.Struct, frozen=True, order=True, array_like=True):
+    """Where an event sits in its stream.
+
+    ``order`` compares bytewise in stream order (so positions of one stream sort with ``<``);
+    ``resume`` is what the engine needs to restart from here (an LSN, a GTID set and a binlog
+    file/offset, a MongoDB resume token). Only the engine's own module interprets either.
+    """
+
+    order: bytes
+    resume: str = ""
+
+    def __str__(self) -> str:
+        return self.resume or self.order.hex()
+
+
+class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One change to one row or document, as captured from a source.
+
+    Wire rule: fields are never reordered or removed; new fields go last, with a default.
+    """
+
+    #: Name of the database node the change was captured on.
+    node: str
+    #: "postgresql", "mariadb", "mysql" or "mongodb".
+    engine: str
+    #: "schema.table" (PostgreSQL), "database.table" (MariaDB/MySQL), "database.collection" (MongoDB).
+    namespace: str
+    op: Op
+    #: Primary key (or ``_id``) of the row, by column name.
+    key: Row
+    #: The row before the change: all columns with REPLICA IDENTITY FULL / a FULL binlog row
+    #: image, only the key otherwise; None for inserts and snapshot reads.
+    before: Row | None
+    #: The row after the change; None for deletes.
+    after: Row | None
+    #: Source commit time in microseconds since the Unix epoch, UTC.
+    commit_time_us: int
+    #: Source transaction id (PostgreSQL xid, MariaDB/MySQL GTID, MongoDB lsid+txnNumber).
+    txid: str
+    position: Position
+    #: The node a change was first made on, when Worker-Sync itself wrote it (echo suppression).
+    origin: str | None = None

@@ -1,0 +1,183 @@
+"""The configuration schema: one YAML document, validated by msgspec.
+
+The ``databases:`` block mirrors the seed Helm chart's values (one node per engine, named after
+its key); ``nodes:`` adds further named nodes (a second PostgreSQL, say). Secrets never live in
+this file: each node names an environment variable or a file holding its password.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+NodeName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+TlsMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+ConflictPolicy = Literal["last_writer_wins", "source_priority", "manual"]
+LossPolicy = Literal["refuse", "warn"]
+
+
+class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+
+class Tls(Base, kw_only=True):
+    """TLS to a database. ``prefer`` encrypts when the server offers it; ``verify-full`` also checks
+    the certificate chain and host name (use it in production)."""
+
+    mode: TlsMode = "prefer"
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode in ("verify-ca", "verify-full") and not self.ca_file:
+            raise ValueError(f"tls mode `{self.mode}` needs `ca_file`")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("client certificates need both `cert_file` and `key_file`")
+
+
+class _Node(Base, kw_only=True):
+    enabled: bool = True
+    host: str
+    database: str
+    username: str
+    #: Name of the environment variable that holds the password.
+    password_env: str | None = None
+    #: Path of a file whose content (trailing newline stripped) is the password.
+    password_file: str | None = None
+    tls: Tls = Tls()
+    #: Breaks last-writer-wins ties between nodes: the higher priority wins, on every node alike.
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        if self.password_env and self.password_file:
+            raise ValueError("set `password_env` or `password_file`, not both")
+
+
+class PostgresNode(_Node, tag_field="engine", tag="postgresql", kw_only=True):
+    port: Port = 5432
+    #: Logical replication slot of this node's capture stream (created by `worker-sync init`).
+    slot_name: str = "worker_sync"
+
+
+class MySqlNode(_Node, tag_field="engine", tag="mysql", kw_only=True):
+    port: Port = 3306
+    flavor: Literal["mariadb", "mysql"] = "mariadb"
+    #: Server id the binlog reader announces; unique among the source's replicas.
+    server_id: Annotated[int, msgspec.Meta(ge=1, le=4294967295)] = 4201
+
+
+class MongoNode(_Node, tag_field="engine", tag="mongodb", kw_only=True):
+    port: Port = 27017
+    replica_set: str | None = None
+    auth_source: str = "admin"
+
+
+Node = PostgresNode | MySqlNode | MongoNode
+
+
+class Databases(Base, kw_only=True):
+    """The seed's ``databases:`` block: at most one node per engine, named after its key."""
+
+    postgresql: PostgresNode | None = None
+    mysql: MySqlNode | None = None
+    mongodb: MongoNode | None = None
+
+
+class NamedPostgresNode(PostgresNode, tag_field="engine", tag="postgresql", kw_only=True):
+    name: NodeName
+
+
+class NamedMySqlNode(MySqlNode, tag_field="engine", tag="mysql", kw_only=True):
+    name: NodeName
+
+
+class NamedMongoNode(MongoNode, tag_field="engine", tag="mongodb", kw_only=True):
+    name: NodeName
+
+
+NamedNode = NamedPostgresNode | NamedMySqlNode | NamedMongoNode
+
+
+class TableMap(Base, kw_only=True):
+    """One table or collection carried by a link."""
+
+    #: "schema.table" (PostgreSQL), "database.table" (MariaDB/MySQL), "database.collection" (MongoDB).
+    source: str
+    #: Same form as ``source``; defaults to the source name.
+    target: str | None = None
+    #: Source column -> target column, for columns whose names differ.
+    columns: dict[str, str] = {}
+
+
+class Link(Base, kw_only=True):
+    """Changes flowing from one node to another (both ways when ``bidirectional``)."""
+
+    name: NodeName
+    source: NodeName
+    target: NodeName
+    bidirectional: bool = False
+    tables: Annotated[list[TableMap], msgspec.Meta(min_length=1)]
+    conflict_policy: ConflictPolicy = "last_writer_wins"
+    #: What to do when a type mapping would lose data: refuse to start, or warn and go on.
+    lossy_types: LossPolicy = "refuse"
+
+    def __post_init__(self) -> None:
+        if self.source == self.target:
+            raise ValueError(f"link `{self.name}` has the same node `{self.source}` as source and target")
+
+
+class Audit(Base, kw_only=True):
+    enabled: bool = True
+    #: Node whose database holds the append-only audit store.
+    node: NodeName = "postgresql"
+    schema: str = "worker_sync_audit"
+    #: Ed25519 signing key (32 raw bytes, or 64 hex characters), from a file or an env variable.
+    signing_key_file: str | None = None
+    signing_key_env: str | None = None
+    checkpoint_every_entries: Positive = 10_000
+    checkpoint_every_ms: Positive = 1_000
+    #: Directory outside the audit database where signed checkpoints are also written.
+    checkpoint_export_dir: str | None = None
+    #: Columns encrypted before hashing, as "namespace.column".
+    encrypted_fields: list[str] = []
+    encryption_key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.encrypted_fields and not self.encryption_key_file:
+            raise ValueError("`encrypted_fields` needs `encryption_key_file`")
+
+
+class Supervisor(Base, kw_only=True):
+    #: Ray cluster to join ("auto" inside `ray job submit`); unset starts a local Ray.
+    ray_address: str | None = None
+    applier_shards: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
+    batch_max_events: Positive = 500
+    batch_max_wait_ms: Positive = 50
+    #: Batches a stream may have in flight before its capture actor stops reading (back-pressure).
+    queue_max_batches: Positive = 64
+    restart_backoff_initial_s: PositiveFloat = 1.0
+    restart_backoff_max_s: PositiveFloat = 60.0
+
+
+class Http(Base, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    #: Bearer token for POST endpoints, from an env variable or a file.
+    token_env: str | None = "WORKER_SYNC_HTTP_TOKEN"
+    token_file: str | None = None
+
+
+class Config(Base, kw_only=True):
+    databases: Databases = Databases()
+    nodes: list[NamedNode] = []
+    links: list[Link] = []
+    audit: Audit = Audit()
+    supervisor: Supervisor = Supervisor()
+    http: Http = Http()
+    log_level: LogLevel = "info"
