@@ -1,0 +1,60 @@
+"""What the capture needs to know about each table: columns, types, key, replica identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from actors.core.errors import SourceMisconfigured
+from actors.engines.postgresql.values import Converter, converter_for
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    namespace: str  # "schema.table"
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    key: tuple[str, ...]
+    #: True with REPLICA IDENTITY FULL: before-images carry every column.
+    full_identity: bool
+    converters: dict[str, Converter | None]
+
+    def convert(self, name: str, value: object) -> object:
+        convert = self.converters.get(name)
+        return value if convert is None or value is None else convert(value)
+
+
+_COLUMNS_SQL = """
+SELECT a.attname, format_type(a.atttypid, NULL), coalesce(a.attnum = ANY(i.indkey), false), c.relreplident
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+WHERE c.oid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+def load_table(conn: psycopg.Connection, namespace: str, *, stream: str) -> TableInfo:
+    """Read a table's shape; refuse tables the capture cannot handle correctly."""
+    schema, _, table = namespace.partition(".")
+    if not table:
+        raise SourceMisconfigured(f"postgresql stream `{stream}`: table `{namespace}` must be written `schema.table`")
+    try:
+        rows = conn.execute(_COLUMNS_SQL, (f'"{schema}"."{table}"',)).fetchall()
+    except psycopg.errors.UndefinedTable:
+        raise SourceMisconfigured(f"postgresql stream `{stream}`: table `{namespace}` does not exist") from None
+    key = tuple(name for name, _, is_key, _ in rows if is_key)
+    if not key:
+        raise SourceMisconfigured(
+            f"postgresql stream `{stream}`: table `{namespace}` has no primary key; add one "
+            "(Worker-Sync routes and applies changes by key)"
+        )
+    return TableInfo(
+        namespace=namespace,
+        columns=tuple(r[0] for r in rows),
+        types=tuple(r[1] for r in rows),
+        key=key,
+        full_identity=rows[0][3] == "f",
+        converters={r[0]: converter_for(r[1]) for r in rows},
+    )

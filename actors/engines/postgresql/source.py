@@ -1,0 +1,157 @@
+"""PostgreSQL capture: a logical replication slot read with wal2json over the streaming protocol."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import psycopg
+
+from actors.core.batches import TxnEnd
+from actors.core.errors import SourceMisconfigured, SourceUnavailable
+from actors.core.events import Position
+from actors.engines.base import Change
+from actors.engines.postgresql.catalog import TableInfo, load_table
+from actors.engines.postgresql.checks import check_readable, check_server
+from actors.engines.postgresql.lsn import format_lsn, parse_lsn
+from actors.engines.postgresql.replication import ReplicationStream
+from actors.engines.postgresql.snapshot import read_snapshot
+from actors.engines.postgresql.wal2json import PLUGIN_OPTIONS, Wal2JsonDecoder, order_of
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 0.2
+
+
+class PostgresSource:
+    """One capture stream: the tables of one PostgreSQL database, through one slot."""
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        node: str,
+        conninfo: str,
+        slot: str,
+        tables: list[str],
+        snapshot_chunk_rows: int = 5_000,
+    ) -> None:
+        self.stream = stream
+        self.node = node
+        self.conninfo = conninfo
+        self.slot = slot
+        self.table_names = list(tables)
+        self.snapshot_chunk_rows = snapshot_chunk_rows
+        self._replication: ReplicationStream | None = None
+        self._ack_lsn = 0
+        self._lock = threading.Lock()
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.conninfo, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise SourceUnavailable(f"postgresql stream `{self.stream}`: cannot connect: {exc}") from None
+
+    def changes(self, resume_after: Position | None, stop: threading.Event) -> Iterator[Change]:
+        with self._connect() as conn:
+            check_server(conn, stream=self.stream)
+            tables = {name: load_table(conn, name, stream=self.stream) for name in self.table_names}
+            check_readable(conn, stream=self.stream, tables=self.table_names)
+            if resume_after is None or not resume_after.resume:
+                start_lsn = yield from self._snapshot(conn, list(tables.values()), stop)
+                if start_lsn is None:
+                    return
+            else:
+                start_lsn = parse_lsn(resume_after.resume)
+        yield from self._stream(tables, start_lsn, stop)
+
+    def _open_replication(self) -> ReplicationStream:
+        replication = ReplicationStream(self.conninfo, stream=self.stream)
+        with self._lock:
+            self._replication = replication
+        return replication
+
+    def _snapshot(self, conn: psycopg.Connection, tables: list[TableInfo], stop: threading.Event):
+        replication = self._open_replication()
+        slot_exists = conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)).fetchone()
+        if slot_exists:
+            # No committed position: nothing downstream depends on this slot's history, and a
+            # consistent snapshot needs a slot created together with it.
+            log.warning("postgresql stream %s: dropping slot %s to take a fresh snapshot", self.stream, self.slot)
+            replication.command(f'DROP_REPLICATION_SLOT "{self.slot}" WAIT')
+        try:
+            rows = replication.command(f'CREATE_REPLICATION_SLOT "{self.slot}" LOGICAL wal2json EXPORT_SNAPSHOT')
+        except SourceUnavailable as exc:
+            raise self._explain_slot_error(exc) from None
+        _, consistent_point, snapshot_name, _ = rows[0]
+        consistent_lsn = parse_lsn(consistent_point)
+        log.info("postgresql stream %s: snapshot %s at %s", self.stream, snapshot_name, consistent_point)
+        with psycopg.connect(self.conninfo) as snap_conn:
+            yield from read_snapshot(
+                snap_conn,
+                snapshot_name,
+                tables,
+                node=self.node,
+                consistent_lsn=consistent_lsn,
+                chunk_rows=self.snapshot_chunk_rows,
+                stop=stop,
+            )
+        if stop.is_set():
+            return None
+        end = Position(order_of(consistent_lsn - 1, 2**64 - 1), format_lsn(consistent_lsn))
+        yield TxnEnd(end, "snapshot", 0)
+        return consistent_lsn
+
+    def _explain_slot_error(self, exc: SourceUnavailable) -> Exception:
+        text = str(exc)
+        if "wal2json" in text and ("could not access file" in text or "No such file" in text):
+            return SourceMisconfigured(
+                f"postgresql stream `{self.stream}`: the wal2json output plugin is not installed on the server; "
+                "install it (Debian: `apt-get install postgresql-15-wal2json`)"
+            )
+        if "replication slots are in use" in text:
+            return SourceMisconfigured(
+                f"postgresql stream `{self.stream}`: all replication slots are in use; raise "
+                "`max_replication_slots` in postgresql.conf (restart needed) or drop an unused slot"
+            )
+        return exc
+
+    def _stream(self, tables: dict[str, TableInfo], start_lsn: int, stop: threading.Event) -> Iterator[Change]:
+        replication = self._replication or self._open_replication()
+        options = dict(PLUGIN_OPTIONS, **{"add-tables": ",".join(self._escaped_tables())})
+        replication.start(self.slot, start_lsn, options)
+        decoder = Wal2JsonDecoder(stream=self.stream, node=self.node, tables=tables, start_lsn=start_lsn)
+        while not stop.is_set():
+            with self._lock:
+                if self._ack_lsn:
+                    replication.confirm(self._ack_lsn)
+            message = replication.read(READ_TIMEOUT_S)
+            if message is None:
+                continue
+            item = decoder.decode(message[1])
+            if item is not None:
+                yield item
+
+    def _escaped_tables(self) -> list[str]:
+        # wal2json splits on commas and dots; a backslash escapes them inside names.
+        escaped = []
+        for name in self.table_names:
+            schema, _, table = name.partition(".")
+            escaped.append(f"{_escape(schema)}.{_escape(table)}")
+        return escaped
+
+    def acknowledge(self, upto: Position) -> None:
+        if upto.resume:
+            with self._lock:
+                self._ack_lsn = max(self._ack_lsn, parse_lsn(upto.resume))
+
+    def close(self) -> None:
+        with self._lock:
+            replication, self._replication = self._replication, None
+        if replication is not None:
+            replication.close()
+
+
+def _escape(part: str) -> str:
+    return part.replace("\\", "\\\\").replace(",", "\\,").replace(".", "\\.").replace(" ", "\\ ")

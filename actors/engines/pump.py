@@ -1,0 +1,108 @@
+"""Turns any :class:`ChangeSource` into batches, with back-pressure.
+
+A reader thread iterates the source into a bounded queue; ``read()`` drains it into a batch.
+When downstream stops calling ``read()``, the queue fills and the reader blocks, so the engine
+stops reading its log (the source database keeps the rest: slot, binlog, oplog).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from actors.core.batches import Batch, TxnEnd
+from actors.core.events import ChangeEvent, Op, Position
+from actors.engines.base import ChangeSource
+
+_DONE = object()
+
+
+class BatchPump:
+    def __init__(self, source: ChangeSource, *, resume_after: Position | None, max_buffered: int = 20_000) -> None:
+        self.source = source
+        self.stream = source.stream
+        self._resume_after = resume_after
+        # Events at or before a committed streaming position were applied already; a source may
+        # resend them (it restarts at a transaction boundary) and we drop them here, by position.
+        self._skip_upto = resume_after.order if resume_after is not None and resume_after.resume else None
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_buffered)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._seq = 0
+        self.last_item_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{self.stream}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self.source.changes(self._resume_after, self._stop):
+                if self._skip_upto is not None and item.position.order <= self._skip_upto:
+                    continue
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which decides
+            self._error = exc
+        finally:
+            self._put_done()
+
+    def _put_done(self) -> None:
+        while True:
+            try:
+                self._queue.put(_DONE, timeout=0.2)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return
+
+    @property
+    def buffered(self) -> int:
+        return self._queue.qsize()
+
+    def read(self, max_events: int, timeout_s: float) -> Batch | None:
+        """Up to ``max_events`` events: waits up to ``timeout_s`` for the first item, then takes
+        what is already there. None when nothing arrived. Raises the source's error, if any."""
+        events: list[ChangeEvent] = []
+        upto: Position | None = None
+        newest = 0
+        snapshot = False
+        try:
+            item = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        while True:
+            if item is _DONE:
+                self._queue.put(_DONE)  # stays the last word for later reads
+                if self._error is not None:
+                    raise self._error
+                if not events and upto is None:
+                    raise EOFError(f"stream `{self.stream}` ended")
+                break
+            if isinstance(item, TxnEnd):
+                upto = item.position
+                newest = max(newest, item.commit_time_us)
+            else:
+                events.append(item)
+                upto = item.position
+                snapshot = snapshot or item.op is Op.READ
+                newest = max(newest, item.commit_time_us)
+                if len(events) >= max_events:
+                    break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._seq += 1
+        self.last_item_at = time.monotonic()
+        return Batch(self.stream, self._seq, events, upto, snapshot, newest)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.source.close()
