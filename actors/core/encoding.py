@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from actors.core.batches import Batch
 from actors.core.errors import EncodingError
 from actors.core.events import UNCHANGED, ChangeEvent, Row, Unchanged
 
@@ -109,7 +110,7 @@ def _ext_hook(code: int, data: memoryview) -> Any:
 
 _encoder = msgspec.msgpack.Encoder(order="sorted")
 _event_decoder = msgspec.msgpack.Decoder(ChangeEvent, ext_hook=_ext_hook)
-_batch_decoder = msgspec.msgpack.Decoder(list[ChangeEvent], ext_hook=_ext_hook)
+_batch_decoder = msgspec.msgpack.Decoder(Batch, ext_hook=_ext_hook)
 
 
 def _to_wire(event: ChangeEvent) -> ChangeEvent:
@@ -131,11 +132,11 @@ def decode_event(data: bytes) -> ChangeEvent:
     return _event_decoder.decode(data)
 
 
-def encode_batch(events: Sequence[ChangeEvent]) -> bytes:
-    """Encode many events in one buffer, for one Ray call per batch."""
-    return _encoder.encode([_to_wire(e) for e in events])
+def encode_batch(batch: Batch) -> bytes:
+    """Encode a whole batch in one buffer: one Ray call carries hundreds of events."""
+    return _encoder.encode(msgspec.structs.replace(batch, events=[_to_wire(e) for e in batch.events]))
 
 
-def decode_batch(data: bytes) -> list[ChangeEvent]:
+def decode_batch(data: bytes) -> Batch:
     """Inverse of :func:`encode_batch`."""
     return _batch_decoder.decode(data)

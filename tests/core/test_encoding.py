@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.core.batches import Batch
 from actors.core.encoding import decode_batch, decode_event, encode_batch, encode_event
 from actors.core.errors import EncodingError
 from actors.core.events import UNCHANGED, ChangeEvent, Op, Position
@@ -82,7 +83,9 @@ def test_encoding_is_deterministic_whatever_the_key_order(event: ChangeEvent) ->
 
 
 @given(st.lists(events(), max_size=5))
-def test_batches_round_trip(batch: list[ChangeEvent]) -> None:
+def test_batches_round_trip(events_: list[ChangeEvent]) -> None:
+    upto = events_[-1].position if events_ else None
+    batch = Batch("stream", 3, events_, upto, False, 17)
     assert decode_batch(encode_batch(batch)) == batch
 
 

@@ -251,7 +251,7 @@ def test_dropped_slot_is_offset_lost_with_the_remedy(fresh_pg_db: Endpoint) -> N
         conn.execute("SELECT pg_drop_replication_slot(%s)", (source.slot,))
     resumed = BatchPump(pg_source(fresh_pg_db, ["public.items"]), resume_after=committed)
     try:
-        with pytest.raises(OffsetLost, match="does not exist.*re-snapshot"):
+        with pytest.raises(OffsetLost, match=r"does not exist.*re-snapshot"):
             Drain(resumed).count(1, timeout_s=10)
     finally:
         resumed.close()
@@ -262,7 +262,7 @@ def test_refuses_a_table_without_primary_key_and_a_role_without_replication(fres
         conn.execute("CREATE TABLE public.loose (v int)")
     pump = open_pump(fresh_pg_db, ["public.loose"])
     try:
-        with pytest.raises(SourceMisconfigured, match="`public.loose` has no primary key"):
+        with pytest.raises(SourceMisconfigured, match=r"`public\.loose` has no primary key"):
             Drain(pump).count(1, timeout_s=10)
     finally:
         pump.close()
@@ -270,7 +270,7 @@ def test_refuses_a_table_without_primary_key_and_a_role_without_replication(fres
         conn.execute(f'ALTER ROLE "{fresh_pg_db.capture.user}" NOREPLICATION')
     try:
         pump = open_pump(fresh_pg_db, ["public.loose"])
-        with pytest.raises(SourceMisconfigured, match="ALTER ROLE .* REPLICATION"):
+        with pytest.raises(SourceMisconfigured, match=r"ALTER ROLE .* REPLICATION"):
             Drain(pump).count(1, timeout_s=10)
         pump.close()
     finally:

@@ -1,0 +1,18 @@
+"""What a capture actor is built from: one stream = one source node and the tables it captures."""
+
+from __future__ import annotations
+
+import msgspec
+
+from config.model import Node
+
+
+class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a capture actor needs, and nothing secret: passwords are read from the
+    environment or files the node's config names, inside the actor's own process."""
+
+    stream: str
+    node_name: str
+    node: Node
+    tables: list[str]
+    snapshot_chunk_rows: int = 5_000
