@@ -1,10 +1,11 @@
 """Deterministic binary encoding of change events (msgpack via msgspec).
 
-Why not plain ``msgspec.msgpack.encode``: it writes Decimal, datetime, date, time and UUID as
-strings, so they would come back as ``str`` and an exact DECIMAL could not be told from text.
-Here every non-msgpack value travels as a msgpack extension with a fixed code, and dict keys
-are written sorted, so equal events give equal bytes on every machine and round-trip to
-values of the same type.
+Why not plain ``msgspec.msgpack.encode``: it writes Decimal, naive datetime, date, time and
+UUID as strings, so they would come back as ``str`` and an exact DECIMAL could not be told from
+text. Here each such value travels as a msgpack extension with a fixed code (time-zone aware
+datetimes use msgpack's own timestamp extension, normalized to UTC), and dict keys are written
+sorted, so equal events give equal bytes on every machine and round-trip to values of the
+same type.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from actors.core.events import UNCHANGED, ChangeEvent, Row, Unchanged
 # Extension codes are part of the wire format: never renumber them.
 _EXT_DECIMAL = 1
 _EXT_DATETIME_NAIVE = 2
-_EXT_DATETIME_UTC = 3
+_EXT_DATETIME_UTC = 3  # retired: aware datetimes travel as msgpack's own timestamp extension
 _EXT_DATE = 4
 _EXT_TIME = 5
 _EXT_UUID = 6
@@ -33,8 +34,7 @@ _EXT_TIMEDELTA = 8
 _EXT_TIME_TZ = 9
 _EXT_BIG_INT = 10
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_PLAIN = (str, bool, float, bytes, type(None))
+_PLAIN_TYPES = frozenset({str, bool, float, bytes, type(None)})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry as an integer
 
 
@@ -44,12 +44,8 @@ def _ext(value: Any) -> msgspec.msgpack.Ext:
         return msgspec.msgpack.Ext(_EXT_BIG_INT, str(value).encode())
     if isinstance(value, decimal.Decimal):
         return msgspec.msgpack.Ext(_EXT_DECIMAL, str(value).encode())
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            return msgspec.msgpack.Ext(_EXT_DATETIME_NAIVE, value.isoformat().encode())
-        # Aware datetimes are normalized to UTC: the instant is kept, the zone is not.
-        micros = (value - _EPOCH) // dt.timedelta(microseconds=1)
-        return msgspec.msgpack.Ext(_EXT_DATETIME_UTC, micros.to_bytes(8, "big", signed=True))
+    if isinstance(value, dt.datetime):  # naive; aware ones are msgpack timestamps (see _is_plain)
+        return msgspec.msgpack.Ext(_EXT_DATETIME_NAIVE, value.isoformat().encode())
     if isinstance(value, dt.date):
         return msgspec.msgpack.Ext(_EXT_DATE, value.isoformat().encode())
     if isinstance(value, dt.time):
@@ -66,9 +62,10 @@ def _ext(value: Any) -> msgspec.msgpack.Ext:
 
 
 def _is_plain(value: Any) -> bool:
-    if type(value) is int:
+    kind = type(value)
+    if kind is int:
         return _INT_MIN <= value <= _INT_MAX
-    return isinstance(value, _PLAIN)
+    return kind in _PLAIN_TYPES or (kind is dt.datetime and value.tzinfo is not None)
 
 
 def _wire(value: Any) -> Any:
@@ -82,15 +79,25 @@ def _wire(value: Any) -> Any:
 
 
 def _wire_row(row: Row | None) -> Row | None:
+    """The row with non-msgpack values as extensions; the row itself when it has none (the hot path)."""
     if row is None:
         return None
-    return {name: (v if _is_plain(v) else _wire(v)) for name, v in row.items()}
+    wired = None
+    for name, value in row.items():
+        kind = type(value)
+        if kind in _PLAIN_TYPES or (kind is int and _INT_MIN <= value <= _INT_MAX):
+            continue
+        if kind is dt.datetime and value.tzinfo is not None:
+            continue
+        if wired is None:
+            wired = dict(row)
+        wired[name] = _wire(value)
+    return row if wired is None else wired
 
 
 _EXT_DECODERS: dict[int, Callable[[memoryview], Any]] = {
     _EXT_DECIMAL: lambda b: decimal.Decimal(bytes(b).decode()),
     _EXT_DATETIME_NAIVE: lambda b: dt.datetime.fromisoformat(bytes(b).decode()),
-    _EXT_DATETIME_UTC: lambda b: _EPOCH + dt.timedelta(microseconds=int.from_bytes(b, "big", signed=True)),
     _EXT_DATE: lambda b: dt.date.fromisoformat(bytes(b).decode()),
     _EXT_TIME: lambda b: dt.time.fromisoformat(bytes(b).decode()),
     _EXT_TIME_TZ: lambda b: dt.time.fromisoformat(bytes(b).decode()),
@@ -114,12 +121,10 @@ _batch_decoder = msgspec.msgpack.Decoder(Batch, ext_hook=_ext_hook)
 
 
 def _to_wire(event: ChangeEvent) -> ChangeEvent:
-    return msgspec.structs.replace(
-        event,
-        key=_wire_row(event.key),
-        before=_wire_row(event.before),
-        after=_wire_row(event.after),
-    )
+    key, before, after = _wire_row(event.key), _wire_row(event.before), _wire_row(event.after)
+    if key is event.key and before is event.before and after is event.after:
+        return event
+    return msgspec.structs.replace(event, key=key, before=before, after=after)
 
 
 def encode_event(event: ChangeEvent) -> bytes:

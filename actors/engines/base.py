@@ -9,7 +9,7 @@ from typing import Protocol
 from actors.core.batches import TxnEnd
 from actors.core.events import ChangeEvent, Position
 
-Change = ChangeEvent | TxnEnd
+Change = ChangeEvent | TxnEnd | None
 
 
 class ChangeSource(Protocol):
@@ -18,7 +18,9 @@ class ChangeSource(Protocol):
     ``changes(resume_after)`` yields events (and a :class:`TxnEnd` after each transaction):
     an initial snapshot first when ``resume_after`` is None or a snapshot position, then the
     log from where ``resume_after.resume`` says. It may repeat events at or before
-    ``resume_after`` (the caller drops them by position) but must never skip one.
+    ``resume_after`` (the caller drops them by position) but must never skip one. It yields
+    None when it has nothing to send for now (at least every second or so): the consumer hands
+    on what it holds then, and checks whether it should stop.
     """
 
     stream: str

@@ -3,6 +3,9 @@
 A reader thread iterates the source into a bounded queue; ``read()`` drains it into a batch.
 When downstream stops calling ``read()``, the queue fills and the reader blocks, so the engine
 stops reading its log (the source database keeps the rest: slot, binlog, oplog).
+
+Items cross the thread boundary in chunks (a queue hand-off per item costs more than decoding
+the item): the reader hands a chunk on when it is full or when the source says it is idle.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from actors.core.events import ChangeEvent, Op, Position
 from actors.engines.base import ChangeSource
 
 _DONE = object()
+CHUNK_ITEMS = 256
 
 
 class BatchPump:
@@ -26,7 +30,8 @@ class BatchPump:
         # Events at or before a committed streaming position were applied already; a source may
         # resend them (it restarts at a transaction boundary) and we drop them here, by position.
         self._skip_upto = resume_after.order if resume_after is not None and resume_after.resume else None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_buffered)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, max_buffered // CHUNK_ITEMS))
+        self._pending: list[object] = []  # the consumer's side: items of a chunk not yet returned
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._seq = 0
@@ -35,22 +40,34 @@ class BatchPump:
         self._thread.start()
 
     def _run(self) -> None:
+        chunk: list[object] = []
         try:
             for item in self.source.changes(self._resume_after, self._stop):
-                if self._skip_upto is not None and item.position.order <= self._skip_upto:
-                    continue
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
+                if item is not None:
+                    if self._skip_upto is not None and item.position.order <= self._skip_upto:
                         continue
+                    chunk.append(item)
+                    if len(chunk) < CHUNK_ITEMS:
+                        continue
+                if chunk:
+                    self._hand_on(chunk)
+                    chunk = []
                 if self._stop.is_set():
                     return
+            if chunk:
+                self._hand_on(chunk)
         except BaseException as exc:  # handed to the consumer, which decides
             self._error = exc
         finally:
             self._put_done()
+
+    def _hand_on(self, chunk: list[object]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def _put_done(self) -> None:
         while True:
@@ -63,7 +80,19 @@ class BatchPump:
 
     @property
     def buffered(self) -> int:
-        return self._queue.qsize()
+        """Items read from the source and not yet delivered (approximate)."""
+        return self._queue.qsize() * CHUNK_ITEMS + len(self._pending)
+
+    def _next(self, timeout_s: float | None) -> object:
+        """The next item; raises queue.Empty after ``timeout_s`` (None: don't wait)."""
+        if not self._pending:
+            chunk = self._queue.get(timeout=timeout_s) if timeout_s is not None else self._queue.get_nowait()
+            if chunk is _DONE:
+                self._queue.put(_DONE)  # stays the last word for later reads
+                return _DONE
+            self._pending = chunk
+            self._pending.reverse()
+        return self._pending.pop()
 
     def read(self, max_events: int, timeout_s: float) -> Batch | None:
         """Up to ``max_events`` events: waits up to ``timeout_s`` for the first item, then takes
@@ -73,12 +102,11 @@ class BatchPump:
         newest = 0
         snapshot = False
         try:
-            item = self._queue.get(timeout=timeout_s)
+            item = self._next(timeout_s)
         except queue.Empty:
             return None
         while True:
             if item is _DONE:
-                self._queue.put(_DONE)  # stays the last word for later reads
                 if self._error is not None:
                     raise self._error
                 if not events and upto is None:
@@ -95,7 +123,7 @@ class BatchPump:
                 if len(events) >= max_events:
                     break
             try:
-                item = self._queue.get_nowait()
+                item = self._next(None)
             except queue.Empty:
                 break
         self._seq += 1

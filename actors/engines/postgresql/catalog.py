@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -23,6 +25,19 @@ class TableInfo:
     def convert(self, name: str, value: object) -> object:
         convert = self.converters.get(name)
         return value if convert is None or value is None else convert(value)
+
+    def row(self, columns: Iterable[Any]) -> dict[str, Any]:
+        """A row from wal2json columns (objects with ``name`` and ``value``): the hot path."""
+        converters = self.converters
+        row = {}
+        for column in columns:
+            value = column.value
+            if value is not None:
+                convert = converters[column.name]
+                if convert is not None:
+                    value = convert(value)
+            row[column.name] = value
+        return row
 
 
 _COLUMNS_SQL = """

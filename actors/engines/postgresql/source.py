@@ -128,6 +128,7 @@ class PostgresSource:
                     replication.confirm(self._ack_lsn)
             message = replication.read(READ_TIMEOUT_S)
             if message is None:
+                yield None  # idle: let the pump hand on what it holds
                 continue
             item = decoder.decode(message[1])
             if item is not None:

@@ -106,13 +106,13 @@ class Wal2JsonDecoder:
         after = None
         before = None
         if message.action != "D":
-            after = {c.name: table.convert(c.name, c.value) for c in message.columns}
+            after = table.row(message.columns)
             if message.action == "U" and len(after) < len(table.columns):
                 # wal2json leaves out TOASTed values that did not change.
                 for name in table.columns:
                     after.setdefault(name, UNCHANGED)
         if message.identity:
-            before = {c.name: table.convert(c.name, c.value) for c in message.identity}
+            before = table.row(message.identity)
         source_row = after if after is not None else before
         key = {name: source_row[name] for name in table.key}
         op = {"I": Op.INSERT, "U": Op.UPDATE, "D": Op.DELETE}[message.action]

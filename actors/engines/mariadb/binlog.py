@@ -1,0 +1,330 @@
+"""The streaming reader: a server's binlog from a transaction boundary, as ChangeEvents and TxnEnds.
+
+Reading mode. ``blocking=True`` with a server heartbeat every ``heartbeat_s``: the server pushes events as
+they are committed, and when idle sends a heartbeat, so the loop sees ``stop`` at least that often.
+(``blocking=False`` with MariaDB GTIDs loops forever on "Lost connection" after a transaction of 5,000+
+rows with mysql-replication 1.0.17: see FACTS.md. Blocking reads are fine here: the pump iterates us in
+its own thread.)
+
+Reconnects. On a lost connection (2013/2006) mysql-replication silently reconnects, and in GTID mode it
+re-sends the GTID it *started* from, replaying everything since. We refuse that: our connection factory
+raises SourceUnavailable on any second stream connection, and the caller restarts from its committed
+position, where the pump drops what was already delivered.
+
+Transactions. MariaDB: a GTID event opens a transaction (it stands for BEGIN, unless flagged standalone,
+as for DDL); an XID event (InnoDB) or a "COMMIT" query (non-transactional engines) closes it. MySQL: a
+GTID event, then "BEGIN", rows, XID; DDL is a GTID event plus one query. Every transaction, also one
+touching no captured table, ends in a TxnEnd, so the resume point keeps up with the binlog even when
+the captured tables are quiet (and the server may purge old files).
+
+Commit time. Binlog event timestamps are whole seconds: ``commit_time_us`` is the timestamp of the
+transaction's first event (GTID, or BEGIN without GTIDs) times 1e6, the same for every event of the
+transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.event import (
+    GtidEvent,
+    HeartbeatLogEvent,
+    MariadbGtidEvent,
+    QueryEvent,
+    RotateEvent,
+    XidEvent,
+)
+from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
+
+from actors.core.batches import TxnEnd
+from actors.core.errors import OffsetLost, SourceMisconfigured, SourceUnavailable
+from actors.core.events import ChangeEvent, Op, Position
+from actors.engines.base import Change
+from actors.engines.mariadb.connection import ConnectParams, connect_kwargs, translate
+from actors.engines.mariadb.positions import (
+    END_OF_TRANSACTION,
+    BinlogPoint,
+    file_sequence,
+    gtid_state,
+    order,
+    order_prefix,
+)
+from actors.engines.mariadb.schema import TableInfo, split_namespace
+from actors.engines.mariadb.values import RowPlan, binlog_plan
+
+log = logging.getLogger(__name__)
+
+_EVENTS = [MariadbGtidEvent, GtidEvent, QueryEvent, XidEvent, RotateEvent, HeartbeatLogEvent, TableMapEvent,
+           WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
+_MARIADB_STANDALONE = 0x01  # MariaDB GTID flag FL_STANDALONE: no BEGIN/COMMIT around it (DDL)
+_BINLOG_GONE = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: purged file, unknown GTID, ...
+#: A blocking read that sees nothing, not even a heartbeat, for this long means the connection is dead.
+_READ_TIMEOUT_S = 30.0
+#: How long downstream may hold the stream still before the server gives up on us (seconds).
+_BACKPRESSURE_TOLERANCE_S = 3600
+
+
+class _Closed(Exception):
+    """close() was called: end the stream quietly."""
+
+
+@dataclass(frozen=True)
+class _TablePlan:
+    namespace: str
+    primary_key: tuple[str, ...]
+    rows: RowPlan
+
+
+class BinlogStream:
+    """One pass over the binlog from a point; build a new one to restart."""
+
+    def __init__(
+        self,
+        params: ConnectParams,
+        *,
+        subject: str,
+        node: str,
+        flavor: str,
+        server_id: int,
+        tables: dict[str, TableInfo],
+        reload_tables: Callable[[], dict[str, TableInfo]],
+        heartbeat_s: float = 0.5,
+    ) -> None:
+        self._params = params
+        self._subject = subject
+        self._node = node
+        self._flavor = flavor
+        self._server_id = server_id
+        self._tables = tables
+        self._reload_tables = reload_tables
+        self._heartbeat_s = heartbeat_s
+        self._closed = threading.Event()
+        self._reader: BinLogStreamReader | None = None
+        self._stream_connections = 0
+        self._lock = threading.Lock()
+        # A DDL went by: keys or JSON columns may have changed; read information_schema again once.
+        self._stale = False
+
+    # --- connection --------------------------------------------------------------------------------------
+
+    def _connect(self, **settings: Any) -> pymysql.Connection:
+        """mysql-replication's connection factory: refuses its silent reconnect (see module doc)."""
+        if self._closed.is_set():
+            raise _Closed
+        if "db" in settings:  # its control connection, with pymysql's deprecated name for `database`
+            settings["database"] = settings.pop("db")
+        stream = settings.get("database") != "information_schema"
+        if stream:
+            self._stream_connections += 1
+            if self._stream_connections > 1:
+                raise SourceUnavailable(f"{self._subject}: lost the binlog connection (server restart or "
+                                        "network failure); restart from the committed position")
+        try:
+            conn = pymysql.connect(**settings)
+            if stream:
+                # Back-pressure: while downstream is full we stop reading, and the server's dump thread
+                # blocks writing to us; its default net_write_timeout (60 s) would then drop us.
+                with conn.cursor() as cur:
+                    cur.execute(f"SET SESSION net_write_timeout = {_BACKPRESSURE_TOLERANCE_S}")
+            return conn
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise translate(exc, self._subject, "connecting to stream the binlog") from exc
+
+    def _open(self, start: BinlogPoint, via_gtid: bool) -> BinLogStreamReader:
+        settings = connect_kwargs(self._params, database="", read_timeout_s=_READ_TIMEOUT_S)
+        settings.pop("autocommit", None)
+        schemas = sorted({split_namespace(n)[0] for n in self._tables})
+        names = sorted({split_namespace(n)[1] for n in self._tables})
+        if via_gtid:
+            position: dict[str, Any] = {"auto_position": start.gtid, "is_mariadb": self._flavor == "mariadb"}
+        else:
+            # is_mariadb must stay False here: with it, mysql-replication ignores log_file/log_pos.
+            position = {"log_file": start.file, "log_pos": start.pos, "resume_stream": True}
+        return BinLogStreamReader(
+            connection_settings=settings,
+            server_id=self._server_id,
+            blocking=True,
+            slave_heartbeat=self._heartbeat_s,
+            only_events=_EVENTS,
+            # Pre-filters (by name only; the exact db.table match is ours): rows of other tables are
+            # skipped before decoding, which is where the time goes.
+            only_schemas=schemas,
+            only_tables=names,
+            pymysql_wrapper=self._connect,
+            enable_logging=False,
+            # Parse a table map only the first time its table id is seen. MariaDB and MySQL give a table
+            # a new id whenever its definition is (re)loaded, DDL included, and never reuse one while the
+            # server runs (mysql-replication forgets all ids at each binlog rotation, which a restart
+            # implies). With one table map per statement, this halves the decoding time of small
+            # transactions.
+            freeze_schema=True,
+            **position,
+        )
+
+    def close(self) -> None:
+        """Safe from another thread: the reading thread notices within one heartbeat."""
+        self._closed.set()
+        with self._lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(pymysql.err.MySQLError, OSError):  # already broken: nothing to release
+                reader.close()
+
+    # --- events ------------------------------------------------------------------------------------------
+
+    def events(self, start: BinlogPoint, *, via_gtid: bool, server: str, stop: threading.Event) -> Iterator[Change]:
+        """Changes after ``start`` until ``stop`` is set or close() is called. ``server`` identifies the
+        server we stream from (file:pos in the resume points we hand out belong to it)."""
+        reader = self._open(start, via_gtid)
+        with self._lock:
+            if self._closed.is_set():
+                reader.close()
+                return
+            self._reader = reader
+        log.info("%s: streaming the binlog from %s (by %s)", self._subject, start.encode(),
+                 "GTID" if via_gtid else "file:pos")
+        try:
+            yield from self._translate(reader, start, server, stop)
+        except _Closed:
+            return
+        except pymysql.err.MySQLError as exc:
+            if self._closed.is_set():
+                return
+            if exc.args and exc.args[0] == _BINLOG_GONE:
+                raise OffsetLost(
+                    f"{self._subject}: the server cannot stream from {start.encode()}: {exc.args[1]}; the changes "
+                    "since then are lost to capture: re-snapshot (`worker-sync sync --manual`, or forget the "
+                    "stream's offset)") from exc
+            raise translate(exc, self._subject, "reading the binlog") from exc
+        except OSError as exc:
+            if self._closed.is_set():
+                return
+            raise SourceUnavailable(f"{self._subject}: reading the binlog failed: {exc}") from exc
+        except Exception:
+            if self._closed.is_set():  # close() pulled the connection from under a blocking read
+                return
+            raise
+        finally:
+            self.close()
+
+    def _plan_for(self, event: TableMapEvent) -> _TablePlan | None:
+        namespace = f"{event.schema}.{event.table}"
+        info = self._tables.get(namespace)
+        if info is None:
+            return None
+        names = {c.name for c in event.columns}
+        if None in names or any(str(n).startswith("UNKNOWN_COL") for n in names):
+            raise SourceMisconfigured(
+                f"{self._subject}: the binlog has no column names for `{namespace}`; set "
+                "`binlog_row_metadata=FULL` (`SET GLOBAL binlog_row_metadata=FULL`) so column names reach "
+                "the binlog")
+        if self._stale or not set(info.primary_key) <= names:  # it may have changed since we read it
+            self._tables.update(self._reload_tables())
+            self._stale = False
+            info = self._tables.get(namespace)
+            if info is None or not info.primary_key or not set(info.primary_key) <= names:
+                raise SourceMisconfigured(
+                    f"{self._subject}: table `{namespace}` no longer has the primary key capture relies on; "
+                    "restore it, then re-snapshot the table")
+        return _TablePlan(namespace, info.primary_key, binlog_plan(event.columns, info, self._flavor))
+
+    def _translate(
+        self, reader: BinLogStreamReader, start: BinlogPoint, server: str, stop: threading.Event
+    ) -> Iterator[Change]:
+        node, engine, subject = self._node, self._flavor, self._subject
+        closed = self._closed
+        file, seq = start.file, start.seq
+        gtids = gtid_state(self._flavor, start.gtid)
+        resume = start.encode()  # the restart point of the last completed transaction
+        plans: dict[int, _TablePlan | None] = {}
+        # The open transaction.
+        in_txn = explicit = False
+        txid, commit_time_us, index, pending_gtid = "", 0, 0, ""
+        insert, update, delete = Op.INSERT, Op.UPDATE, Op.DELETE
+
+        def begin(new_txid: str, timestamp: int, is_explicit: bool, gtid: str) -> None:
+            nonlocal in_txn, explicit, txid, commit_time_us, index, pending_gtid
+            in_txn, explicit, txid, commit_time_us, index = True, is_explicit, new_txid, timestamp * 1_000_000, 0
+            pending_gtid = gtid
+
+        def end(event: Any) -> TxnEnd:
+            nonlocal in_txn, resume, pending_gtid
+            end_pos = event.packet.log_pos
+            if pending_gtid:
+                gtids.advance(pending_gtid)
+            resume = BinlogPoint(file, end_pos, str(gtids), server).encode()
+            in_txn, pending_gtid = False, ""
+            return TxnEnd(Position(order(seq, end_pos, END_OF_TRANSACTION), resume), txid, commit_time_us)
+
+        while True:
+            if stop.is_set() or closed.is_set():
+                return
+            event = reader.fetchone()
+            if event is None:  # the server ended the dump (shutdown)
+                if closed.is_set() or stop.is_set():
+                    return
+                raise SourceUnavailable(f"{subject}: the server ended the binlog stream (shutting down?)")
+            kind = type(event)
+            if kind is WriteRowsEvent or kind is UpdateRowsEvent or kind is DeleteRowsEvent:
+                plan = plans.get(event.table_id)
+                if plan is None:
+                    continue
+                if not in_txn:  # rows without a GTID/BEGIN before them (mid-transaction start): keep going
+                    begin(f"{file}:{event.packet.log_pos}", event.timestamp, True, "")
+                prefix = order_prefix(seq, event.packet.log_pos)
+                namespace, key_columns, rows = plan.namespace, plan.primary_key, plan.rows
+                for row in event.rows:
+                    if kind is UpdateRowsEvent:
+                        before = rows.apply(row["before_values"], row["before_none_sources"])
+                        after = rows.apply(row["after_values"], row["after_none_sources"])
+                        op, key = update, {c: after[c] for c in key_columns}
+                    elif kind is WriteRowsEvent:
+                        before, after = None, rows.apply(row["values"], row["none_sources"])
+                        op, key = insert, {c: after[c] for c in key_columns}
+                    else:
+                        before, after = rows.apply(row["values"], row["none_sources"]), None
+                        op, key = delete, {c: before[c] for c in key_columns}
+                    yield ChangeEvent(
+                        node=node, engine=engine, namespace=namespace, op=op, key=key, before=before, after=after,
+                        commit_time_us=commit_time_us, txid=txid,
+                        position=Position(prefix + index.to_bytes(8, "big"), resume),
+                    )
+                    index += 1
+            elif kind is TableMapEvent:
+                plans[event.table_id] = self._plan_for(event)
+            elif kind is XidEvent:
+                if in_txn:
+                    yield end(event)
+            elif kind is MariadbGtidEvent:
+                begin(event.gtid, event.timestamp, not event.flags & _MARIADB_STANDALONE, event.gtid)
+            elif kind is GtidEvent:
+                begin(event.gtid, event.timestamp, False, event.gtid)
+            elif kind is QueryEvent:
+                statement = event.query.strip().upper()
+                if statement == "BEGIN":
+                    if in_txn:
+                        explicit = True
+                    else:
+                        begin(f"{file}:{event.packet.log_pos}", event.timestamp, True, "")
+                elif statement in ("COMMIT", "ROLLBACK"):
+                    # ROLLBACK is logged only when non-transactional changes in it stayed: they count.
+                    if in_txn:
+                        yield end(event)
+                elif not (in_txn and explicit):  # DDL (or any statement on its own): its own transaction
+                    if not in_txn:
+                        begin(f"{file}:{event.packet.log_pos}", event.timestamp, False, "")
+                    # A DDL may change a key or a JSON column: re-read tables before the next new plan
+                    # (the altered table comes back with a new table id, hence a new plan).
+                    self._stale = True
+                    yield end(event)
+                # else: SAVEPOINT and the like inside a transaction
+            elif kind is RotateEvent and event.next_binlog != file:
+                file, seq = event.next_binlog, file_sequence(event.next_binlog)
+            # HeartbeatLogEvent: nothing to do; it woke us up to look at `stop`.

@@ -1,0 +1,173 @@
+"""Per-engine set-up for the capture bench: a throwaway server, a table, workloads and readers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from actors.core.events import Position
+from actors.engines.postgresql import PostgresSource
+from actors.engines.pump import BatchPump
+from actors.harness import Endpoint, LocalPostgres
+
+TABLE = "bench_orders"
+
+
+class EngineBench(Protocol):
+    engine: str
+
+    def __enter__(self) -> EngineBench: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def reset(self) -> None: ...
+    def write_one_transaction(self, rows: int) -> int: ...
+    def write_mixed(self, txns: list[list[tuple[str, int]]]) -> int: ...
+    def read_plain(self, expected: int) -> int: ...
+    def read_source(self, expected: int) -> int: ...
+    def read_actor(self, expected: int) -> int: ...
+
+
+def drain(pump: BatchPump, expected: int, timeout_s: float = 600) -> int:
+    got = 0
+    deadline = time.monotonic() + timeout_s
+    while got < expected and time.monotonic() < deadline:
+        batch = pump.read(2_000, 0.5)
+        if batch is not None:
+            got += len(batch.events)
+    return got
+
+
+class PostgresBench:
+    engine = "postgresql"
+    slot = "bench_ws"
+    plain_slot = "bench_plain"
+
+    def __init__(self, base_dir: Path) -> None:
+        self.server = LocalPostgres(base_dir)
+        self.db: Endpoint
+        self.resume: Position | None = None
+        self.base_dir = base_dir
+
+    def __enter__(self) -> PostgresBench:
+        self.server.start()
+        self.db = self.server.endpoint
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    def _conninfo(self) -> str:
+        db = self.db
+        return make_conninfo(
+            host=db.host, port=db.port, user=db.capture.user, password=db.capture.password, dbname=db.database
+        )
+
+    def _source(self) -> PostgresSource:
+        return PostgresSource(
+            stream="bench", node="pg", conninfo=self._conninfo(), slot=self.slot, tables=[f"public.{TABLE}"]
+        )
+
+    def reset(self) -> None:
+        with self.db.connect("admin") as conn:
+            for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall():
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            conn.execute(f"DROP TABLE IF EXISTS public.{TABLE}")
+            conn.execute(
+                f"CREATE TABLE public.{TABLE} (id int PRIMARY KEY, qty int, price numeric(10,2), "
+                "note text, at timestamptz DEFAULT now())"
+            )
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.plain_slot,))
+        pump = BatchPump(self._source(), resume_after=None)
+        try:
+            while (batch := pump.read(100, 1.0)) is None or batch.upto is None:
+                pass
+            self.resume = batch.upto  # the empty snapshot's end: streaming starts here
+        finally:
+            pump.close()
+
+    def write_one_transaction(self, rows: int) -> int:
+        with self.db.connect("admin") as conn:
+            conn.execute(
+                f"INSERT INTO public.{TABLE} (id, qty, price, note) "
+                "SELECT g, g %% 10, g / 100.0, md5(g::text) FROM generate_series(1, %s::int) g",
+                (rows,),
+            )
+        return rows
+
+    def write_mixed(self, txns: list[list[tuple[str, int]]]) -> int:
+        statements = {
+            "insert": f"INSERT INTO public.{TABLE} (id, qty, price, note) VALUES (%s, 1, 9.99, 'new')",
+            "update": f"UPDATE public.{TABLE} SET qty = qty + 1, price = price + 1 WHERE id = %s",
+            "delete": f"DELETE FROM public.{TABLE} WHERE id = %s",
+        }
+        with self.db.connect("admin", autocommit=False) as conn, conn.pipeline():
+            for txn in txns:
+                for op, key in txn:
+                    conn.execute(statements[op], (key,))
+                conn.commit()
+        return sum(len(t) for t in txns)
+
+    def read_plain(self, expected: int) -> int:
+        """The simplest reader: peek the whole backlog through SQL and decode each change."""
+        decoder = msgspec.json.Decoder()
+        count = 0
+        with psycopg.connect(self._conninfo(), autocommit=True) as conn:
+            cursor = conn.execute(
+                "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, NULL, 'format-version', '2', "
+                "'include-xids', '1', 'include-timestamp', '1', 'include-types', '1')",
+                (self.plain_slot,),
+            )
+            for (data,) in cursor:
+                if decoder.decode(data)["action"] in ("I", "U", "D"):
+                    count += 1
+        return count
+
+    def read_source(self, expected: int) -> int:
+        pump = BatchPump(self._source(), resume_after=self.resume)
+        try:
+            return drain(pump, expected)
+        finally:
+            pump.close()
+
+    def read_actor(self, expected: int) -> int:
+        import ray
+
+        from actors.capture import CaptureActor
+        from actors.core.encoding import decode_batch
+        from actors.core.offsets import FileOffsetStore
+        from actors.core.streams import StreamSpec
+        from config.model import PostgresNode, Tls
+
+        secret = self.base_dir / "capture-password"
+        secret.write_text(self.db.capture.password)
+        secret.chmod(0o600)
+        offsets = self.base_dir / "offsets"
+        FileOffsetStore(offsets).save("bench", self.resume)
+        node = PostgresNode(
+            host=self.db.host,
+            port=self.db.port,
+            database=self.db.database,
+            username=self.db.capture.user,
+            password_file=str(secret),
+            tls=Tls(mode="disable"),
+            slot_name=self.slot,
+        )
+        spec = StreamSpec(stream="bench", node_name="pg", node=node, tables=[f"public.{TABLE}"])
+        actor = CaptureActor.remote(spec, str(offsets))
+        got = 0
+        try:
+            while got < expected:
+                data = ray.get(actor.poll.remote(2_000, 0.5))
+                if data is not None:
+                    got += len(decode_batch(data).events)
+        finally:
+            ray.get(actor.close.remote())
+            ray.kill(actor)
+        return got
+
+
+ENGINES: dict[str, type] = {"postgresql": PostgresBench}

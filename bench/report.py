@@ -1,0 +1,90 @@
+"""What every bench writes: a JSON result that says where and how it was measured, and a PNG plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    try:
+        mem_kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        mem_kib = 0
+    versions = {}
+    for dist in ("ray", "psycopg", "PyMySQL", "mysql-replication", "msgspec", "pymongo"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "postgresql": _first_line(["/usr/lib/postgresql/15/bin/postgres", "--version"]),
+        "mariadb": _first_line(["mariadbd", "--version"]),
+    }
+
+
+def _first_line(command: list[str]) -> str | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def write(name: str, result: dict[str, Any]) -> Path:
+    """Write results/NAME.json (with machine and command) and print it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {
+        "bench": name,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        **result,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(json.dumps(document, indent=2, default=str))
+    return path
+
+
+def bar_plot(name: str, title: str, labels: list[str], values: list[float], unit: str) -> Path | None:
+    """A simple labelled bar chart as results/NAME.png; None (with a note) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'): no plot written", file=sys.stderr)
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(labels) + 1.5))
+    bars = ax.barh(labels, values, color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=3)
+    ax.set_xlabel(unit)
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    path = RESULTS / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,84 @@
+{{/*
+The Ray side: worker group sizes, `ray start` parameters and the autoscaling mapping.
+*/}}
+
+{{- define "worker-sync.worker.replicas" -}}
+{{- if kindIs "invalid" .Values.worker.replicas -}}{{ .Values.replicaCount }}{{- else -}}{{ .Values.worker.replicas }}{{- end -}}
+{{- end -}}
+
+{{- define "worker-sync.worker.minReplicas" -}}
+{{- if not (kindIs "invalid" .Values.worker.minReplicas) -}}{{ .Values.worker.minReplicas }}
+{{- else if .Values.autoscaling.enabled -}}{{ .Values.autoscaling.minReplicas }}
+{{- else -}}{{ include "worker-sync.worker.replicas" . }}{{- end -}}
+{{- end -}}
+
+{{- define "worker-sync.worker.maxReplicas" -}}
+{{- if not (kindIs "invalid" .Values.worker.maxReplicas) -}}{{ .Values.worker.maxReplicas }}
+{{- else if .Values.autoscaling.enabled -}}{{ .Values.autoscaling.maxReplicas }}
+{{- else -}}{{ include "worker-sync.worker.replicas" . }}{{- end -}}
+{{- end -}}
+
+{{/* CPU quantity ("2", 1.5, "500m") in millicores. */}}
+{{- define "worker-sync.cpuMillis" -}}
+{{- $q := toString . -}}
+{{- if hasSuffix "m" $q -}}{{ trimSuffix "m" $q | int64 }}{{- else -}}{{ mulf (float64 $q) 1000 | int64 }}{{- end -}}
+{{- end -}}
+
+{{/* Memory quantity ("4Gi", "512M", 1073741824) in bytes. */}}
+{{- define "worker-sync.memoryBytes" -}}
+{{- $q := toString . -}}
+{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 -}}
+{{- $bytes := -1.0 -}}
+{{- range $suffix, $factor := $units -}}
+{{- if hasSuffix $suffix $q -}}{{- $bytes = mulf (float64 (trimSuffix $suffix $q)) $factor -}}{{- end -}}
+{{- end -}}
+{{- if lt $bytes 0.0 -}}{{- $bytes = float64 $q -}}{{- end -}}
+{{- $bytes | int64 -}}
+{{- end -}}
+
+{{/*
+Worker `ray start` parameters. With autoscaling on, the seed's utilization targets cap the logical
+CPUs and memory Ray may reserve on a worker (see values.yaml, "Auto-scaling"); explicit values win.
+*/}}
+{{- define "worker-sync.worker.rayStartParams" -}}
+{{- $params := deepCopy (.Values.worker.rayStartParams | default dict) -}}
+{{- $limits := (.Values.worker.resources | default dict).limits | default dict -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- if and $limits.cpu (not (hasKey $params "num-cpus")) -}}
+{{- $millis := int64 (include "worker-sync.cpuMillis" $limits.cpu) -}}
+{{- $cpus := div (mul $millis (int64 .Values.autoscaling.targetCPUUtilizationPercentage)) 100000 -}}
+{{- $_ := set $params "num-cpus" (toString (max 1 $cpus)) -}}
+{{- end -}}
+{{- if and $limits.memory (not (hasKey $params "memory")) -}}
+{{- $bytes := int64 (include "worker-sync.memoryBytes" $limits.memory) -}}
+{{- $_ := set $params "memory" (toString (div (mul $bytes (int64 .Values.autoscaling.targetMemoryUtilizationPercentage)) 100)) -}}
+{{- end -}}
+{{- end -}}
+{{- $strings := dict -}}
+{{- range $k, $v := $params -}}{{- $_ := set $strings $k (toString $v) -}}{{- end -}}
+{{- toYaml $strings -}}
+{{- end -}}
+
+{{- define "worker-sync.head.rayStartParams" -}}
+{{- $strings := dict -}}
+{{- range $k, $v := .Values.head.rayStartParams -}}{{- $_ := set $strings $k (toString $v) -}}{{- end -}}
+{{- toYaml $strings -}}
+{{- end -}}
+
+{{/* Environment of the Ray containers (head and workers). */}}
+{{- define "worker-sync.rayEnv" -}}
+{{- if eq .Values.ray.auth.mode "disabled" -}}
+- name: RAY_AUTH_MODE
+  value: disabled
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-level fields shared by the head and worker pods. */}}
+{{- define "worker-sync.rayPodSpecCommon" -}}
+serviceAccountName: {{ include "worker-sync.serviceAccountName" . }}
+securityContext:
+  {{- include "worker-sync.podSecurityContext" . | nindent 2 }}
+{{- with include "worker-sync.imagePullSecrets" . }}
+{{ . }}
+{{- end }}
+{{- end -}}

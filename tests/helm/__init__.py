@@ -1,0 +1,1 @@
+"""Offline tests of the Helm chart in helm/ (rendered with helm-python-sdk, no cluster needed)."""

@@ -1,0 +1,157 @@
+"""The seed's five alerts, proven with `promtool test rules` (Debian package `prometheus`).
+
+Each alert fires just above the seed's threshold once its `for` has passed, and stays quiet at the
+threshold, below it, before `for` has passed, and for another release's series. The rules come from the
+rendered PrometheusRule; the bundled Prometheus must carry the very same groups.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.helm.chart_support import NAMESPACE, RELEASE, load_yaml
+
+#: (alert, metric, label, threshold, just above, below) - the seed's thresholds.
+THRESHOLDS = [
+    ("HighSyncLag", "sync_lag_ms", "stream", 500, 501, 499),
+    ("HighErrorRate", "error_ratio", "link", 0.01, 0.0101, 0.0099),
+    ("QueueBacklog", "queue_depth", "stream", 1000, 1001, 999),
+    ("HighConflictRate", "conflict_rate", "link", 0.05, 0.0501, 0.0499),
+]
+SCOPE = {"job": RELEASE, "namespace": NAMESPACE}
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if not path:
+        pytest.skip("promtool is not on PATH (apt-get install prometheus): the alerts were NOT proven")
+    return path
+
+
+def run(promtool: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([promtool, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def series(metric: str, labels: dict, values: str) -> dict:
+    label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return {"series": f"{metric}{{{label_text}}}", "values": values}
+
+
+def rule(rules_groups: list[dict], alert: str) -> dict:
+    return next(r for g in rules_groups for r in g["rules"] if r.get("alert") == alert)
+
+
+def minutes(duration: str) -> int:
+    assert duration.endswith("m"), f"the tests expect `for` in minutes, got {duration}"
+    return int(duration[:-1])
+
+
+def threshold_case(groups, alert, metric, label, above, at, below) -> dict:
+    hold = minutes(rule(groups, alert)["for"])
+    steps = f"x{hold + 5}"
+    expected_labels = {**SCOPE, label: "above", "severity": rule(groups, alert)["labels"]["severity"]}
+    return {
+        "interval": "1m",
+        "input_series": [
+            series(metric, {**SCOPE, label: "above"}, f"{above}{steps}"),
+            series(metric, {**SCOPE, label: "at"}, f"{at}{steps}"),
+            series(metric, {**SCOPE, label: "below"}, f"{below}{steps}"),
+            # Another release's series above the threshold is not this release's alert.
+            series(metric, {**SCOPE, "job": "other-release", label: "above"}, f"{above * 10}{steps}"),
+        ],
+        "alert_rule_test": [
+            # Above the threshold, but not yet for long enough.
+            {"eval_time": f"{hold - 1}m", "alertname": alert, "exp_alerts": []},
+            # Held for `for`: only the series above the threshold fires.
+            {"eval_time": f"{hold + 1}m", "alertname": alert, "exp_alerts": [{"exp_labels": expected_labels}]},
+        ],
+    }
+
+
+def down_cases(groups) -> list[dict]:
+    hold = minutes(rule(groups, "WorkerSyncDown")["for"])
+    severity = rule(groups, "WorkerSyncDown")["labels"]["severity"]
+    target = {**SCOPE, "instance": "worker-sync:9080"}
+    return [
+        {   # Up, then the scrape fails: quiet until `for` has passed, then firing.
+            "interval": "1m",
+            "input_series": [series("up", target, f"1x4 0x{hold + 5}")],
+            "alert_rule_test": [
+                {"eval_time": "4m", "alertname": "WorkerSyncDown", "exp_alerts": []},
+                {"eval_time": f"{4 + hold - 1}m", "alertname": "WorkerSyncDown", "exp_alerts": []},
+                {"eval_time": f"{4 + hold + 1}m", "alertname": "WorkerSyncDown",
+                 "exp_alerts": [{"exp_labels": {**target, "severity": severity}}]},
+            ],
+        },
+        {   # No target at all (the Service lost its endpoint): absent() fires.
+            "interval": "1m",
+            "input_series": [series("up", {**SCOPE, "job": "other-release", "instance": "x"}, f"1x{hold + 5}")],
+            "alert_rule_test": [
+                {"eval_time": f"{hold + 1}m", "alertname": "WorkerSyncDown",
+                 "exp_alerts": [{"exp_labels": {**SCOPE, "severity": severity}}]},
+            ],
+        },
+    ]
+
+
+def without_annotations(groups: list[dict]) -> list[dict]:
+    """Firing does not depend on annotations; promtool would otherwise need their rendered text."""
+    return [{**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]} for g in groups]
+
+
+@pytest.fixture(scope="session")
+def rule_groups(default_rendering) -> list[dict]:
+    return default_rendering.one("PrometheusRule")["spec"]["groups"]
+
+
+def test_bundled_prometheus_evaluates_the_same_rules(rule_groups, default_rendering):
+    data = default_rendering.get("ConfigMap", "worker-sync-prometheus")["data"]
+    assert load_yaml(data["worker-sync-alerts.yaml"])["groups"] == rule_groups
+
+
+def test_rules_and_prometheus_config_are_valid(promtool, rule_groups, default_rendering, tmp_path):
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups}))
+    checked = run(promtool, "check", "rules", "rules.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 5 rules found" in checked.stdout
+    config = load_yaml(default_rendering.get("ConfigMap", "worker-sync-prometheus")["data"]["prometheus.yml"])
+    config["rule_files"] = [str(tmp_path / "rules.yaml")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    checked = run(promtool, "check", "config", "prometheus.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("case", [t[0] for t in THRESHOLDS] + ["WorkerSyncDown"])
+def test_alert_fires_above_the_seed_threshold_only(promtool, rule_groups, tmp_path, case):
+    if case == "WorkerSyncDown":
+        tests = down_cases(rule_groups)
+    else:
+        alert, metric, label, at, above, below = next(t for t in THRESHOLDS if t[0] == case)
+        expr = rule(rule_groups, alert)["expr"]
+        assert f"> {at}" in expr, f"{alert} does not compare with the seed threshold {at}: {expr}"
+        tests = [threshold_case(rule_groups, alert, metric, label, above, at, below)]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": without_annotations(rule_groups)}))
+    (tmp_path / "tests.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
+    )
+    result = run(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_test_can_fail(promtool, rule_groups, tmp_path):
+    """The proof above is not vacuous: expecting the at-threshold series to fire makes promtool fail."""
+    case = threshold_case(rule_groups, "HighSyncLag", "sync_lag_ms", "stream", 501, 500, 499)
+    case["alert_rule_test"][1]["exp_alerts"][0]["exp_labels"]["stream"] = "at"
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": without_annotations(rule_groups)}))
+    (tmp_path / "tests.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [case]})
+    )
+    result = run(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "FAILED" in result.stdout + result.stderr
