@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cleanup": ("pending", "apply retention without breaking verifiability"),
     "probe": ("pending", "write a marker at a source and wait for it at its target"),
     "check-config": ("check_config", "validate a config file (no Ray, no database needed)"),
-    "demo": ("pending", "start throwaway local servers and show Worker-Sync at work on them"),
+    "demo": ("demo", "start throwaway local servers and show Worker-Sync at work on them"),
 }
 
 EPILOG = """\

@@ -61,8 +61,18 @@ from actors.engines.mariadb.values import RowPlan, binlog_plan
 
 log = logging.getLogger(__name__)
 
-_EVENTS = [MariadbGtidEvent, GtidEvent, QueryEvent, XidEvent, RotateEvent, HeartbeatLogEvent, TableMapEvent,
-           WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent]
+_EVENTS = [
+    MariadbGtidEvent,
+    GtidEvent,
+    QueryEvent,
+    XidEvent,
+    RotateEvent,
+    HeartbeatLogEvent,
+    TableMapEvent,
+    WriteRowsEvent,
+    UpdateRowsEvent,
+    DeleteRowsEvent,
+]
 _MARIADB_STANDALONE = 0x01  # MariaDB GTID flag FL_STANDALONE: no BEGIN/COMMIT around it (DDL)
 _BINLOG_GONE = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: purged file, unknown GTID, ...
 #: A blocking read that sees nothing, not even a heartbeat, for this long means the connection is dead.
@@ -124,8 +134,10 @@ class BinlogStream:
         if stream:
             self._stream_connections += 1
             if self._stream_connections > 1:
-                raise SourceUnavailable(f"{self._subject}: lost the binlog connection (server restart or "
-                                        "network failure); restart from the committed position")
+                raise SourceUnavailable(
+                    f"{self._subject}: lost the binlog connection (server restart or "
+                    "network failure); restart from the committed position"
+                )
         try:
             conn = pymysql.connect(**settings)
             if stream:
@@ -188,8 +200,12 @@ class BinlogStream:
                 reader.close()
                 return
             self._reader = reader
-        log.info("%s: streaming the binlog from %s (by %s)", self._subject, start.encode(),
-                 "GTID" if via_gtid else "file:pos")
+        log.info(
+            "%s: streaming the binlog from %s (by %s)",
+            self._subject,
+            start.encode(),
+            "GTID" if via_gtid else "file:pos",
+        )
         try:
             yield from self._translate(reader, start, server, stop)
         except _Closed:
@@ -201,7 +217,8 @@ class BinlogStream:
                 raise OffsetLost(
                     f"{self._subject}: the server cannot stream from {start.encode()}: {exc.args[1]}; the changes "
                     "since then are lost to capture: re-snapshot (`worker-sync sync --manual`, or forget the "
-                    "stream's offset)") from exc
+                    "stream's offset)"
+                ) from exc
             raise translate(exc, self._subject, "reading the binlog") from exc
         except OSError as exc:
             if self._closed.is_set():
@@ -224,7 +241,8 @@ class BinlogStream:
             raise SourceMisconfigured(
                 f"{self._subject}: the binlog has no column names for `{namespace}`; set "
                 "`binlog_row_metadata=FULL` (`SET GLOBAL binlog_row_metadata=FULL`) so column names reach "
-                "the binlog")
+                "the binlog"
+            )
         if self._stale or not set(info.primary_key) <= names:  # it may have changed since we read it
             self._tables.update(self._reload_tables())
             self._stale = False
@@ -232,7 +250,8 @@ class BinlogStream:
             if info is None or not info.primary_key or not set(info.primary_key) <= names:
                 raise SourceMisconfigured(
                     f"{self._subject}: table `{namespace}` no longer has the primary key capture relies on; "
-                    "restore it, then re-snapshot the table")
+                    "restore it, then re-snapshot the table"
+                )
         return _TablePlan(namespace, info.primary_key, binlog_plan(event.columns, info, self._flavor))
 
     def _translate(
@@ -292,8 +311,15 @@ class BinlogStream:
                         before, after = rows.apply(row["values"], row["none_sources"]), None
                         op, key = delete, {c: before[c] for c in key_columns}
                     yield ChangeEvent(
-                        node=node, engine=engine, namespace=namespace, op=op, key=key, before=before, after=after,
-                        commit_time_us=commit_time_us, txid=txid,
+                        node=node,
+                        engine=engine,
+                        namespace=namespace,
+                        op=op,
+                        key=key,
+                        before=before,
+                        after=after,
+                        commit_time_us=commit_time_us,
+                        txid=txid,
                         position=Position(prefix + index.to_bytes(8, "big"), resume),
                     )
                     index += 1

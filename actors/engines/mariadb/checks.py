@@ -51,8 +51,7 @@ def _setting(name: str, value: Any, wanted: str, why: str) -> str | None:
     if shown == wanted:
         return None
     if shown is None:
-        return (f"the server has no `{name}` variable (MariaDB >= 10.5 or MySQL >= 8.0.14 is needed) "
-                f"so {why}")
+        return f"the server has no `{name}` variable (MariaDB >= 10.5 or MySQL >= 8.0.14 is needed) so {why}"
     return f"{name} is {shown}; set `{name}={wanted}` in the server config (or `SET GLOBAL {name}={wanted}`) so {why}"
 
 
@@ -63,26 +62,31 @@ def check_settings(cur: Any, *, flavor: str) -> tuple[list[str], ServerFacts]:
     values = _variables(cur, names)
     problems: list[str] = []
     if str(values["log_bin"]) not in ("1", "ON"):
-        problems.append("log_bin is OFF; start the server with `log-bin` (for example `log-bin=binlog` in the "
-                        "[mariadbd]/[mysqld] section; it cannot be set at run time) so changes are logged at all")
+        problems.append(
+            "log_bin is OFF; start the server with `log-bin` (for example `log-bin=binlog` in the "
+            "[mariadbd]/[mysqld] section; it cannot be set at run time) so changes are logged at all"
+        )
     for problem in (
         _setting("binlog_format", values["binlog_format"], "ROW", "every change is logged as rows"),
         _setting("binlog_row_image", values["binlog_row_image"], "FULL", "updates and deletes carry whole rows"),
-        _setting("binlog_row_metadata", values["binlog_row_metadata"], "FULL",
-                 "column names reach the binlog"),
+        _setting("binlog_row_metadata", values["binlog_row_metadata"], "FULL", "column names reach the binlog"),
     ):
         if problem:
             problems.append(problem)
     gtid_enabled = True  # MariaDB always logs GTIDs
     if flavor == "mysql":
         if str(values.get("binlog_row_value_options") or "").upper() == "PARTIAL_JSON":
-            problems.append("binlog_row_value_options is PARTIAL_JSON; set `binlog_row_value_options=''` "
-                            "(`SET GLOBAL binlog_row_value_options=''`) so JSON updates carry whole documents")
+            problems.append(
+                "binlog_row_value_options is PARTIAL_JSON; set `binlog_row_value_options=''` "
+                "(`SET GLOBAL binlog_row_value_options=''`) so JSON updates carry whole documents"
+            )
         gtid_enabled = str(values.get("gtid_mode") or "").upper() == "ON"
         if not gtid_enabled:
-            log.warning("mysql server: gtid_mode is %s; resuming by file:pos only (set `gtid_mode=ON` and "
-                        "`enforce_gtid_consistency=ON` to resume on another server after a failover)",
-                        values.get("gtid_mode"))
+            log.warning(
+                "mysql server: gtid_mode is %s; resuming by file:pos only (set `gtid_mode=ON` and "
+                "`enforce_gtid_consistency=ON` to resume on another server after a failover)",
+                values.get("gtid_mode"),
+            )
     server = str(values["server_uuid"] if flavor == "mysql" else values["server_id"])
     return problems, ServerFacts(str(values["version"]), server, gtid_enabled)
 
@@ -100,12 +104,15 @@ def check_grants(cur: Any, *, flavor: str, user: str) -> list[str]:
     monitor = "BINLOG MONITOR" if flavor == "mariadb" else "REPLICATION CLIENT"
     # MariaDB >= 10.5 shows REPLICATION CLIENT as its new name, BINLOG MONITOR; accept either spelling.
     have_monitor = bool(granted & {"BINLOG MONITOR", "REPLICATION CLIENT"})
-    missing = [p for p, ok in (("REPLICATION SLAVE", "REPLICATION SLAVE" in granted),
-                               (monitor, have_monitor)) if not ok]
+    missing = [
+        p for p, ok in (("REPLICATION SLAVE", "REPLICATION SLAVE" in granted), (monitor, have_monitor)) if not ok
+    ]
     if not missing:
         return []
-    return [f"user `{user}` lacks {' and '.join(missing)}; run `GRANT {', '.join(missing)} ON *.* TO "
-            f"'{user}'@'<host>'` so it can read the binlog"]
+    return [
+        f"user `{user}` lacks {' and '.join(missing)}; run `GRANT {', '.join(missing)} ON *.* TO "
+        f"'{user}'@'<host>'` so it can read the binlog"
+    ]
 
 
 def check_tables(cur: Any, infos: dict[str, TableInfo], tables: Sequence[str], *, user: str) -> list[str]:
@@ -113,12 +120,16 @@ def check_tables(cur: Any, infos: dict[str, TableInfo], tables: Sequence[str], *
     for name in tables:
         info = infos.get(name)
         if info is None:
-            problems.append(f"table `{name}` does not exist or user `{user}` cannot see it; create it or run "
-                            f"`GRANT SELECT ON {name} TO '{user}'@'<host>'`")
+            problems.append(
+                f"table `{name}` does not exist or user `{user}` cannot see it; create it or run "
+                f"`GRANT SELECT ON {name} TO '{user}'@'<host>'`"
+            )
             continue
         if not info.primary_key:
-            problems.append(f"table `{name}` has no primary key; add one (`ALTER TABLE {name} ADD PRIMARY KEY "
-                            f"(...)`): changes are matched to target rows by key")
+            problems.append(
+                f"table `{name}` has no primary key; add one (`ALTER TABLE {name} ADD PRIMARY KEY "
+                f"(...)`): changes are matched to target rows by key"
+            )
             continue
         schema, table = split_namespace(name)
         try:
@@ -127,16 +138,23 @@ def check_tables(cur: Any, infos: dict[str, TableInfo], tables: Sequence[str], *
         except pymysql.err.OperationalError as exc:
             if exc.args[0] not in (1142, 1143):  # SELECT / column denied
                 raise
-            problems.append(f"user `{user}` cannot SELECT from `{name}`; run `GRANT SELECT ON {name} TO "
-                            f"'{user}'@'<host>'` (the initial snapshot reads it)")
+            problems.append(
+                f"user `{user}` cannot SELECT from `{name}`; run `GRANT SELECT ON {name} TO "
+                f"'{user}'@'<host>'` (the initial snapshot reads it)"
+            )
         if info.engine and info.engine.upper() != "INNODB":
-            log.warning("table `%s` uses the %s engine: a snapshot of a non-transactional table is not "
-                        "consistent with the binlog; convert it to InnoDB", name, info.engine)
+            log.warning(
+                "table `%s` uses the %s engine: a snapshot of a non-transactional table is not "
+                "consistent with the binlog; convert it to InnoDB",
+                name,
+                info.engine,
+            )
     return problems
 
 
-def run_checks(conn: Any, *, subject: str, flavor: str, user: str,
-               tables: Sequence[str]) -> tuple[ServerFacts, dict[str, TableInfo]]:
+def run_checks(
+    conn: Any, *, subject: str, flavor: str, user: str, tables: Sequence[str]
+) -> tuple[ServerFacts, dict[str, TableInfo]]:
     """All checks; SourceMisconfigured listing every problem found, or what capture needs to start."""
     with conn.cursor() as cur:
         problems, facts = check_settings(cur, flavor=flavor)

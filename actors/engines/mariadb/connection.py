@@ -28,14 +28,16 @@ from config.model import MySqlNode, Tls
 from config.secrets import read_secret
 
 #: Server errors that a human must fix (wrong password, missing grant, unknown database).
-_MISCONFIGURED_CODES = frozenset({
-    1044,  # access denied to database
-    1045,  # access denied (user/password)
-    1049,  # unknown database
-    1142,  # command denied on a table
-    1227,  # access denied; you need (at least one of) the X privilege(s)
-    2026,  # TLS required but unavailable, or the handshake failed
-})
+_MISCONFIGURED_CODES = frozenset(
+    {
+        1044,  # access denied to database
+        1045,  # access denied (user/password)
+        1049,  # unknown database
+        1142,  # command denied on a table
+        1227,  # access denied; you need (at least one of) the X privilege(s)
+        2026,  # TLS required but unavailable, or the handshake failed
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,14 @@ class ConnectParams:
     def from_node(cls, node: MySqlNode) -> ConnectParams:
         """From the config; the password comes from the node's env variable or file (never the YAML)."""
         password = read_secret(env=node.password_env, file=node.password_file, what=f"mysql node `{node.host}`")
-        return cls(host=node.host, port=node.port, user=node.username, password=password or "",
-                   database=node.database, tls=node.tls)
+        return cls(
+            host=node.host,
+            port=node.port,
+            user=node.username,
+            password=password or "",
+            database=node.database,
+            tls=node.tls,
+        )
 
 
 def ssl_context(tls: Tls) -> ssl.SSLContext | None:
@@ -75,8 +83,9 @@ def ssl_context(tls: Tls) -> ssl.SSLContext | None:
     return ctx
 
 
-def connect_kwargs(params: ConnectParams, *, database: str | None = None,
-                   read_timeout_s: float | None = None) -> dict[str, Any]:
+def connect_kwargs(
+    params: ConnectParams, *, database: str | None = None, read_timeout_s: float | None = None
+) -> dict[str, Any]:
     """Keyword arguments for ``pymysql.connect`` (and for mysql-replication's connection settings)."""
     kwargs: dict[str, Any] = {
         "host": params.host,

@@ -70,18 +70,24 @@ def load_tables(conn: Any, namespaces: Iterable[str], *, flavor: str) -> dict[st
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE, COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES "
-            f"WHERE TABLE_TYPE = 'BASE TABLE' AND ({where})", args)
+            f"WHERE TABLE_TYPE = 'BASE TABLE' AND ({where})",
+            args,
+        )
         tables = {(s, t): (engine or "", int(rows)) for s, t, engine, rows in cur.fetchall()}
         cur.execute(
             f"SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE) FROM information_schema.COLUMNS "
-            f"WHERE {where} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION", args)
+            f"WHERE {where} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+            args,
+        )
         columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for s, t, name, data_type in cur.fetchall():
             columns.setdefault((s, t), []).append((name, data_type))
         cur.execute(
             f"SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
             f"WHERE CONSTRAINT_NAME = 'PRIMARY' AND ({where}) "
-            f"ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION", args)
+            f"ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+            args,
+        )
         keys: dict[tuple[str, str], list[str]] = {}
         for s, t, name in cur.fetchall():
             keys.setdefault((s, t), []).append(name)
@@ -90,7 +96,9 @@ def load_tables(conn: Any, namespaces: Iterable[str], *, flavor: str) -> dict[st
             # MySQL's CHECK_CONSTRAINTS has no TABLE_NAME; there JSON is a real type (DATA_TYPE 'json').
             cur.execute(
                 f"SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-                f"WHERE {where.replace('TABLE_SCHEMA', 'CONSTRAINT_SCHEMA')}", args)
+                f"WHERE {where.replace('TABLE_SCHEMA', 'CONSTRAINT_SCHEMA')}",
+                args,
+            )
             for s, t, clause in cur.fetchall():
                 match = _JSON_VALID.match(clause or "")
                 if match:

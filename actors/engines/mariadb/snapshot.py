@@ -96,8 +96,13 @@ def read_tables(
             first, after = base + tail, f"{base} WHERE {_keyset(info.primary_key)}{tail}"
             last: list[Any] | None = None
             table_rows = 0
-            log.info("%s: snapshot of `%s` (about %d rows) at %s", subject, info.namespace, info.rows_estimate,
-                     point.encode())
+            log.info(
+                "%s: snapshot of `%s` (about %d rows) at %s",
+                subject,
+                info.namespace,
+                info.rows_estimate,
+                point.encode(),
+            )
             while True:
                 if stop.is_set():
                     return False
@@ -106,22 +111,38 @@ def read_tables(
                 for raw in rows:
                     row = plan.apply(dict(zip(names, raw, strict=True)))
                     yield ChangeEvent(
-                        node=node, engine=engine, namespace=info.namespace, op=Op.READ,
-                        key={c: row[c] for c in info.primary_key}, before=None, after=row,
-                        commit_time_us=commit_time_us, txid=txid,
+                        node=node,
+                        engine=engine,
+                        namespace=info.namespace,
+                        op=Op.READ,
+                        key={c: row[c] for c in info.primary_key},
+                        before=None,
+                        after=row,
+                        commit_time_us=commit_time_us,
+                        txid=txid,
                         position=Position(prefix + counter.to_bytes(8, "big")),
                     )
                     counter += 1
                     if counter % progress_every_rows == 0:
-                        log.info("%s: snapshot progress: %d of about %d rows (%.0f rows/s)", subject, counter,
-                                 total, counter / max(time.monotonic() - started, 1e-6))
+                        log.info(
+                            "%s: snapshot progress: %d of about %d rows (%.0f rows/s)",
+                            subject,
+                            counter,
+                            total,
+                            counter / max(time.monotonic() - started, 1e-6),
+                        )
                 table_rows += len(rows)
                 if len(rows) < chunk_rows:
                     break
                 last = [rows[-1][i] for i in key_at]
             log.info("%s: snapshot of `%s` done: %d rows", subject, info.namespace, table_rows)
         cur.execute("COMMIT")
-    log.info("%s: snapshot done: %d rows in %.1f s; streaming from %s", subject, counter,
-             time.monotonic() - started, point.encode())
+    log.info(
+        "%s: snapshot done: %d rows in %.1f s; streaming from %s",
+        subject,
+        counter,
+        time.monotonic() - started,
+        point.encode(),
+    )
     yield TxnEnd(Position(order(point.seq, point.pos, END_OF_TRANSACTION), point.encode()), txid, commit_time_us)
     return True

@@ -89,8 +89,9 @@ class MariaDbSource:
     @classmethod
     def from_node(cls, node_name: str, node: MySqlNode, tables: Sequence[str], **options: Any) -> MariaDbSource:
         """From the config; the password is read from the node's env variable or file."""
-        return cls(node_name, ConnectParams.from_node(node), tables, server_id=node.server_id,
-                   flavor=node.flavor, **options)
+        return cls(
+            node_name, ConnectParams.from_node(node), tables, server_id=node.server_id, flavor=node.flavor, **options
+        )
 
     # --- ChangeSource --------------------------------------------------------------------------------------
 
@@ -98,8 +99,9 @@ class MariaDbSource:
         """Start-up checks (checks.py): SourceMisconfigured saying exactly what to change."""
         conn = self._connect()
         try:
-            return checks.run_checks(conn, subject=self.subject, flavor=self.flavor, user=self.params.user,
-                                     tables=self.tables)
+            return checks.run_checks(
+                conn, subject=self.subject, flavor=self.flavor, user=self.params.user, tables=self.tables
+            )
         except pymysql.err.MySQLError as exc:
             raise translate(exc, self.subject, "checking the server") from exc
         finally:
@@ -111,16 +113,19 @@ class MariaDbSource:
             try:
                 start = BinlogPoint.decode(resume_after.resume)
             except ValueError:
-                raise OffsetLost(f"{self.subject}: the committed position `{resume_after.resume}` is not a binlog "
-                                 "position; re-snapshot (`worker-sync sync --manual`, or forget the stream's "
-                                 "offset)") from None
+                raise OffsetLost(
+                    f"{self.subject}: the committed position `{resume_after.resume}` is not a binlog "
+                    "position; re-snapshot (`worker-sync sync --manual`, or forget the stream's "
+                    "offset)"
+                ) from None
             via_gtid = self._route(start, facts)
         elif self.snapshot:
             if self.flavor == "mysql":
                 raise SourceMisconfigured(
                     f"{self.subject}: an initial snapshot of a MySQL server is not supported (MySQL has no "
                     "lock-free binlog_snapshot_* position); load the target another way and start with "
-                    "`snapshot: false`")
+                    "`snapshot: false`"
+                )
             point = yield from self._snapshot(infos, facts, stop)
             if point is None:
                 return
@@ -130,8 +135,15 @@ class MariaDbSource:
         if stop.is_set() or self._closed.is_set():
             return
         binlog = BinlogStream(
-            self.params, subject=self.subject, node=self.node, flavor=self.flavor, server_id=self.server_id,
-            tables=dict(infos), reload_tables=self._load_tables, heartbeat_s=self.heartbeat_s)
+            self.params,
+            subject=self.subject,
+            node=self.node,
+            flavor=self.flavor,
+            server_id=self.server_id,
+            tables=dict(infos),
+            reload_tables=self._load_tables,
+            heartbeat_s=self.heartbeat_s,
+        )
         self._track(binlog)
         try:
             yield from binlog.events(start, via_gtid=via_gtid, server=facts.server, stop=stop)
@@ -197,8 +209,10 @@ class MariaDbSource:
         """True to resume by GTID, False by file:pos; OffsetLost when neither can work."""
         if self.resume_via == "gtid":
             if not start.gtid:
-                raise OffsetLost(f"{self.subject}: the committed position {start.encode()} has no GTID to resume "
-                                 "by; use `resume_via: auto` or re-snapshot")
+                raise OffsetLost(
+                    f"{self.subject}: the committed position {start.encode()} has no GTID to resume "
+                    "by; use `resume_via: auto` or re-snapshot"
+                )
             return True
         files = self._binary_logs()
         have_file = start.file in files
@@ -207,20 +221,27 @@ class MariaDbSource:
             return False
         if self.resume_via == "auto" and start.gtid and facts.gtid_enabled:
             # The server checks that nothing between the GTID and its oldest binlog was purged (else 1236).
-            log.warning("%s: resuming by GTID %s: %s", self.subject, start.gtid,
-                        f"binlog file `{start.file}` is gone" if same_server else
-                        f"the committed position comes from server {start.server}, this is server {facts.server}")
+            log.warning(
+                "%s: resuming by GTID %s: %s",
+                self.subject,
+                start.gtid,
+                f"binlog file `{start.file}` is gone"
+                if same_server
+                else f"the committed position comes from server {start.server}, this is server {facts.server}",
+            )
             return True
         if not have_file:
             raise OffsetLost(
                 f"{self.subject}: the committed position {start.encode()} is gone: binlog file `{start.file}` no "
                 f"longer exists on the server (purged; oldest is `{files[0] if files else 'none'}`), so the "
                 "changes since then are lost to capture: re-snapshot (`worker-sync sync --manual`, or forget the "
-                "stream's offset)")
+                "stream's offset)"
+            )
         raise OffsetLost(
             f"{self.subject}: the committed position {start.encode()} belongs to server {start.server}, this is "
             f"server {facts.server}, and it has no GTID to find the same point here: re-snapshot "
-            "(`worker-sync sync --manual`, or forget the stream's offset)")
+            "(`worker-sync sync --manual`, or forget the stream's offset)"
+        )
 
     def _current_point(self, facts: ServerFacts) -> BinlogPoint:
         conn = self._connect()
@@ -247,15 +268,23 @@ class MariaDbSource:
             self._release(conn)
         return BinlogPoint(file, pos, gtid, facts.server)
 
-    def _snapshot(self, infos: dict[str, TableInfo], facts: ServerFacts,
-                  stop: threading.Event) -> Generator[Change, None, BinlogPoint | None]:
+    def _snapshot(
+        self, infos: dict[str, TableInfo], facts: ServerFacts, stop: threading.Event
+    ) -> Generator[Change, None, BinlogPoint | None]:
         conn = self._connect()
         try:
             point = snapshot.begin(conn, server=facts.server)
             done = yield from snapshot.read_tables(
-                conn, point, [infos[name] for name in self.tables], subject=self.subject, node=self.node,
-                engine=self.flavor, stop=stop, chunk_rows=self.chunk_rows,
-                progress_every_rows=self.progress_every_rows)
+                conn,
+                point,
+                [infos[name] for name in self.tables],
+                subject=self.subject,
+                node=self.node,
+                engine=self.flavor,
+                stop=stop,
+                chunk_rows=self.chunk_rows,
+                progress_every_rows=self.progress_every_rows,
+            )
         except pymysql.err.MySQLError as exc:
             if self._closed.is_set():
                 return None

@@ -103,6 +103,7 @@ def _binary(value: bytes | str) -> bytes:
 def _pad_binary(length: int) -> Converter:
     def pad(value: bytes | str) -> bytes:
         return _binary(value).ljust(length, b"\0")
+
     return pad
 
 
@@ -188,5 +189,6 @@ def snapshot_query(info: TableInfo) -> SnapshotQuery:
             set_columns.append(column.name)
         elif column.is_json:
             converters.append((column.name, _json_text))
-    return SnapshotQuery(", ".join(expressions), RowPlan(tuple(converters), tuple(set_columns)),
-                         tuple(c.name for c in info.columns))
+    return SnapshotQuery(
+        ", ".join(expressions), RowPlan(tuple(converters), tuple(set_columns)), tuple(c.name for c in info.columns)
+    )

@@ -111,16 +111,13 @@ class ReplicationStream:
                 self._send_feedback()
             size, data = self._conn.get_copy_data(1)
             if size == 0:
+                self._consume()  # pull what the socket already holds, without waiting
+                size, data = self._conn.get_copy_data(1)
+            if size == 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 select.select([self._conn.socket], [], [], min(remaining, FEEDBACK_INTERVAL_S))
-                try:
-                    self._conn.consume_input()
-                except psycopg.OperationalError as exc:
-                    raise SourceUnavailable(
-                        f"postgresql stream `{self.stream}`: lost the replication connection: {exc}"
-                    ) from None
                 continue
             if size < 0:
                 result = self._conn.get_result()
@@ -134,6 +131,14 @@ class ReplicationStream:
                 _, _, reply = _KEEPALIVE.unpack_from(payload, 1)
                 if reply:
                     self._send_feedback()
+
+    def _consume(self) -> None:
+        try:
+            self._conn.consume_input()
+        except psycopg.OperationalError as exc:
+            raise SourceUnavailable(
+                f"postgresql stream `{self.stream}`: lost the replication connection: {exc}"
+            ) from None
 
     def close(self) -> None:
         try:

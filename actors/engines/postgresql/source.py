@@ -126,10 +126,12 @@ class PostgresSource:
             with self._lock:
                 if self._ack_lsn:
                     replication.confirm(self._ack_lsn)
-            message = replication.read(READ_TIMEOUT_S)
+            message = replication.read(0)
             if message is None:
-                yield None  # idle: let the pump hand on what it holds
-                continue
+                yield None  # nothing more right now: let the pump hand on what it holds
+                message = replication.read(READ_TIMEOUT_S)
+                if message is None:
+                    continue
             item = decoder.decode(message[1])
             if item is not None:
                 yield item

@@ -1,0 +1,103 @@
+"""A steady mixed write load (60 % insert, 30 % update, 10 % delete) for the demo and smoke tests."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+# One schema, two dialects: the demo creates the same table on each engine.
+ORDERS_DDL = {
+    "postgresql": (
+        "CREATE TABLE IF NOT EXISTS public.orders (id bigint PRIMARY KEY, customer text NOT NULL, "
+        "qty integer NOT NULL, price numeric(12,2) NOT NULL, status text NOT NULL, "
+        "updated_at timestamptz NOT NULL DEFAULT now())"
+    ),
+    "mariadb": (
+        "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, customer varchar(64) NOT NULL, "
+        "qty int NOT NULL, price decimal(12,2) NOT NULL, status varchar(16) NOT NULL, "
+        "updated_at timestamp(6) NOT NULL DEFAULT current_timestamp(6))"
+    ),
+}
+ORDERS_TABLE = {"postgresql": "public.orders", "mariadb": "orders"}
+_STATUSES = ("new", "paid", "shipped", "returned")
+
+
+class MixedWorkload:
+    """Writes transactions of ``txn_size`` changes at about ``rate`` changes/s until stopped.
+
+    ``connect`` returns a DB-API connection with autocommit off; ``placeholder`` is the
+    driver's parameter marker (``%s`` for both psycopg and PyMySQL).
+    """
+
+    def __init__(self, engine: str, connect: Callable[[], Any], *, rate: float, txn_size: int = 20, seed: int = 7):
+        self.engine = engine
+        self.table = ORDERS_TABLE[engine]
+        self.connect = connect
+        self.rate = rate
+        self.txn_size = txn_size
+        self.rng = random.Random(seed)
+        self.live: list[int] = []
+        self.next_id = 1
+        self.changes = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"workload-{engine}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            conn = self.connect()
+            try:
+                self._loop(conn)
+            finally:
+                conn.close()
+        except BaseException as exc:  # reported by the demo, which decides what to do
+            self.error = exc
+
+    def _loop(self, conn: Any) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set():
+            due = started + self.changes / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+                continue
+            cursor = conn.cursor()
+            for _ in range(self.txn_size):
+                self._one_change(cursor)
+            conn.commit()
+            self.changes += self.txn_size
+
+    def _one_change(self, cursor: Any) -> None:
+        roll = self.rng.random()
+        if roll < 0.6 or len(self.live) < 50:
+            key = self.next_id
+            self.next_id += 1
+            self.live.append(key)
+            cursor.execute(
+                f"INSERT INTO {self.table} (id, customer, qty, price, status) VALUES (%s, %s, %s, %s, %s)",
+                (
+                    key,
+                    f"customer-{self.rng.randrange(1000)}",
+                    self.rng.randrange(1, 10),
+                    f"{self.rng.randrange(100, 100000) / 100:.2f}",
+                    "new",
+                ),
+            )
+        elif roll < 0.9:
+            cursor.execute(
+                f"UPDATE {self.table} SET qty = qty + 1, status = %s WHERE id = %s",
+                (self.rng.choice(_STATUSES), self.rng.choice(self.live)),
+            )
+        else:
+            key = self.live.pop(self.rng.randrange(len(self.live)))
+            cursor.execute(f"DELETE FROM {self.table} WHERE id = %s", (key,))
