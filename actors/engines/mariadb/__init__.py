@@ -7,6 +7,6 @@ ChangeSource that ties them together).
 """
 
 from actors.engines.mariadb.connection import ConnectParams
-from actors.engines.mariadb.source import MariaDbSource
+from actors.engines.mariadb.source import MariaDbSource, source_for_node
 
-__all__ = ["ConnectParams", "MariaDbSource"]
+__all__ = ["ConnectParams", "MariaDbSource", "source_for_node"]

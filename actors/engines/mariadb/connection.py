@@ -25,7 +25,6 @@ import pymysql
 
 from actors.core.errors import SourceMisconfigured, SourceUnavailable, WorkerSyncError
 from config.model import MySqlNode, Tls
-from config.secrets import read_secret
 
 #: Server errors that a human must fix (wrong password, missing grant, unknown database).
 _MISCONFIGURED_CODES = frozenset(
@@ -53,9 +52,8 @@ class ConnectParams:
     connect_timeout_s: float = 10.0
 
     @classmethod
-    def from_node(cls, node: MySqlNode) -> ConnectParams:
-        """From the config; the password comes from the node's env variable or file (never the YAML)."""
-        password = read_secret(env=node.password_env, file=node.password_file, what=f"mysql node `{node.host}`")
+    def for_node(cls, node: MySqlNode, password: str | None) -> ConnectParams:
+        """From the config; the caller reads the password (from the node's env variable or file)."""
         return cls(
             host=node.host,
             port=node.port,

@@ -27,6 +27,7 @@ import pymysql
 
 from actors.core.errors import OffsetLost, SourceMisconfigured
 from actors.core.events import Position
+from actors.core.streams import StreamSpec
 from actors.engines.base import Change
 from actors.engines.mariadb import checks, snapshot
 from actors.engines.mariadb.binlog import BinlogStream
@@ -86,13 +87,6 @@ class MariaDbSource:
         self._lock = threading.Lock()
         self._open: list[Any] = []  # connections and binlog streams that close() must close
 
-    @classmethod
-    def from_node(cls, node_name: str, node: MySqlNode, tables: Sequence[str], **options: Any) -> MariaDbSource:
-        """From the config; the password is read from the node's env variable or file."""
-        return cls(
-            node_name, ConnectParams.from_node(node), tables, server_id=node.server_id, flavor=node.flavor, **options
-        )
-
     # --- ChangeSource --------------------------------------------------------------------------------------
 
     def check(self) -> tuple[ServerFacts, dict[str, TableInfo]]:
@@ -123,12 +117,13 @@ class MariaDbSource:
             if self.flavor == "mysql":
                 raise SourceMisconfigured(
                     f"{self.subject}: an initial snapshot of a MySQL server is not supported (MySQL has no "
-                    "lock-free binlog_snapshot_* position); load the target another way and start with "
-                    "`snapshot: false`"
+                    "lock-free binlog_snapshot_* position); load the target another way and start the "
+                    "stream at the current binlog position (source option `snapshot=False`)"
                 )
             point = yield from self._snapshot(infos, facts, stop)
             if point is None:
                 return
+            yield None  # the snapshot is complete: let the consumer hand it on before we wait for the binlog
             start, via_gtid = point, False
         else:
             start, via_gtid = self._current_point(facts), False
@@ -292,3 +287,19 @@ class MariaDbSource:
         finally:
             self._release(conn)
         return point if done else None
+
+
+def source_for_node(spec: StreamSpec, password: str | None) -> MariaDbSource:
+    """The capture source of a stream whose node is a MySqlNode (see actors.engines.registry)."""
+    node = spec.node
+    if not isinstance(node, MySqlNode):
+        raise TypeError(f"stream `{spec.stream}`: node `{spec.node_name}` is not a MariaDB/MySQL node")
+    return MariaDbSource(
+        spec.node_name,
+        ConnectParams.for_node(node, password),
+        spec.tables,
+        server_id=node.server_id,
+        flavor=node.flavor,
+        stream=spec.stream,
+        chunk_rows=spec.snapshot_chunk_rows,
+    )
