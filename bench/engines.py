@@ -11,9 +11,12 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from actors.core.events import Position
+from actors.core.streams import StreamSpec
 from actors.engines.postgresql import PostgresSource
 from actors.engines.pump import BatchPump
-from actors.harness import Endpoint, LocalPostgres
+from actors.engines.registry import build_source
+from actors.harness import Endpoint, LocalMariaDB, LocalPostgres
+from config.model import MySqlNode, PostgresNode, Tls
 
 TABLE = "bench_orders"
 
@@ -134,40 +137,137 @@ class PostgresBench:
             pump.close()
 
     def read_actor(self, expected: int) -> int:
-        import ray
-
-        from actors.capture import CaptureActor
-        from actors.core.encoding import decode_batch
-        from actors.core.offsets import FileOffsetStore
-        from actors.core.streams import StreamSpec
-        from config.model import PostgresNode, Tls
-
         secret = self.base_dir / "capture-password"
         secret.write_text(self.db.capture.password)
         secret.chmod(0o600)
-        offsets = self.base_dir / "offsets"
-        FileOffsetStore(offsets).save("bench", self.resume)
         node = PostgresNode(
-            host=self.db.host,
-            port=self.db.port,
-            database=self.db.database,
-            username=self.db.capture.user,
-            password_file=str(secret),
-            tls=Tls(mode="disable"),
-            slot_name=self.slot,
+            host=self.db.host, port=self.db.port, database=self.db.database, username=self.db.capture.user,
+            password_file=str(secret), tls=Tls(mode="disable"), slot_name=self.slot,
         )
         spec = StreamSpec(stream="bench", node_name="pg", node=node, tables=[f"public.{TABLE}"])
-        actor = CaptureActor.remote(spec, str(offsets))
-        got = 0
+        return _read_through_actor(spec, self.base_dir / "offsets", self.resume, expected)
+
+
+class MariaDbBench:
+    engine = "mariadb"
+
+    def __init__(self, base_dir: Path) -> None:
+        self.server = LocalMariaDB(base_dir)
+        self.db: Endpoint
+        self.resume: Position | None = None
+        self.base_dir = base_dir
+
+    def __enter__(self) -> MariaDbBench:
+        self.server.start()
+        self.db = self.server.endpoint
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    def _node(self) -> MySqlNode:
+        secret = self.base_dir / "capture-password"
+        secret.write_text(self.db.capture.password)
+        secret.chmod(0o600)
+        return MySqlNode(
+            host=self.db.host, port=self.db.port, database=self.db.database, username=self.db.capture.user,
+            password_file=str(secret), tls=Tls(mode="disable"),
+        )
+
+    def _spec(self) -> StreamSpec:
+        return StreamSpec(stream="bench", node_name="mysql", node=self._node(), tables=[f"{self.db.database}.{TABLE}"])
+
+    def reset(self) -> None:
+        with self.db.connect("admin") as conn, conn.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS `{self.db.database}`.{TABLE}")
+            cursor.execute(
+                f"CREATE TABLE `{self.db.database}`.{TABLE} (id int PRIMARY KEY, qty int, price decimal(10,2), "
+                "note varchar(64), at timestamp(6) DEFAULT current_timestamp(6))"
+            )
+        pump = BatchPump(build_source(self._spec()), resume_after=None)
         try:
-            while got < expected:
-                data = ray.get(actor.poll.remote(2_000, 0.5))
-                if data is not None:
-                    got += len(decode_batch(data).events)
+            while (batch := pump.read(100, 1.0)) is None or batch.upto is None:
+                pass
+            self.resume = batch.upto
         finally:
-            ray.get(actor.close.remote())
-            ray.kill(actor)
-        return got
+            pump.close()
+
+    def write_one_transaction(self, rows: int) -> int:
+        with self.db.connect("admin", autocommit=False) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO `{self.db.database}`.{TABLE} (id, qty, price, note) "
+                f"SELECT seq, seq % 10, seq / 100, md5(seq) FROM seq_1_to_{int(rows)}"
+            )
+            conn.commit()
+        return rows
+
+    def write_mixed(self, txns: list[list[tuple[str, int]]]) -> int:
+        table = f"`{self.db.database}`.{TABLE}"
+        statements = {
+            "insert": f"INSERT INTO {table} (id, qty, price, note) VALUES (%s, 1, 9.99, 'new')",
+            "update": f"UPDATE {table} SET qty = qty + 1, price = price + 1 WHERE id = %s",
+            "delete": f"DELETE FROM {table} WHERE id = %s",
+        }
+        with self.db.connect("admin", autocommit=False) as conn, conn.cursor() as cursor:
+            for txn in txns:
+                for op, key in txn:
+                    cursor.execute(statements[op], (key,))
+                conn.commit()
+        return sum(len(t) for t in txns)
+
+    def read_plain(self, expected: int) -> int:
+        """The simplest reader: a bare BinLogStreamReader loop from the same binlog position."""
+        from pymysqlreplication import BinLogStreamReader
+        from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+        fields = dict(part.split("=", 1) for part in self.resume.resume.split(";"))
+        reader = BinLogStreamReader(
+            connection_settings={"host": self.db.host, "port": self.db.port, "user": self.db.capture.user,
+                                 "passwd": self.db.capture.password},
+            server_id=4299, blocking=False, resume_stream=True, log_file=fields["file"], log_pos=int(fields["pos"]),
+            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent], only_tables=[TABLE],
+            only_schemas=[self.db.database],
+        )
+        count = 0
+        try:
+            for event in reader:
+                count += len(event.rows)
+                if count >= expected:
+                    break
+        finally:
+            reader.close()
+        return count
+
+    def read_source(self, expected: int) -> int:
+        pump = BatchPump(build_source(self._spec()), resume_after=self.resume)
+        try:
+            return drain(pump, expected)
+        finally:
+            pump.close()
+
+    def read_actor(self, expected: int) -> int:
+        return _read_through_actor(self._spec(), self.base_dir / "offsets", self.resume, expected)
 
 
-ENGINES: dict[str, type] = {"postgresql": PostgresBench}
+def _read_through_actor(spec: StreamSpec, offsets: Path, resume: Position, expected: int) -> int:
+    import ray
+
+    from actors.capture import CaptureActor
+    from actors.core.encoding import decode_batch
+    from actors.core.offsets import FileOffsetStore
+
+    FileOffsetStore(offsets).save(spec.stream, resume)
+    actor = CaptureActor.remote(spec, str(offsets))
+    got = 0
+    try:
+        while got < expected:
+            data = ray.get(actor.poll.remote(2_000, 0.5))
+            if data is not None:
+                got += len(decode_batch(data).events)
+    finally:
+        ray.get(actor.close.remote())
+        ray.kill(actor)
+    return got
+
+
+ENGINES: dict[str, type] = {"postgresql": PostgresBench, "mariadb": MariaDbBench}
