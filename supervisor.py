@@ -1,18 +1,491 @@
-"""Worker-Sync supervisor entry point.
+"""The Worker-Sync supervisor: builds the actor topology from the config and keeps it running.
 
-``python supervisor.py --config FILE`` is the same as ``worker-sync run --config FILE``: it is
-what ``ray job submit --working-dir . -- python supervisor.py --config FILE`` runs.
+``python supervisor.py --config FILE`` is ``worker-sync run --config FILE``: what
+``ray job submit --working-dir . -- python supervisor.py --config FILE`` runs.
+
+One loop, one thread: it polls each capture actor for a batch (at most ``queue_max_batches``
+in flight per stream: back-pressure), splits the batch by hash(namespace, key) across the
+applier shards, feeds each shard one call at a time (so a shard applies its slices in order,
+also after a crash, when the failed call is simply sent again), and commits a stream's position
+only when every batch up to it has been applied by every shard (the low-water mark). The
+capture actor then persists it and lets the source release it.
 """
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from actors.cli import main as cli_main
+import msgspec
+
+from actors.core.batches import Batch
+from actors.core.encoding import decode_batch, encode_batch
+from actors.core.events import Position
+from actors.core.progress import StreamProgress
+from actors.core.routing import Route, build_routes, routes_by_source, shard_of, split_key_change
+from actors.core.streams import StreamSpec
+from config.loader import nodes_by_name
+from config.model import Config
+
+log = logging.getLogger("worker_sync.supervisor")
+
+LOOP_WAIT_S = 0.02
+LAG_SAMPLE = 4_096
+#: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this
+#: many times in a row (its node is gone, say), the supervisor creates a new one.
+RECREATE_AFTER_FAILURES = 5
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff between retries of one thing."""
+
+    initial_s: float
+    max_s: float
+    failures: int = 0
+    not_before: float = 0.0
+
+    def failed(self) -> float:
+        self.failures += 1
+        delay = min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
+        self.not_before = time.monotonic() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.not_before = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return time.monotonic() >= self.not_before
+
+
+@dataclass
+class Part:
+    stream: str
+    seq: int
+    data: bytes
+    events: int
+
+
+@dataclass
+class StreamState:
+    spec: StreamSpec
+    actor: object
+    progress: StreamProgress
+    backoff: Backoff
+    last_received: Position | None = None
+    polling: bool = False
+    seq: int = 0
+    error: str | None = None
+    captured: int = 0
+    commit_times: dict[int, list[int]] = field(default_factory=dict)
+    lags_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLE))
+    outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+
+
+@dataclass
+class ShardState:
+    index: int
+    actor: object
+    backoff: Backoff
+    queue: deque[Part] = field(default_factory=deque)
+    busy: bool = False
+    applied_calls: int = 0
+    error: str | None = None
+
+
+class StreamStatus(msgspec.Struct, kw_only=True):
+    stream: str
+    node: str
+    tables: list[str]
+    committed: str | None
+    received: str | None
+    captured_events: int
+    applied_events: int
+    batches_in_flight: int
+    lag_ms: float
+    end_to_end_lag_ms: dict[str, float]
+    error: str | None
+
+
+class ShardStatus(msgspec.Struct, kw_only=True):
+    shard: int
+    queued_parts: int
+    busy: bool
+    applied_calls: int
+    error: str | None
+
+
+class Status(msgspec.Struct, kw_only=True):
+    run_id: str
+    started_at: float
+    uptime_s: float
+    ready: bool
+    streams: list[StreamStatus]
+    shards: list[ShardStatus]
+
+
+def stream_specs(config: Config, routes: Sequence[Route]) -> list[StreamSpec]:
+    """One capture stream per source node, covering every table routed from it."""
+    nodes = nodes_by_name(config)
+    tables: dict[str, list[str]] = defaultdict(list)
+    for route in routes:
+        if route.source_namespace not in tables[route.source_node]:
+            tables[route.source_node].append(route.source_namespace)
+    return [
+        StreamSpec(stream=node_name, node_name=node_name, node=nodes[node_name], tables=names)
+        for node_name, names in tables.items()
+    ]
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+class Supervisor:
+    """Owns the topology. Start with :meth:`start`, drive with :meth:`run` until ``stop`` is set."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.routes = build_routes(config)
+        self.routes_by_source = routes_by_source(self.routes)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.started_at = time.time()
+        self.streams: dict[str, StreamState] = {}
+        self.shards: list[ShardState] = []
+        self._pending: dict[object, tuple[str, object]] = {}
+        self._heartbeat = time.monotonic()
+        self._status_lock = threading.Lock()
+        self._status: Status | None = None
+        self.stop_requested = threading.Event()
+
+    # -- topology -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            address = self.config.supervisor.ray_address
+            ray.init(address=address, namespace="worker-sync", log_to_driver=False, configure_logging=False)
+        settings = self.config.supervisor
+        nodes = nodes_by_name(self.config)
+        targets = {route.target_node: nodes[route.target_node] for route in self.routes}
+        for index in range(settings.applier_shards):
+            self.shards.append(ShardState(index, self._new_shard(index, targets), self._backoff()))
+        self._targets = targets
+        for spec in stream_specs(self.config, self.routes):
+            state = StreamState(spec, self._new_capture(spec), StreamProgress(), self._backoff())
+            self.streams[spec.stream] = state
+        log.info(
+            "supervisor %s: started %d capture stream(s) and %d applier shard(s)",
+            self.run_id,
+            len(self.streams),
+            len(self.shards),
+        )
+
+    def _backoff(self) -> Backoff:
+        s = self.config.supervisor
+        return Backoff(s.restart_backoff_initial_s / 10, s.restart_backoff_max_s)
+
+    def _new_capture(self, spec: StreamSpec):
+        from actors.capture import CaptureActor
+
+        return CaptureActor.options(name=f"capture:{spec.stream}:{self.run_id}").remote(
+            spec, self.config.supervisor.state_dir
+        )
+
+    def _new_shard(self, index: int, targets: dict) -> object:
+        from actors.applier import ApplierShard
+
+        return ApplierShard.options(name=f"applier:{index}:{self.run_id}").remote(index, self.routes, targets)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.stop_requested.is_set():
+            self.step()
+        self.drain()
+
+    def step(self, wait_s: float = LOOP_WAIT_S) -> None:
+        import ray
+
+        self._heartbeat = time.monotonic()
+        self._submit_polls()
+        self._submit_applies()
+        if self._pending:
+            ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=wait_s)
+            if ready:
+                ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
+            for ref in ready:
+                kind, owner = self._pending.pop(ref)
+                if kind == "poll":
+                    self._on_poll(owner, ref)
+                elif kind == "apply":
+                    self._on_apply(owner, ref)
+                else:
+                    self._on_commit(owner, ref)
+        else:
+            time.sleep(wait_s)
+        self._commit()
+        self._publish_status()
+
+    def drain(self, timeout_s: float = 30.0) -> None:
+        """Stop polling; finish what is in flight, commit it, and close the capture actors."""
+        deadline = time.monotonic() + timeout_s
+        self.stop_requested.set()
+        while time.monotonic() < deadline and (
+            any(s.queue or s.busy for s in self.shards) or any(k != "poll" for k, _ in self._pending.values())
+        ):
+            self.step()
+        self._commit()
+        import ray
+
+        for state in self.streams.values():
+            try:
+                ray.get(state.actor.close.remote(), timeout=10)
+            except Exception as exc:  # a dead actor has nothing left to close
+                log.warning("stream %s: close failed: %s", state.spec.stream, exc)
+        log.info("supervisor %s: stopped; committed %s", self.run_id, self._committed_summary())
+
+    def _committed_summary(self) -> str:
+        return ", ".join(f"{n}={s.progress.committed}" for n, s in self.streams.items()) or "nothing"
+
+    def _submit_polls(self) -> None:
+        if self.stop_requested.is_set():
+            return
+        settings = self.config.supervisor
+        for state in self.streams.values():
+            if state.polling or state.error or not state.backoff.ready:
+                continue
+            if state.progress.in_flight >= settings.queue_max_batches:
+                continue  # back-pressure: the capture actor's buffer fills, then it stops reading
+            ref = state.actor.poll.remote(
+                settings.batch_max_events, settings.batch_max_wait_ms / 1000, state.last_received
+            )
+            self._pending[ref] = ("poll", state)
+            state.polling = True
+
+    def _submit_applies(self) -> None:
+        for shard in self.shards:
+            if shard.busy or not shard.queue or not shard.backoff.ready:
+                continue
+            ref = shard.actor.apply.remote(shard.queue[0].data)
+            self._pending[ref] = ("apply", shard)
+            shard.busy = True
+
+    def _on_poll(self, state: StreamState, ref: object) -> None:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        state.polling = False
+        try:
+            data = ray.get(ref)
+        except RayTaskError as exc:
+            cause = exc.cause if hasattr(exc, "cause") else exc
+            retryable = getattr(cause, "retryable", False)
+            delay = state.backoff.failed()
+            if retryable:
+                log.warning("stream %s: %s; retrying in %.1fs", state.spec.stream, cause, delay)
+            else:
+                state.error = str(cause)
+                log.error("stream %s: stopped: %s", state.spec.stream, cause)
+            return
+        except RayActorError as exc:
+            delay = state.backoff.failed()
+            if state.backoff.failures >= RECREATE_AFTER_FAILURES:
+                log.error("stream %s: capture actor keeps failing (%s); creating a new one", state.spec.stream, exc)
+                self._recreate_capture(state)
+                state.backoff.succeeded()
+            else:
+                log.warning("stream %s: capture actor unavailable; retrying in %.1fs", state.spec.stream, delay)
+            return
+        state.backoff.succeeded()
+        if data is None:
+            return
+        self._route(state, decode_batch(data))
+
+    def _recreate_capture(self, state: StreamState) -> None:
+        from actors.metrics import ACTOR_RESTARTS
+
+        state.actor = self._new_capture(state.spec)
+        ACTOR_RESTARTS.labels("capture").inc()
+
+    def _route(self, state: StreamState, batch: Batch) -> None:
+        from actors.metrics import EVENTS_CAPTURED
+
+        state.seq += 1
+        seq = state.seq
+        slices: dict[int, list] = defaultdict(list)
+        shards = len(self.shards)
+        for event in batch.events:
+            for part in split_key_change(event):
+                slices[shard_of(part.namespace, part.key, shards)].append(part)
+        commit_times = [e.commit_time_us for e in batch.events]
+        oldest = min(commit_times, default=0)
+        state.progress.received(seq, batch.upto, len(slices), len(batch.events), oldest)
+        state.commit_times[seq] = commit_times
+        for index, events in slices.items():
+            part = Batch(batch.stream, seq, events, None, batch.snapshot, batch.newest_commit_time_us)
+            self.shards[index].queue.append(Part(state.spec.stream, seq, encode_batch(part), len(events)))
+        if batch.upto is not None:
+            state.last_received = batch.upto
+        state.captured += len(batch.events)
+        EVENTS_CAPTURED.labels(state.spec.stream).inc(len(batch.events))
+        if not slices:
+            self._batch_done(state, seq)
+
+    def _on_apply(self, shard: ShardState, ref: object) -> None:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        from actors.metrics import ACTOR_RESTARTS, APPLY_ERRORS
+
+        shard.busy = False
+        part = shard.queue[0]
+        stream = self.streams[part.stream]
+        try:
+            ray.get(ref)
+        except (RayTaskError, RayActorError) as exc:
+            APPLY_ERRORS.labels(str(shard.index)).inc()
+            stream.outcomes.append((time.monotonic(), False))
+            delay = shard.backoff.failed()
+            cause = getattr(exc, "cause", None) or exc
+            shard.error = str(cause).splitlines()[0][:500]
+            log.warning("applier shard %d: %s; sending the same slice again in %.1fs", shard.index, shard.error, delay)
+            if isinstance(exc, RayActorError) and shard.backoff.failures >= RECREATE_AFTER_FAILURES:
+                log.error("applier shard %d: actor keeps failing; creating a new one", shard.index)
+                shard.actor = self._new_shard(shard.index, self._targets)
+                ACTOR_RESTARTS.labels("applier").inc()
+            return
+        shard.backoff.succeeded()
+        shard.error = None
+        shard.queue.popleft()
+        shard.applied_calls += 1
+        stream.outcomes.append((time.monotonic(), True))
+        if stream.progress.part_done(part.seq):
+            self._batch_done(stream, part.seq)
+
+    def _batch_done(self, state: StreamState, seq: int) -> None:
+        from actors.metrics import END_TO_END_LAG, EVENTS_APPLIED
+
+        now_us = time.time() * 1_000_000
+        times = state.commit_times.pop(seq, [])
+        histogram = END_TO_END_LAG.labels(state.spec.stream)
+        for commit_us in times:
+            lag_ms = (now_us - commit_us) / 1000
+            state.lags_ms.append(lag_ms)
+            histogram.observe(lag_ms / 1000)
+        EVENTS_APPLIED.labels(state.spec.stream).inc(len(times))
+
+    def _commit(self) -> None:
+        for state in self.streams.values():
+            position = state.progress.committable()
+            if position is not None:
+                ref = state.actor.commit.remote(position)
+                self._pending[ref] = ("commit", state)
+
+    def _on_commit(self, state: StreamState, ref: object) -> None:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        try:
+            ray.get(ref)
+        except (RayTaskError, RayActorError) as exc:
+            # The next commit carries a later position and covers this one.
+            log.warning("stream %s: commit failed (%s); the next commit will cover it", state.spec.stream, exc)
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _publish_status(self) -> None:
+        from actors.metrics import ERROR_RATIO, QUEUE_DEPTH, SYNC_LAG_MS
+
+        now = time.monotonic()
+        now_us = time.time() * 1_000_000
+        streams = []
+        for name, state in self.streams.items():
+            oldest = state.progress.oldest_pending_commit_time_us()
+            lag_ms = 0.0 if oldest is None else max(0.0, (now_us - oldest) / 1000)
+            while state.outcomes and state.outcomes[0][0] < now - 60:
+                state.outcomes.popleft()
+            failures = sum(1 for _, ok in state.outcomes if not ok)
+            ratio = failures / len(state.outcomes) if state.outcomes else 0.0
+            SYNC_LAG_MS.labels(name).set(lag_ms)
+            QUEUE_DEPTH.labels(name).set(state.progress.in_flight)
+            ERROR_RATIO.labels(name).set(ratio)
+            lags = list(state.lags_ms)
+            streams.append(
+                StreamStatus(
+                    stream=name,
+                    node=state.spec.node_name,
+                    tables=state.spec.tables,
+                    committed=None if state.progress.committed is None else str(state.progress.committed),
+                    received=None if state.last_received is None else str(state.last_received),
+                    captured_events=state.captured,
+                    applied_events=state.progress.applied_events,
+                    batches_in_flight=state.progress.in_flight,
+                    lag_ms=round(lag_ms, 1),
+                    end_to_end_lag_ms={
+                        "p50": _percentile(lags, 0.5),
+                        "p99": _percentile(lags, 0.99),
+                        "max": _percentile(lags, 1.0),
+                    },
+                    error=state.error,
+                )
+            )
+        shards = [
+            ShardStatus(
+                shard=s.index, queued_parts=len(s.queue), busy=s.busy, applied_calls=s.applied_calls, error=s.error
+            )
+            for s in self.shards
+        ]
+        status = Status(
+            run_id=self.run_id,
+            started_at=self.started_at,
+            uptime_s=round(time.time() - self.started_at, 1),
+            ready=self.ready(),
+            streams=streams,
+            shards=shards,
+        )
+        with self._status_lock:
+            self._status = status
+
+    def status(self) -> Status | None:
+        with self._status_lock:
+            return self._status
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self._heartbeat < 10
+
+    def ready(self) -> bool:
+        """Every stream has passed its snapshot and none has stopped on an error."""
+        return bool(self.streams) and all(
+            s.error is None and s.progress.committed is not None for s in self.streams.values()
+        )
+
+
+def install_signal_handlers(supervisor: Supervisor) -> None:
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("supervisor: %s received, finishing what is in flight", signal.Signals(signum).name)
+        supervisor.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from actors.cli import main as cli_main
+
     return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
 
 

@@ -163,6 +163,8 @@ class Supervisor(Base, kw_only=True):
     queue_max_batches: Positive = 64
     restart_backoff_initial_s: PositiveFloat = 1.0
     restart_backoff_max_s: PositiveFloat = 60.0
+    #: Where committed positions are kept (a persistent volume on Kubernetes).
+    state_dir: str = "worker-sync-state"
 
 
 class Http(Base, kw_only=True):

@@ -12,8 +12,8 @@ from actors.cli.exit_codes import Exit
 # name -> (module under actors.cli that implements it, one-line help). A module exposes
 # `add_arguments(parser)` (optional) and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("pending", "run the sync pipeline in the foreground (what `ray job submit` runs)"),
-    "status": ("pending", "show a running instance's streams, lag, queues and shards"),
+    "run": ("run", "run the sync pipeline in the foreground (what `ray job submit` runs)"),
+    "status": ("status", "show a running instance's streams, lag, queues and shards"),
     "sync": ("pending", "start a manual re-sync (`sync --manual`) of a table or collection"),
     "audit": ("pending", "audit trail: `audit logs`, `audit verify`, `audit prove`"),
     "init": ("pending", "create audit schemas, slots and publications; check server settings"),

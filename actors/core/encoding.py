@@ -145,3 +145,8 @@ def encode_batch(batch: Batch) -> bytes:
 def decode_batch(data: bytes) -> Batch:
     """Inverse of :func:`encode_batch`."""
     return _batch_decoder.decode(data)
+
+
+def encode_row(row: Row) -> bytes:
+    """Canonical bytes of one row or key (sorted names, typed values), e.g. to hash it."""
+    return _encoder.encode(_wire_row(row))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from actors.core.streams import StreamSpec
 from actors.engines.base import ChangeSource
-from config.model import MySqlNode, PostgresNode
+from actors.engines.sink import BatchWriter
+from config.model import MySqlNode, Node, PostgresNode
 from config.secrets import read_secret
 
 
@@ -28,3 +29,17 @@ def build_source(spec: StreamSpec) -> ChangeSource:
 
         return source_for_node(spec, password)
     raise NotImplementedError(f"capture from `{type(node).__name__}` nodes is not built yet")
+
+
+def build_writer(node_name: str, node: Node) -> BatchWriter:
+    """The writer of a target node; one per shard per node (writers are not thread-safe)."""
+    password = read_secret(env=node.password_env, file=node.password_file, what=f"node `{node_name}` password")
+    if isinstance(node, PostgresNode):
+        from actors.engines.postgresql.writer import PostgresWriter
+
+        return PostgresWriter.for_node(node_name, node, password)
+    if isinstance(node, MySqlNode):
+        from actors.engines.mariadb.writer import MariaDbWriter
+
+        return MariaDbWriter.for_node(node_name, node, password)
+    raise NotImplementedError(f"writing to `{type(node).__name__}` nodes is not built yet")

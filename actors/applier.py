@@ -1,0 +1,65 @@
+"""The applier shard actor: applies its slice of each batch to the targets, one transaction each.
+
+Thin Ray shell: routing is in actors.core.routing, writing in the engines' writers. Shards are
+fed one call at a time per shard by the supervisor, which re-sends a call that failed; the
+writers' upserts and deletes are idempotent, so a call applied twice does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+
+import msgspec
+import ray
+
+from actors.core.changes import RowChange
+from actors.core.encoding import decode_batch
+from actors.core.routing import Route, routes_by_source, to_row_change
+from actors.engines.registry import build_writer
+from config.model import Node
+
+log = logging.getLogger(__name__)
+
+
+class Applied(msgspec.Struct, frozen=True, kw_only=True):
+    shard: int
+    stream: str
+    seq: int
+    events: int
+    pid: int
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
+class ApplierShard:
+    def __init__(self, shard: int, routes: list[Route], targets: dict[str, Node]) -> None:
+        self.shard = shard
+        self.routes = routes_by_source(routes)
+        self.targets = targets
+        self.writers: dict[str, object] = {}
+
+    def _writer(self, node_name: str):
+        writer = self.writers.get(node_name)
+        if writer is None:
+            writer = build_writer(node_name, self.targets[node_name])
+            self.writers[node_name] = writer
+        return writer
+
+    def apply(self, data: bytes) -> Applied:
+        batch = decode_batch(data)
+        per_target: dict[str, list[RowChange]] = defaultdict(list)
+        for event in batch.events:
+            for route in self.routes.get((event.node, event.namespace), ()):
+                per_target[route.target_node].append(to_row_change(event, route))
+        for node_name, changes in per_target.items():
+            self._writer(node_name).apply(changes)
+        return Applied(shard=self.shard, stream=batch.stream, seq=batch.seq, events=len(batch.events), pid=os.getpid())
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()

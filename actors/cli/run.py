@@ -1,0 +1,81 @@
+"""`worker-sync run --config FILE`: the sync pipeline in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from actors.cli.exit_codes import Exit
+from actors.core.errors import ConfigError, SourceMisconfigured, SourceUnavailable, WorkerSyncError
+from config import load_config
+from config.secrets import read_secret
+
+log = logging.getLogger("worker_sync.run")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the YAML config file")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides `log_level`")
+    parser.add_argument("--http-port", type=int, help="overrides `http.port` (0 picks a free port)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"worker-sync run: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    from actors.cli import logs
+
+    logs.configure(args.log_level or config.log_level)
+    from actors.http import StatusServer
+    from actors.preflight import check_routes
+    from supervisor import Supervisor, install_signal_handlers
+
+    try:
+        supervisor = Supervisor(config)
+        check_routes(config, supervisor.routes)
+        token = read_secret(env=None, file=config.http.token_file, what="http token")
+        if token is None and config.http.token_env:
+            import os
+
+            token = os.environ.get(config.http.token_env)
+    except ConfigError as exc:
+        print(f"worker-sync run: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    except SourceMisconfigured as exc:
+        print(f"worker-sync run: {exc}", file=sys.stderr)
+        return Exit.USAGE
+    except SourceUnavailable as exc:
+        print(f"worker-sync run: {exc}", file=sys.stderr)
+        return Exit.UNAVAILABLE
+    port = config.http.port if args.http_port is None else args.http_port
+    try:
+        server = StatusServer(
+            config.http.host,
+            port,
+            status=supervisor.status,
+            healthy=supervisor.healthy,
+            ready=supervisor.ready,
+            token=token,
+        )
+    except OSError as exc:
+        print(f"worker-sync run: cannot listen on {config.http.host}:{port}: {exc.strerror}", file=sys.stderr)
+        return Exit.UNAVAILABLE
+    try:
+        supervisor.start()
+    except ConnectionError as exc:
+        print(f"worker-sync run: cannot reach Ray: {exc}", file=sys.stderr)
+        return Exit.UNAVAILABLE
+    server.start()
+    log.info("http: serving /healthz /readyz /status /metrics on %s:%d", config.http.host, server.port)
+    install_signal_handlers(supervisor)
+    try:
+        supervisor.run()
+    except WorkerSyncError as exc:
+        log.error("supervisor stopped: %s", exc)
+        return Exit.FINDINGS
+    finally:
+        server.stop()
+    return Exit.OK

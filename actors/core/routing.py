@@ -1,0 +1,107 @@
+"""Where each captured change goes: routes from the config's links, and the shard of a key.
+
+Pure: no Ray, no drivers. The supervisor routes, the applier shards apply.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+import msgspec
+
+from actors.core.changes import RowChange
+from actors.core.encoding import encode_row
+from actors.core.errors import ConfigError
+from actors.core.events import UNCHANGED, ChangeEvent, Op
+from config.loader import nodes_by_name
+from config.model import Config
+
+
+class Route(msgspec.Struct, frozen=True, kw_only=True):
+    """One table of one link, in one direction."""
+
+    link: str
+    source_node: str
+    source_namespace: str
+    target_node: str
+    target_namespace: str
+    #: Source column -> target column; columns not named keep their name.
+    columns: dict[str, str] = {}
+
+    def target_column(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+
+def build_routes(config: Config) -> list[Route]:
+    """Every route the config's links describe. Bidirectional links are refused until echo
+    suppression and conflict handling exist: without them two nodes would bounce changes forever."""
+    nodes = nodes_by_name(config)
+    routes: list[Route] = []
+    for i, link in enumerate(config.links):
+        if link.bidirectional:
+            raise ConfigError(
+                "config",
+                f"link `{link.name}` is bidirectional, which this version cannot run yet "
+                f"(echo suppression and conflict handling are not built) - at `$.links[{i}].bidirectional`",
+            )
+        for table in link.tables:
+            routes.append(
+                Route(
+                    link=link.name,
+                    source_node=link.source,
+                    source_namespace=table.source,
+                    target_node=link.target,
+                    target_namespace=table.target or table.source,
+                    columns=dict(table.columns),
+                )
+            )
+    for route in routes:
+        for end in (route.source_node, route.target_node):
+            if end not in nodes:
+                raise ConfigError("config", f"route of link `{route.link}` names unknown node `{end}`")
+    return routes
+
+
+def routes_by_source(routes: Iterable[Route]) -> dict[tuple[str, str], list[Route]]:
+    by_source: dict[tuple[str, str], list[Route]] = {}
+    for route in routes:
+        by_source.setdefault((route.source_node, route.source_namespace), []).append(route)
+    return by_source
+
+
+def split_key_change(event: ChangeEvent) -> list[ChangeEvent]:
+    """An update that changes the primary key becomes a delete of the old key and an upsert of
+    the new one, so each half can go to its own key's shard and keep that key's order."""
+    if event.op is not Op.UPDATE or event.before is None:
+        return [event]
+    old_key = {name: event.before[name] for name in event.key if name in event.before}
+    if len(old_key) != len(event.key) or old_key == event.key:
+        return [event]
+    delete = msgspec.structs.replace(event, op=Op.DELETE, key=old_key, after=None)
+    after = event.after
+    if after is not None and any(value is UNCHANGED for value in after.values()):
+        # The new key's row does not exist at the target yet: take unchanged (TOASTed) values from
+        # the before-image when the source sent one (REPLICA IDENTITY FULL).
+        after = {name: event.before.get(name, value) if value is UNCHANGED else value for name, value in after.items()}
+    upsert = msgspec.structs.replace(event, op=Op.INSERT, before=None, after=after)
+    return [delete, upsert]
+
+
+def shard_of(namespace: str, key: dict[str, object], shards: int) -> int:
+    """A stable shard for (namespace, key): the same in every process and every run."""
+    if shards == 1:
+        return 0
+    digest = zlib.crc32(encode_row(key), zlib.crc32(namespace.encode()))
+    return digest % shards
+
+
+def to_row_change(event: ChangeEvent, route: Route) -> RowChange:
+    """The event as the target sees it: target table, target column names, upsert or delete."""
+    rename = route.columns
+    key = {rename.get(name, name): value for name, value in event.key.items()}
+    if event.op is Op.DELETE:
+        return RowChange(route.target_namespace, "delete", key, None)
+    after = event.after or {}
+    row = {rename.get(name, name): value for name, value in after.items()} if rename else dict(after)
+    return RowChange(route.target_namespace, "upsert", key, row)

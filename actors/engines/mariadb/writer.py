@@ -1,0 +1,229 @@
+"""MariaDbWriter: applies slices of RowChanges to a MariaDB/MySQL target (see actors.engines.sink).
+
+Statements per table: ``DELETE ... WHERE (pk) IN (...)`` and ``INSERT ... VALUES (...), (...) ON DUPLICATE
+KEY UPDATE col = VALUES(col)`` for the columns each group of rows carries. The session runs with
+``time_zone = '+00:00'`` (TIMESTAMP values are written as UTC) and strict mode for every table
+(``STRICT_ALL_TABLES``: a value too long or out of range is an error, never truncated with a warning).
+
+pymysql interpolates parameters on the client, so values are made into what MariaDB parses exactly:
+Decimals as fixed-point text (``1E+3`` would be read as a float), TIME as ``[-]HH:MM:SS.ffffff`` (pymysql
+writes negative durations wrongly), NaN/Infinity refused (MariaDB has no such numbers).
+
+ON DUPLICATE KEY UPDATE fires on any unique key, not only the primary key: a target table with another
+unique key that a change collides with gets that row updated. Sync targets should have only their
+primary key unique (or the same unique keys as the source, whose data already satisfies them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pymysql
+
+from actors.core import convert
+from actors.core.changes import TableChanges
+from actors.core.typemap import ColumnType, TableSchema
+from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
+from actors.engines.mariadb.schema import split_namespace
+from actors.engines.mariadb.table_schema import table_schema
+from actors.engines.sink import (
+    BatchWriter,
+    Converter,
+    Execute,
+    Statement,
+    check_columns,
+    check_keys,
+    chunked,
+    converted,
+)
+from config.model import MySqlNode
+
+_SESSION = "SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"
+
+#: Server and client error codes where retrying later may succeed.
+_RETRYABLE = frozenset({
+    1040,  # too many connections
+    1053,  # server shutdown in progress
+    1205,  # lock wait timeout
+    1213,  # deadlock
+    1317,  # query interrupted
+    1927,  # connection killed
+    4031,  # disconnected for inactivity
+    2002, 2003, 2006, 2013, 2055,  # cannot connect / server gone / lost connection
+})
+
+
+def quote(identifier: str) -> str:
+    """A backticked identifier, with % doubled for pymysql's placeholder syntax."""
+    return "`" + identifier.replace("`", "``").replace("%", "%%") + "`"
+
+
+def _exact(value: Any) -> Any:
+    """Values pymysql would write inexactly: Decimal (exponent form) and NaN/Infinity floats."""
+    if isinstance(value, decimal.Decimal):
+        return convert.decimal_text(value)
+    if isinstance(value, float):
+        return convert.finite(value)
+    return value
+
+
+def _number(value: Any) -> Any:
+    return _exact(convert.integer(value))
+
+
+def _datetime(value: Any) -> Any:
+    return convert.utc_naive(value) if isinstance(value, dt.datetime) else value
+
+
+def _time(value: Any) -> Any:
+    if isinstance(value, dt.timedelta):
+        return convert.duration_text(value)
+    if isinstance(value, dt.time):
+        return convert.duration_text(convert.duration(value))
+    return value
+
+
+def _uuid(value: Any) -> Any:
+    value = convert.uuid_value(value)
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+_BY_FAMILY: dict[str, Converter] = {
+    "integer": _number,
+    "boolean": _number,
+    "decimal": _number,
+    "float": _number,
+    "text": convert.text,
+    "bytes": convert.binary,
+    "json": convert.json_text,
+    "timestamp": _datetime,
+    "timestamptz": _datetime,  # naive UTC under the session's time_zone '+00:00'
+    "interval": _time,  # MariaDB TIME is a duration
+    "time": _time,
+    "set": convert.set_text,
+    "bit": convert.bit_integer,
+    "uuid": _uuid,
+}
+
+
+def value_converter(kind: ColumnType) -> Converter | None:
+    """How a captured value becomes a parameter for a column of type ``kind``; None: as it is."""
+    return _BY_FAMILY.get(kind.family)
+
+
+class _Target:
+    def __init__(self, schema: TableSchema) -> None:
+        self.schema = schema
+        database, table = split_namespace(schema.namespace)
+        self.qualified = f"{quote(database)}.{quote(table)}"
+        self.order = {c.name: i for i, c in enumerate(schema.columns)}
+        self.converters = {c.name: value_converter(c.type) for c in schema.columns}
+
+
+class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
+    """Writes RowChanges to one MariaDB/MySQL server.
+
+    Takes the capture side's ``ConnectParams`` (host, port, user, password, TLS): build it with
+    ``MariaDbWriter.for_node(name, node, password)`` from a MySqlNode, whose ``tls.mode`` maps to pymysql's
+    ssl arguments as in actors.engines.mariadb.connection. See BatchWriter for idempotence.
+    """
+
+    engine = "mariadb"
+
+    def __init__(self, params: ConnectParams, *, node: str) -> None:
+        super().__init__(node=node)
+        self._params = params
+
+    @classmethod
+    def for_node(cls, name: str, node: MySqlNode, password: str | None) -> MariaDbWriter:
+        return cls(ConnectParams.for_node(node, password), node=name)
+
+    def _secrets(self) -> Sequence[str]:
+        return (self._params.password,)
+
+    def _connect(self) -> pymysql.Connection:
+        kwargs = connect_kwargs(self._params)
+        kwargs.update(init_command=_SESSION, autocommit=True)
+        try:
+            return pymysql.connect(**kwargs)
+        except (pymysql.MySQLError, OSError) as exc:
+            raise self._translate(exc, f"connecting to {self._params.host}:{self._params.port}") from None
+
+    def _close(self, conn: pymysql.Connection) -> None:
+        conn.close()
+
+    def _load(self, conn: pymysql.Connection, namespace: str) -> _Target:
+        return _Target(table_schema(conn, namespace))
+
+    def _schema(self, table: _Target) -> TableSchema:
+        return table.schema
+
+    def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
+        if isinstance(exc, pymysql.err.InterfaceError | OSError):
+            return True, str(exc) or type(exc).__name__
+        if isinstance(exc, pymysql.MySQLError):
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+            return code in _RETRYABLE, f"{message} (error {code})"
+        return None
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: pymysql.Connection, *, commit: bool) -> Iterator[Execute]:
+        conn.begin()
+        try:
+            with conn.cursor() as cur:
+
+                def execute(sql: str, params: list[Any]) -> None:
+                    cur.execute(sql, params)
+
+                yield execute
+        except BaseException:
+            with contextlib.suppress(pymysql.MySQLError, OSError):  # the original error says more
+                conn.rollback()
+            raise
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+
+    def _statements(self, table: _Target, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
+        ns, key = table.schema.namespace, table.schema.primary_key
+        deletes: list[Statement] = []
+        if changes.deletes:
+            check_keys(self.subject, table.schema, changes.deletes)
+            rows = [converted(self.subject, ns, k, k, table.converters, key) for k in changes.deletes]
+            deletes.extend(chunked(ns, _delete_sql(table), rows, changes.deletes))
+        upserts: list[Statement] = []
+        for names, group in changes.upserts.items():
+            check_columns(self.subject, table.schema, names)
+            check_keys(self.subject, table.schema, (k for k, _ in group))
+            columns = sorted(names, key=table.order.__getitem__)
+            rows = [converted(self.subject, ns, k, row, table.converters, columns) for k, row in group]
+            upserts.extend(chunked(ns, _upsert_sql(table, columns), rows, [k for k, _ in group]))
+        return deletes, upserts
+
+
+def _rows(n: int, width: int) -> str:
+    row = "(" + ", ".join(["%s"] * width) + ")"
+    return ", ".join([row] * n)
+
+
+def _delete_sql(table: _Target) -> Callable[[int], str]:
+    key = table.schema.primary_key
+    prefix = f"DELETE FROM {table.qualified} WHERE ({', '.join(quote(k) for k in key)}) IN ("
+    return lambda n: prefix + _rows(n, len(key)) + ")"
+
+
+def _upsert_sql(table: _Target, columns: list[str]) -> Callable[[int], str]:
+    key = table.schema.primary_key
+    updates = [f"{quote(c)} = VALUES({quote(c)})" for c in columns if c not in key]
+    if not updates:  # only key columns: nothing to update, but the statement must not fail on a duplicate
+        updates = [f"{quote(key[0])} = {quote(key[0])}"]
+    prefix = f"INSERT INTO {table.qualified} ({', '.join(quote(c) for c in columns)}) VALUES "
+    suffix = " ON DUPLICATE KEY UPDATE " + ", ".join(updates)
+    return lambda n: prefix + _rows(n, len(columns)) + suffix

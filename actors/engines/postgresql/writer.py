@@ -1,0 +1,211 @@
+"""PostgresWriter: applies slices of RowChanges to a PostgreSQL target (see actors.engines.sink).
+
+Statements per table: ``DELETE ... WHERE (pk) IN (...)`` and ``INSERT ... VALUES (...), (...) ON CONFLICT
+(pk) DO UPDATE SET col = EXCLUDED.col`` for the columns each group of rows carries. Every parameter is cast
+to its column's type *without* modifiers (``varchar``, not ``varchar(64)``): an explicit cast to
+``varchar(64)`` would silently truncate, whereas the assignment to the column raises on a value too long.
+The session runs in UTC; values are made UTC in Python anyway (naive datetimes into timestamptz are taken
+as UTC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Json, Jsonb
+
+from actors.core import convert
+from actors.core.changes import TableChanges
+from actors.core.typemap import ColumnType, TableSchema
+from actors.engines.postgresql.connection import conninfo_for
+from actors.engines.postgresql.schema import PgTable, load_table, split_namespace
+from actors.engines.sink import (
+    BatchWriter,
+    Converter,
+    Execute,
+    Statement,
+    check_columns,
+    check_keys,
+    chunked,
+    converted,
+)
+from config.model import PostgresNode
+
+
+def quote(identifier: str) -> str:
+    """A double-quoted identifier, with % doubled for psycopg's placeholder syntax."""
+    return '"' + identifier.replace('"', '""').replace("%", "%%") + '"'
+
+
+def _json(value: Any) -> Json:
+    return Json(value, dumps=convert.json_text)
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=convert.json_text)
+
+
+def _timestamp(value: Any) -> Any:
+    return convert.utc_naive(value) if isinstance(value, dt.datetime) else value
+
+
+def _timestamptz(value: Any) -> Any:
+    return convert.utc_aware(value) if isinstance(value, dt.datetime) else value
+
+
+def _interval(value: Any) -> Any:
+    return convert.duration(value) if isinstance(value, dt.time) else value
+
+
+def _time(value: Any) -> Any:
+    return convert.time_of_day(value) if isinstance(value, dt.timedelta) else value
+
+
+_BY_FAMILY: dict[str, Converter] = {
+    "integer": convert.integer,
+    "decimal": convert.integer,  # bool -> int: PostgreSQL has no boolean -> numeric cast
+    "float": convert.integer,
+    "boolean": convert.boolean,
+    "text": convert.text,
+    "bytes": convert.binary,
+    "uuid": convert.uuid_value,
+    "time": _time,
+    "interval": _interval,
+    "timestamp": _timestamp,
+    "timestamptz": _timestamptz,
+}
+
+
+def value_converter(kind: ColumnType) -> Converter | None:
+    """How a captured value becomes a parameter for a column of type ``kind``; None: as it is."""
+    if kind.family == "array":
+        element = value_converter(kind.element) if kind.element is not None else None
+
+        def array(value: Any) -> Any:
+            if not isinstance(value, list | tuple | set | frozenset):
+                return value
+            items = sorted(value) if isinstance(value, set | frozenset) else value
+            return [v if v is None or element is None else element(v) for v in items]
+
+        return array
+    if kind.family == "bit":
+        return lambda value: convert.bit_string(value, kind.length, kind.fixed)
+    if kind.family == "json":
+        return _jsonb if kind.name == "jsonb" else _json
+    return _BY_FAMILY.get(kind.family)
+
+
+class _Target:
+    """A target table with its converters and the SQL fragments its statements are built from."""
+
+    def __init__(self, table: PgTable) -> None:
+        self.schema: TableSchema = table.schema
+        self.table = table
+        schema, name = split_namespace(table.schema.namespace)
+        self.qualified = f"{quote(schema)}.{quote(name)}"
+        self.order = {c.name: i for i, c in enumerate(table.schema.columns)}
+        self.converters = {c.name: value_converter(c.type) for c in table.schema.columns}
+        self.placeholder = {name: f"%s::{cast.replace('%', '%%')}" for name, cast in table.casts.items()}
+
+
+class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
+    """Writes RowChanges to one PostgreSQL database (a libpq conninfo; TLS settings included).
+
+    Build it with ``PostgresWriter.for_node(name, node, password)`` from the config (conninfo_for applies
+    the node's TLS mode and files), or with a conninfo directly. See BatchWriter for idempotence.
+    """
+
+    engine = "postgresql"
+
+    def __init__(self, conninfo: str, *, node: str) -> None:
+        super().__init__(node=node)
+        self._conninfo = conninfo
+        self._password = str(conninfo_to_dict(conninfo).get("password") or "")
+
+    @classmethod
+    def for_node(cls, name: str, node: PostgresNode, password: str | None) -> PostgresWriter:
+        return cls(conninfo_for(node, password, application_name=f"worker-sync-apply:{name}"), node=name)
+
+    def _secrets(self) -> Sequence[str]:
+        return (self._password,)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn.execute("SET TIME ZONE 'UTC'")
+        except psycopg.Error as exc:
+            raise self._translate(exc, "connecting") from None
+        return conn
+
+    def _close(self, conn: psycopg.Connection[Any]) -> None:
+        conn.close()
+
+    def _load(self, conn: psycopg.Connection[Any], namespace: str) -> _Target:
+        return _Target(load_table(conn, namespace))
+
+    def _schema(self, table: _Target) -> TableSchema:
+        return table.schema
+
+    def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            # 08 connection, 40 serialization/deadlock, 53 resources, 57 shutdown/cancel, 58 system: retry.
+            return True, str(exc).strip()
+        if isinstance(exc, psycopg.Error):
+            # Only the primary message: the detail may quote row values, which do not belong in logs.
+            diag = exc.diag
+            return False, f"{(diag.message_primary or str(exc)).strip()} (SQLSTATE {exc.sqlstate})"
+        return None
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: psycopg.Connection[Any], *, commit: bool) -> Iterator[Execute]:
+        with conn.transaction(force_rollback=not commit), conn.cursor() as cur:
+
+            def execute(sql: str, params: list[Any]) -> None:
+                cur.execute(sql, params, prepare=False)
+
+            yield execute
+
+    def _statements(self, table: _Target, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
+        ns, key = table.schema.namespace, table.schema.primary_key
+        deletes: list[Statement] = []
+        if changes.deletes:
+            key_sql = ", ".join(quote(k) for k in key)
+            row_sql = "(" + ", ".join(table.placeholder[k] for k in key) + ")"
+            prefix = f"DELETE FROM {table.qualified} WHERE ({key_sql}) IN ("
+
+            def render_delete(n: int) -> str:
+                return prefix + ", ".join([row_sql] * n) + ")"
+
+            check_keys(self.subject, table.schema, changes.deletes)
+            rows = [converted(self.subject, ns, k, k, table.converters, key) for k in changes.deletes]
+            deletes.extend(chunked(ns, render_delete, rows, changes.deletes))
+        upserts: list[Statement] = []
+        for names, group in changes.upserts.items():
+            check_columns(self.subject, table.schema, names)
+            check_keys(self.subject, table.schema, (k for k, _ in group))
+            columns = sorted(names, key=table.order.__getitem__)
+            upserts.extend(chunked(ns, _upsert_sql(table, columns), [
+                converted(self.subject, ns, k, row, table.converters, columns) for k, row in group
+            ], [k for k, _ in group]))
+        return deletes, upserts
+
+
+def _upsert_sql(table: _Target, columns: list[str]) -> Any:
+    key = table.schema.primary_key
+    names = ", ".join(quote(c) for c in columns)
+    row_sql = "(" + ", ".join(table.placeholder[c] for c in columns) + ")"
+    overriding = " OVERRIDING SYSTEM VALUE" if table.table.identity_always & set(columns) else ""
+    updates = [f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in key]
+    action = "DO UPDATE SET " + ", ".join(updates) if updates else "DO NOTHING"
+    prefix = f"INSERT INTO {table.qualified} ({names}){overriding} VALUES "
+    suffix = f" ON CONFLICT ({', '.join(quote(k) for k in key)}) {action}"
+
+    def render(n: int) -> str:
+        return prefix + ", ".join([row_sql] * n) + suffix
+
+    return render

@@ -1,0 +1,311 @@
+"""What both writers share: batched statements, one transaction per slice, errors translated at the edge.
+
+A writer turns a slice of RowChanges into statements (all deletes, then multi-row upserts per column set),
+runs them in one target transaction and commits. When the database refuses a row, the whole transaction
+is rolled back and the writer finds *which* row by replaying the failing statement one row at a time in a
+transaction it then rolls back (multi-row statements do not say which row failed); the SinkError names
+the table, the key and the database's reason. Connection trouble becomes SourceUnavailable (retryable)
+and the next ``apply`` connects afresh.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from actors.core.changes import RowChange, TableChanges, by_table
+from actors.core.errors import ConfigError, SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.typemap import TableSchema
+
+log = logging.getLogger(__name__)
+
+#: Per statement: at most this many rows, bound parameters and (roughly) bytes of values.
+MAX_ROWS = 1_000
+MAX_PARAMS = 30_000
+MAX_BYTES = 4 << 20
+
+Conn = TypeVar("Conn")
+Table = TypeVar("Table")
+Converter = Callable[[Any], Any]
+Execute = Callable[[str, list[Any]], None]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One multi-row statement: ``render(n)`` is its SQL for n rows, ``rows`` the parameters of each row."""
+
+    namespace: str
+    render: Callable[[int], str]
+    rows: list[list[Any]]
+    keys: list[dict[str, Any]]
+
+    @property
+    def sql(self) -> str:
+        return self.render(len(self.rows))
+
+    @property
+    def params(self) -> list[Any]:
+        return [value for row in self.rows for value in row]
+
+    def single(self, index: int) -> Statement:
+        return Statement(self.namespace, self.render, [self.rows[index]], [self.keys[index]])
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | bytes) else 16
+
+
+def chunked(namespace: str, render: Callable[[int], str], rows: list[list[Any]],
+            keys: list[dict[str, Any]]) -> Iterator[Statement]:
+    """Split rows into statements within MAX_ROWS / MAX_PARAMS / MAX_BYTES (at least one row each)."""
+    start, params, size = 0, 0, 0
+    for index, row in enumerate(rows):
+        row_size = sum(_size(v) for v in row)
+        full = index - start >= MAX_ROWS or params + len(row) > MAX_PARAMS or size + row_size > MAX_BYTES
+        if index > start and full:
+            yield Statement(namespace, render, rows[start:index], keys[start:index])
+            start, params, size = index, 0, 0
+        params += len(row)
+        size += row_size
+    if start < len(rows):
+        yield Statement(namespace, render, rows[start:], keys[start:])
+
+
+def describe_key(key: dict[str, Any]) -> str:
+    text = ", ".join(f"{name}={value!r}" for name, value in key.items())
+    return f"({text[:200]}...)" if len(text) > 200 else f"({text})"
+
+
+def converted(subject: str, table: str, key: dict[str, Any], values: dict[str, Any],
+              converters: dict[str, Converter | None], names: Sequence[str]) -> list[Any]:
+    """The parameters of one row in ``names`` order; a value the column cannot take is a SinkError."""
+    out = []
+    for name in names:
+        value = values[name]
+        convert = converters[name]
+        if value is not None and convert is not None:
+            try:
+                value = convert(value)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise SinkError(f"{subject}: table `{table}`, key {describe_key(key)}, column `{name}`: {exc}; "
+                                "nothing of the slice was applied") from None
+        out.append(value)
+    return out
+
+
+def check_columns(subject: str, schema: TableSchema, columns: Iterable[str]) -> None:
+    """SinkError when a change names a column the table lacks or cannot be written (generated)."""
+    for name in columns:
+        column = schema.column(name)
+        if column is None:
+            raise SinkError(f"{subject}: table `{schema.namespace}` has no column `{name}`")
+        if column.generated:
+            raise SinkError(f"{subject}: table `{schema.namespace}`: column `{name}` is generated and cannot be "
+                            "written")
+
+
+def check_keys(subject: str, schema: TableSchema, keys: Iterable[dict[str, Any]]) -> None:
+    """SinkError when a change's key is not exactly the table's primary key."""
+    wanted = set(schema.primary_key)
+    for key in keys:
+        if set(key) != wanted:
+            raise SinkError(f"{subject}: table `{schema.namespace}`: change keyed by {sorted(key)}, but the "
+                            f"primary key is {list(schema.primary_key)}")
+
+
+class BatchWriter(abc.ABC, Generic[Conn, Table]):
+    """Applies slices of RowChanges to one target node, idempotently, in one transaction per slice.
+
+    Idempotence: a delete removes the row with that key if there is one; an upsert inserts the row or, on
+    a key conflict, overwrites exactly the columns it carries with the values it carries. Neither reads
+    the row's current values, so applying a change twice leaves what applying it once did, and replaying
+    any suffix of the stream in order ends where the first pass ended. UNCHANGED columns are written by
+    neither (they keep whatever the target holds). A slice is collapsed first (net change per key, see
+    actors.core.changes.collapse), so statements never touch one key twice.
+    """
+
+    engine: ClassVar[str]
+
+    def __init__(self, *, node: str) -> None:
+        self.node = node
+        self._conn: Conn | None = None
+        self._tables: dict[str, Table] = {}
+
+    @property
+    def subject(self) -> str:
+        """How messages name this writer: ``postgresql node `pg```."""
+        return f"{self.engine} node `{self.node}`"
+
+    def __enter__(self) -> BatchWriter[Conn, Table]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- engine specifics -----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _connect(self) -> Conn: ...
+
+    @abc.abstractmethod
+    def _close(self, conn: Conn) -> None: ...
+
+    @abc.abstractmethod
+    def _load(self, conn: Conn, namespace: str) -> Table: ...
+
+    @abc.abstractmethod
+    def _schema(self, table: Table) -> TableSchema: ...
+
+    @abc.abstractmethod
+    def _statements(self, table: Table, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
+        """(deletes, upserts) for one table."""
+
+    @abc.abstractmethod
+    def _transaction(self, conn: Conn, *, commit: bool) -> contextlib.AbstractContextManager[Execute]:
+        """A transaction yielding ``execute(sql, params)``; committed on exit when ``commit``, else rolled back."""
+
+    @abc.abstractmethod
+    def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
+        """(retryable, reason) for a driver error: True for connection trouble (SourceUnavailable), False
+        for a refused write (SinkError); None when ``exc`` is not a driver error (a bug: let it rise)."""
+
+    @abc.abstractmethod
+    def _secrets(self) -> Sequence[str]:
+        """Strings that must never appear in a message (the password)."""
+
+    # --- the shared part ------------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[RowChange]) -> None:
+        """Apply a slice in one target transaction: all of it, or nothing and an error.
+
+        Raises SourceUnavailable (retry the same slice later; the connection is re-opened) or SinkError
+        (the target refused a row or a table is unusable: a human must look; retrying will not help).
+        """
+        tables = by_table(changes)
+        if not tables:
+            return
+        try:
+            conn = self._connection()
+            deletes: list[Statement] = []
+            upserts: list[Statement] = []
+            for table_changes in tables:
+                table = self._table(conn, table_changes.namespace)
+                d, u = self._statements(table, table_changes)
+                deletes.extend(d)
+                upserts.extend(u)
+            self._run(conn, deletes + upserts)
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+        except SinkError:
+            for table_changes in tables:  # the table may have changed under us: read it again next time
+                self._tables.pop(table_changes.namespace, None)
+            raise
+
+    def schema(self, namespace: str) -> TableSchema:
+        """The target table's schema as the writer uses it (cached), e.g. for the start-up mapping check.
+
+        Raises SinkError when the table is missing or has no primary key, SourceUnavailable when the
+        node cannot be reached.
+        """
+        try:
+            return self._schema(self._table(self._connection(), namespace))
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+
+    def forget(self, namespace: str | None = None) -> None:
+        """Drop cached table schemas (all, or one) so the next apply reads them again (after DDL)."""
+        if namespace is None:
+            self._tables.clear()
+        else:
+            self._tables.pop(namespace, None)
+
+    def close(self) -> None:
+        self._disconnect()
+
+    def _connection(self) -> Conn:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing left to release
+                self._close(conn)
+
+    def _table(self, conn: Conn, namespace: str) -> Table:
+        table = self._tables.get(namespace)
+        if table is None:
+            try:
+                table = self._load(conn, namespace)
+            except ConfigError as exc:
+                raise SinkError(f"{self.subject}: {exc.message}") from None
+            except Exception as exc:
+                raise self._translate(exc, f"reading table `{namespace}`") from None
+            self._tables[namespace] = table
+        return table
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _reason(self, exc: Exception) -> tuple[bool, str]:
+        """(retryable, reason without secrets); re-raises what is not a driver error."""
+        found = self._driver_error(exc)
+        if found is None:
+            raise exc
+        return found[0], self._scrub(found[1])
+
+    def _translate(self, exc: Exception, doing: str) -> WorkerSyncError:
+        retryable, reason = self._reason(exc)
+        kind = SourceUnavailable if retryable else SinkError
+        return kind(f"{self.subject}: {doing}: {reason}")
+
+    def _run(self, conn: Conn, statements: list[Statement]) -> None:
+        done = 0
+        try:
+            with self._transaction(conn, commit=True) as execute:
+                for done, statement in enumerate(statements):  # noqa: B007 (read after the loop on failure)
+                    execute(statement.sql, statement.params)
+        except Exception as exc:
+            retryable, reason = self._reason(exc)
+            namespace = statements[done].namespace
+            if retryable:
+                raise SourceUnavailable(f"{self.subject}: writing to `{namespace}`: {reason}; "
+                                        "nothing of the slice was committed, retry it") from None
+            raise self._culprit(conn, statements, done, reason) from None
+
+    def _culprit(self, conn: Conn, statements: list[Statement], failed: int, reason: str) -> SinkError:
+        """The SinkError naming the row that made statement ``failed`` fail (found by replaying it row by
+        row after its predecessors, in a transaction that is rolled back)."""
+        statement = statements[failed]
+        subject = f"{self.subject}: table `{statement.namespace}`"
+        try:
+            with self._transaction(conn, commit=False) as execute:
+                for earlier in statements[:failed]:
+                    execute(earlier.sql, earlier.params)
+                for index in range(len(statement.rows)):
+                    single = statement.single(index)
+                    try:
+                        execute(single.sql, single.params)
+                    except Exception as exc:
+                        retryable, row_reason = self._reason(exc)
+                        if retryable:
+                            raise
+                        return SinkError(f"{subject}, key {describe_key(single.keys[0])}: {row_reason}; "
+                                         "nothing of the slice was applied")
+        except Exception as exc:
+            self._disconnect()
+            log.warning("%s node %s: could not replay a failed write row by row: %s", self.engine, self.node,
+                        self._scrub(str(exc)))
+        keys = ", ".join(describe_key(k) for k in statement.keys[:5])
+        more = f" and {len(statement.keys) - 5} more" if len(statement.keys) > 5 else ""
+        return SinkError(f"{subject}, one of the keys {keys}{more}: {reason}; nothing of the slice was applied")

@@ -1,0 +1,45 @@
+"""Every Prometheus metric Worker-Sync exports, in one registry.
+
+The seed's five names are kept as they are (`sync_lag_ms`, `queue_depth`, `error_ratio`, and,
+once conflicts and the audit trail exist, `conflict_rate` and `audit_write_tps`); everything else
+is `worker_sync_<what>_<unit>`, counters ending in `_total`. Labels are bounded: stream, shard.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+SYNC_LAG_MS = Gauge(
+    "sync_lag_ms",
+    "Age of the oldest change captured but not yet applied everywhere, in milliseconds (0 when caught up)",
+    ["stream"],
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge("queue_depth", "Batches received from a stream and not yet applied", ["stream"], registry=REGISTRY)
+ERROR_RATIO = Gauge(
+    "error_ratio", "Share of apply calls that failed over the last minute (0-1)", ["stream"], registry=REGISTRY
+)
+EVENTS_APPLIED = Counter(
+    "worker_sync_events_applied_total", "Changes applied to every target", ["stream"], registry=REGISTRY
+)
+EVENTS_CAPTURED = Counter(
+    "worker_sync_events_captured_total", "Changes received from capture actors", ["stream"], registry=REGISTRY
+)
+APPLY_ERRORS = Counter(
+    "worker_sync_apply_errors_total", "Apply calls that failed (and were retried)", ["shard"], registry=REGISTRY
+)
+ACTOR_RESTARTS = Counter(
+    "worker_sync_actor_recreations_total",
+    "Actors the supervisor recreated after Ray gave up on them",
+    ["kind"],
+    registry=REGISTRY,
+)
+END_TO_END_LAG = Histogram(
+    "worker_sync_end_to_end_lag_seconds",
+    "From source commit to applied at every target",
+    ["stream"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)

@@ -1,0 +1,71 @@
+"""Start-up checks of `worker-sync run`: every route's source and target tables exist and the
+target can hold every source value, before any actor starts (SPEC §2: a lossy mapping is refused
+or warned about at start-up, per the link's `lossy_types`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from actors.core.mapping import check_mapping
+from actors.core.routing import Route
+from actors.core.typemap import TableSchema
+from config.loader import nodes_by_name
+from config.model import Config, MySqlNode, Node, PostgresNode
+from config.secrets import read_secret
+
+log = logging.getLogger(__name__)
+
+
+def _password(name: str, node: Node) -> str | None:
+    return read_secret(env=node.password_env, file=node.password_file, what=f"node `{name}` password")
+
+
+def source_schema(name: str, node: Node, namespace: str) -> TableSchema:
+    password = _password(name, node)
+    if isinstance(node, PostgresNode):
+        import psycopg
+
+        from actors.core.errors import SourceUnavailable
+        from actors.engines.postgresql.connection import conninfo_for
+        from actors.engines.postgresql.schema import table_schema
+
+        try:
+            with psycopg.connect(conninfo_for(node, password, application_name="worker-sync:preflight")) as conn:
+                return table_schema(conn, namespace)
+        except psycopg.OperationalError as exc:
+            raise SourceUnavailable(f"postgresql node `{name}`: cannot connect: {exc}") from None
+    if isinstance(node, MySqlNode):
+        from actors.engines.mariadb.connection import ConnectParams, connect
+        from actors.engines.mariadb.table_schema import table_schema
+
+        conn = connect(ConnectParams.for_node(node, password), f"mariadb node `{name}`")
+        try:
+            return table_schema(conn, namespace)
+        finally:
+            conn.close()
+    raise NotImplementedError(f"reading table schemas of `{type(node).__name__}` nodes is not built yet")
+
+
+def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
+    """Warnings to log; raises ConfigError (bad mapping) or SourceUnavailable (a node is down)."""
+    from actors.engines.registry import build_writer
+
+    nodes = nodes_by_name(config)
+    policies = {link.name: link.lossy_types for link in config.links}
+    writers = {}
+    warnings: list[str] = []
+    try:
+        for route in routes:
+            writer = writers.get(route.target_node)
+            if writer is None:
+                writer = writers[route.target_node] = build_writer(route.target_node, nodes[route.target_node])
+            source = source_schema(route.source_node, nodes[route.source_node], route.source_namespace)
+            target = writer.schema(route.target_namespace)
+            warnings.extend(check_mapping(source, target, route.columns, policies[route.link]))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for warning in warnings:
+        log.warning("lossy type mapping accepted (`lossy_types: warn`): %s", warning)
+    return warnings
