@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from actors.core.batches import Batch
+from actors.core.batches import Batch, lag_reference_us
 from actors.core.encoding import decode_batch, encode_batch
 from actors.core.events import Position
+from actors.core.offsets import FileOffsetStore
 from actors.core.progress import StreamProgress
 from actors.core.routing import Route, build_routes, routes_by_source, shard_of, split_key_change
 from actors.core.streams import StreamSpec
@@ -37,6 +38,8 @@ from config.model import Config
 log = logging.getLogger("worker_sync.supervisor")
 
 LOOP_WAIT_S = 0.02
+#: At most this many events go to one shard in one call (and one target transaction).
+MAX_EVENTS_PER_APPLY = 5_000
 LAG_SAMPLE = 4_096
 #: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this
 #: many times in a row (its node is gone, say), the supervisor creates a new one.
@@ -97,6 +100,8 @@ class ShardState:
     actor: object
     backoff: Backoff
     queue: deque[Part] = field(default_factory=deque)
+    #: Parts sent in the call under way (re-sent as they are if it fails).
+    sending: list[Part] = field(default_factory=list)
     busy: bool = False
     applied_calls: int = 0
     error: str | None = None
@@ -184,9 +189,13 @@ class Supervisor:
         for index in range(settings.applier_shards):
             self.shards.append(ShardState(index, self._new_shard(index, targets), self._backoff()))
         self._targets = targets
+        self.offsets = FileOffsetStore(settings.state_dir)
         for spec in stream_specs(self.config, self.routes):
-            state = StreamState(spec, self._new_capture(spec), StreamProgress(), self._backoff())
+            committed = self.offsets.load(spec.stream)
+            state = StreamState(spec, self._new_capture(spec), StreamProgress(committed), self._backoff())
+            state.last_received = committed
             self.streams[spec.stream] = state
+            log.info("stream %s: resuming after %s", spec.stream, committed or "nothing (initial snapshot)")
         log.info(
             "supervisor %s: started %d capture stream(s) and %d applier shard(s)",
             self.run_id,
@@ -201,9 +210,7 @@ class Supervisor:
     def _new_capture(self, spec: StreamSpec):
         from actors.capture import CaptureActor
 
-        return CaptureActor.options(name=f"capture:{spec.stream}:{self.run_id}").remote(
-            spec, self.config.supervisor.state_dir
-        )
+        return CaptureActor.options(name=f"capture:{spec.stream}:{self.run_id}").remote(spec)
 
     def _new_shard(self, index: int, targets: dict) -> object:
         from actors.applier import ApplierShard
@@ -245,7 +252,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout_s
         self.stop_requested.set()
         while time.monotonic() < deadline and (
-            any(s.queue or s.busy for s in self.shards) or any(k != "poll" for k, _ in self._pending.values())
+            any(s.queue or s.sending for s in self.shards) or any(k != "poll" for k, _ in self._pending.values())
         ):
             self.step()
         self._commit()
@@ -278,11 +285,18 @@ class Supervisor:
 
     def _submit_applies(self) -> None:
         for shard in self.shards:
-            if shard.busy or not shard.queue or not shard.backoff.ready:
+            if shard.busy or not shard.backoff.ready:
                 continue
-            ref = shard.actor.apply.remote(shard.queue[0].data)
-            self._pending[ref] = ("apply", shard)
-            shard.busy = True
+            if not shard.sending:
+                events = 0
+                while shard.queue and (not shard.sending or events + shard.queue[0].events <= MAX_EVENTS_PER_APPLY):
+                    part = shard.queue.popleft()
+                    shard.sending.append(part)
+                    events += part.events
+            if shard.sending:
+                ref = shard.actor.apply.remote([part.data for part in shard.sending])
+                self._pending[ref] = ("apply", shard)
+                shard.busy = True
 
     def _on_poll(self, state: StreamState, ref: object) -> None:
         import ray
@@ -331,7 +345,7 @@ class Supervisor:
         for event in batch.events:
             for part in split_key_change(event):
                 slices[shard_of(part.namespace, part.key, shards)].append(part)
-        commit_times = [e.commit_time_us for e in batch.events]
+        commit_times = [lag_reference_us(e.engine, e.commit_time_us, batch.read_at_us) for e in batch.events]
         oldest = min(commit_times, default=0)
         state.progress.received(seq, batch.upto, len(slices), len(batch.events), oldest)
         state.commit_times[seq] = commit_times
@@ -352,13 +366,13 @@ class Supervisor:
         from actors.metrics import ACTOR_RESTARTS, APPLY_ERRORS
 
         shard.busy = False
-        part = shard.queue[0]
-        stream = self.streams[part.stream]
+        streams = {part.stream: self.streams[part.stream] for part in shard.sending}
         try:
             ray.get(ref)
         except (RayTaskError, RayActorError) as exc:
             APPLY_ERRORS.labels(str(shard.index)).inc()
-            stream.outcomes.append((time.monotonic(), False))
+            for stream in streams.values():
+                stream.outcomes.append((time.monotonic(), False))
             delay = shard.backoff.failed()
             cause = getattr(exc, "cause", None) or exc
             shard.error = str(cause).splitlines()[0][:500]
@@ -370,11 +384,14 @@ class Supervisor:
             return
         shard.backoff.succeeded()
         shard.error = None
-        shard.queue.popleft()
         shard.applied_calls += 1
-        stream.outcomes.append((time.monotonic(), True))
-        if stream.progress.part_done(part.seq):
-            self._batch_done(stream, part.seq)
+        for stream in streams.values():
+            stream.outcomes.append((time.monotonic(), True))
+        for part in shard.sending:
+            stream = streams[part.stream]
+            if stream.progress.part_done(part.seq):
+                self._batch_done(stream, part.seq)
+        shard.sending = []
 
     def _batch_done(self, state: StreamState, seq: int) -> None:
         from actors.metrics import END_TO_END_LAG, EVENTS_APPLIED
@@ -389,9 +406,11 @@ class Supervisor:
         EVENTS_APPLIED.labels(state.spec.stream).inc(len(times))
 
     def _commit(self) -> None:
+        """Persist each stream's new low-water mark, then tell its capture actor the source may release it."""
         for state in self.streams.values():
             position = state.progress.committable()
             if position is not None:
+                self.offsets.save(state.spec.stream, position)
                 ref = state.actor.commit.remote(position)
                 self._pending[ref] = ("commit", state)
 
@@ -445,7 +464,11 @@ class Supervisor:
             )
         shards = [
             ShardStatus(
-                shard=s.index, queued_parts=len(s.queue), busy=s.busy, applied_calls=s.applied_calls, error=s.error
+                shard=s.index,
+                queued_parts=len(s.queue) + len(s.sending),
+                busy=s.busy,
+                applied_calls=s.applied_calls,
+                error=s.error,
             )
             for s in self.shards
         ]

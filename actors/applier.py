@@ -1,8 +1,9 @@
 """The applier shard actor: applies its slice of each batch to the targets, one transaction each.
 
-Thin Ray shell: routing is in actors.core.routing, writing in the engines' writers. Shards are
-fed one call at a time per shard by the supervisor, which re-sends a call that failed; the
-writers' upserts and deletes are idempotent, so a call applied twice does no harm.
+Thin Ray shell: routing is in actors.core.routing, writing in the engines' writers. Each shard
+gets one call at a time from the supervisor, which re-sends a call that failed, so a shard
+applies its slices in order even across crashes; the writers' upserts and deletes are
+idempotent, so a call applied twice does no harm.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 
 class Applied(msgspec.Struct, frozen=True, kw_only=True):
     shard: int
-    stream: str
-    seq: int
+    #: (stream, batch seq) of every part applied, in the order they were given.
+    parts: list[tuple[str, int]]
     events: int
     pid: int
 
@@ -46,15 +47,25 @@ class ApplierShard:
             self.writers[node_name] = writer
         return writer
 
-    def apply(self, data: bytes) -> Applied:
-        batch = decode_batch(data)
+    def apply(self, parts: list[bytes]) -> Applied:
+        """Apply consecutive parts (encoded batches) in one transaction per target node.
+
+        The supervisor sends whatever queued up for this shard while its previous call ran, so
+        under load one call (and one target transaction) carries many batches' worth of changes.
+        """
         per_target: dict[str, list[RowChange]] = defaultdict(list)
-        for event in batch.events:
-            for route in self.routes.get((event.node, event.namespace), ()):
-                per_target[route.target_node].append(to_row_change(event, route))
+        done: list[tuple[str, int]] = []
+        events = 0
+        for data in parts:
+            batch = decode_batch(data)
+            done.append((batch.stream, batch.seq))
+            events += len(batch.events)
+            for event in batch.events:
+                for route in self.routes.get((event.node, event.namespace), ()):
+                    per_target[route.target_node].append(to_row_change(event, route))
         for node_name, changes in per_target.items():
             self._writer(node_name).apply(changes)
-        return Applied(shard=self.shard, stream=batch.stream, seq=batch.seq, events=len(batch.events), pid=os.getpid())
+        return Applied(shard=self.shard, parts=done, events=events, pid=os.getpid())
 
     def pid(self) -> int:
         return os.getpid()

@@ -1,10 +1,11 @@
 """The capture actor: one per source stream, a thin Ray shell around an engine's ChangeSource.
 
-Ray restarts it after a crash (``max_restarts=-1``) by running the constructor again with the
-same arguments, so it resumes from the durable committed position, never from memory.
-Downstream pulls batches with ``poll()`` (back-pressure: nothing is read ahead beyond the
-pump's bounded buffer) and passes the last position it received, so events a restarted actor
-reads again are not delivered twice.
+It keeps no state that matters: the supervisor owns the committed positions (it persists them)
+and passes the committed one with every ``poll()``. A fresh actor — new, or restarted by Ray
+after a crash (``max_restarts=-1``) — starts reading from that position on its first poll, on
+whatever node Ray put it. Downstream pulls batches (back-pressure: nothing is read ahead beyond
+the pump's bounded buffer) and also passes the last position it received, so events a restarted
+actor reads again are not delivered twice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import ray
 
 from actors.core.encoding import encode_batch
 from actors.core.events import Position
-from actors.core.offsets import FileOffsetStore
 from actors.core.streams import StreamSpec
 from actors.engines.pump import BatchPump
 from actors.engines.registry import build_source
@@ -39,19 +39,27 @@ class CaptureStats(msgspec.Struct, frozen=True, kw_only=True):
 
 @ray.remote(max_restarts=-1, max_task_retries=3, num_cpus=0)
 class CaptureActor:
-    def __init__(self, spec: StreamSpec, offsets_dir: str, max_buffered: int = 20_000) -> None:
+    def __init__(self, spec: StreamSpec, max_buffered: int = 20_000) -> None:
         self.spec = spec
-        self.offsets = FileOffsetStore(offsets_dir)
-        self.committed = self.offsets.load(spec.stream)
-        self.pump = BatchPump(build_source(spec), resume_after=self.committed, max_buffered=max_buffered)
+        self.max_buffered = max_buffered
+        self.pump: BatchPump | None = None
+        self.committed: Position | None = None
         self.delivered: Position | None = None
         self.events_delivered = 0
         self.newest_commit_time_us = 0
         self.started_at = time.time()
-        log.info("capture %s: started, resuming after %s", spec.stream, self.committed)
 
-    def poll(self, max_events: int, timeout_s: float, after: Position | None = None) -> bytes | None:
-        """The next batch (msgpack, see actors.core.encoding), skipping what the caller already has."""
+    def poll(
+        self, max_events: int, timeout_s: float, after: Position | None = None, committed: Position | None = None
+    ) -> bytes | None:
+        """The next batch (msgpack, see actors.core.encoding), skipping what the caller already has.
+
+        ``committed`` is where the stream resumes if this actor has not started reading yet.
+        """
+        if self.pump is None:
+            self.committed = committed
+            self.pump = BatchPump(build_source(self.spec), resume_after=committed, max_buffered=self.max_buffered)
+            log.info("capture %s: reading, resuming after %s", self.spec.stream, committed)
         batch = self.pump.read(max_events, timeout_s)
         if batch is None:
             return None
@@ -65,10 +73,9 @@ class CaptureActor:
         return encode_batch(batch)
 
     def commit(self, position: Position) -> None:
-        """Everything up to ``position`` is applied and audited: persist it, then let the source forget it."""
-        if self.committed is not None and position <= self.committed:
+        """Everything up to ``position`` is applied, audited and persisted: the source may release it."""
+        if self.pump is None or (self.committed is not None and position <= self.committed):
             return
-        self.offsets.save(self.spec.stream, position)
         self.committed = position
         self.pump.source.acknowledge(position)
 
@@ -79,10 +86,11 @@ class CaptureActor:
             committed=None if self.committed is None else str(self.committed),
             delivered=None if self.delivered is None else str(self.delivered),
             events_delivered=self.events_delivered,
-            buffered=self.pump.buffered,
+            buffered=0 if self.pump is None else self.pump.buffered,
             newest_commit_time_us=self.newest_commit_time_us,
             started_at=self.started_at,
         )
 
     def close(self) -> None:
-        self.pump.close()
+        if self.pump is not None:
+            self.pump.close()

@@ -145,7 +145,7 @@ class PostgresBench:
             password_file=str(secret), tls=Tls(mode="disable"), slot_name=self.slot,
         )
         spec = StreamSpec(stream="bench", node_name="pg", node=node, tables=[f"public.{TABLE}"])
-        return _read_through_actor(spec, self.base_dir / "offsets", self.resume, expected)
+        return _read_through_actor(spec, self.resume, expected)
 
 
 class MariaDbBench:
@@ -246,22 +246,20 @@ class MariaDbBench:
             pump.close()
 
     def read_actor(self, expected: int) -> int:
-        return _read_through_actor(self._spec(), self.base_dir / "offsets", self.resume, expected)
+        return _read_through_actor(self._spec(), self.resume, expected)
 
 
-def _read_through_actor(spec: StreamSpec, offsets: Path, resume: Position, expected: int) -> int:
+def _read_through_actor(spec: StreamSpec, resume: Position, expected: int) -> int:
     import ray
 
     from actors.capture import CaptureActor
     from actors.core.encoding import decode_batch
-    from actors.core.offsets import FileOffsetStore
 
-    FileOffsetStore(offsets).save(spec.stream, resume)
-    actor = CaptureActor.remote(spec, str(offsets))
+    actor = CaptureActor.remote(spec)
     got = 0
     try:
         while got < expected:
-            data = ray.get(actor.poll.remote(2_000, 0.5))
+            data = ray.get(actor.poll.remote(2_000, 0.5, None, resume))
             if data is not None:
                 got += len(decode_batch(data).events)
     finally:

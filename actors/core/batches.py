@@ -35,3 +35,23 @@ class Batch(msgspec.Struct, frozen=True, array_like=True):
     snapshot: bool = False
     #: Source commit time (µs) of the newest transaction in the batch, for lag.
     newest_commit_time_us: int = 0
+    #: When the capture read the batch's first event from the source (µs since the epoch). Lag
+    #: estimates use it where the source's commit times are coarse (see commit_time_resolution_us).
+    read_at_us: int = 0
+
+
+#: How precise each engine's commit times are: the binlog stores whole seconds.
+COMMIT_TIME_RESOLUTION_US = {"mariadb": 1_000_000, "mysql": 1_000_000}
+
+
+def lag_reference_us(engine: str, commit_time_us: int, read_at_us: int) -> int:
+    """The best estimate of when a change was committed, for lag.
+
+    With second-resolution commit times, a change read less than a second after its truncated
+    commit time was committed at most a few milliseconds before it was read (capture keeps up),
+    so the read time is the better estimate; otherwise the commit time is (and errs by < 1 s).
+    """
+    resolution = COMMIT_TIME_RESOLUTION_US.get(engine, 1)
+    if resolution > 1 and 0 <= read_at_us - commit_time_us < resolution:
+        return read_at_us
+    return commit_time_us

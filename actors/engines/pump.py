@@ -32,6 +32,7 @@ class BatchPump:
         self._skip_upto = resume_after.order if resume_after is not None and resume_after.resume else None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, max_buffered // CHUNK_ITEMS))
         self._pending: list[object] = []  # the consumer's side: items of a chunk not yet returned
+        self._pending_read_at_us = 0  # when the reader read the first item of that chunk
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._seq = 0
@@ -41,27 +42,30 @@ class BatchPump:
 
     def _run(self) -> None:
         chunk: list[object] = []
+        read_at_us = 0
         try:
             for item in self.source.changes(self._resume_after, self._stop):
                 if item is not None:
                     if self._skip_upto is not None and item.position.order <= self._skip_upto:
                         continue
+                    if not chunk:
+                        read_at_us = time.time_ns() // 1000
                     chunk.append(item)
                     if len(chunk) < CHUNK_ITEMS:
                         continue
                 if chunk:
-                    self._hand_on(chunk)
+                    self._hand_on((read_at_us, chunk))
                     chunk = []
                 if self._stop.is_set():
                     return
             if chunk:
-                self._hand_on(chunk)
+                self._hand_on((read_at_us, chunk))
         except BaseException as exc:  # handed to the consumer, which decides
             self._error = exc
         finally:
             self._put_done()
 
-    def _hand_on(self, chunk: list[object]) -> None:
+    def _hand_on(self, chunk: tuple[int, list[object]]) -> None:
         while not self._stop.is_set():
             try:
                 self._queue.put(chunk, timeout=0.2)
@@ -90,7 +94,7 @@ class BatchPump:
             if chunk is _DONE:
                 self._queue.put(_DONE)  # stays the last word for later reads
                 return _DONE
-            self._pending = chunk
+            self._pending_read_at_us, self._pending = chunk
             self._pending.reverse()
         return self._pending.pop()
 
@@ -105,6 +109,7 @@ class BatchPump:
             item = self._next(timeout_s)
         except queue.Empty:
             return None
+        read_at_us = self._pending_read_at_us
         while True:
             if item is _DONE:
                 if self._error is not None:
@@ -128,7 +133,7 @@ class BatchPump:
                 break
         self._seq += 1
         self.last_item_at = time.monotonic()
-        return Batch(self.stream, self._seq, events, upto, snapshot, newest)
+        return Batch(self.stream, self._seq, events, upto, snapshot, newest, read_at_us)
 
     def close(self) -> None:
         self._stop.set()

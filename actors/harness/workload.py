@@ -8,20 +8,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-# One schema, two dialects: the demo creates the same table on each engine.
-ORDERS_DDL = {
+# One table shape, two dialects: the demo creates it on both engines (as source and as target).
+DDL = {
     "postgresql": (
-        "CREATE TABLE IF NOT EXISTS public.orders (id bigint PRIMARY KEY, customer text NOT NULL, "
-        "qty integer NOT NULL, price numeric(12,2) NOT NULL, status text NOT NULL, "
-        "updated_at timestamptz NOT NULL DEFAULT now())"
+        "CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, customer varchar(64) NOT NULL, "
+        "qty integer NOT NULL, price numeric(12,2) NOT NULL, status varchar(16) NOT NULL, "
+        "updated_at timestamp(6) NOT NULL DEFAULT now())"
     ),
     "mariadb": (
-        "CREATE TABLE IF NOT EXISTS orders (id bigint PRIMARY KEY, customer varchar(64) NOT NULL, "
+        "CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, customer varchar(64) NOT NULL, "
         "qty int NOT NULL, price decimal(12,2) NOT NULL, status varchar(16) NOT NULL, "
-        "updated_at timestamp(6) NOT NULL DEFAULT current_timestamp(6))"
+        "updated_at datetime(6) NOT NULL DEFAULT current_timestamp(6))"
     ),
 }
-ORDERS_TABLE = {"postgresql": "public.orders", "mariadb": "orders"}
 _STATUSES = ("new", "paid", "shipped", "returned")
 
 
@@ -32,9 +31,11 @@ class MixedWorkload:
     driver's parameter marker (``%s`` for both psycopg and PyMySQL).
     """
 
-    def __init__(self, engine: str, connect: Callable[[], Any], *, rate: float, txn_size: int = 20, seed: int = 7):
+    def __init__(
+        self, engine: str, table: str, connect: Callable[[], Any], *, rate: float, txn_size: int = 20, seed: int = 7
+    ):
         self.engine = engine
-        self.table = ORDERS_TABLE[engine]
+        self.table = table
         self.connect = connect
         self.rate = rate
         self.txn_size = txn_size

@@ -49,11 +49,12 @@ class Consumer:
         self.batches = 0
         self.events: list[ChangeEvent] = []
         self.last: Position | None = None
+        self.committed: Position | None = None  # what the supervisor would persist
         self.restarts_seen = 0
 
     def step(self, *, commit: bool = True) -> None:
         try:
-            data = ray.get(self.actor.poll.remote(1_000, 0.2, self.last), timeout=60)
+            data = ray.get(self.actor.poll.remote(1_000, 0.2, self.last, self.committed), timeout=60)
         except RayActorError:
             self.restarts_seen += 1
             time.sleep(0.2)  # the actor is being restarted by Ray
@@ -66,6 +67,7 @@ class Consumer:
         if batch.upto is not None:
             self.last = batch.upto
             if commit and self.batches % self.commit_every == 0:
+                self.committed = batch.upto
                 ray.get(self.actor.commit.remote(batch.upto))
 
     def until(self, n: int, timeout_s: float, failures: list[BaseException] | None = None) -> None:
@@ -80,7 +82,7 @@ def test_batches_and_commits_through_ray(fresh_pg_db: Endpoint, tmp_path: Path) 
     with fresh_pg_db.connect("admin") as conn:
         conn.execute("CREATE TABLE public.items (id int PRIMARY KEY, v text)")
         conn.execute("INSERT INTO public.items SELECT g, 'snap' FROM generate_series(1, 3000) g")
-    actor = CaptureActor.remote(pg_spec(fresh_pg_db, tmp_path, ["public.items"]), str(tmp_path / "offsets"))
+    actor = CaptureActor.remote(pg_spec(fresh_pg_db, tmp_path, ["public.items"]))
     try:
         consumer = Consumer(actor)
         consumer.until(3000, timeout_s=60)
@@ -101,7 +103,7 @@ def test_kill_9_mid_workload_loses_nothing_and_repeats_nothing(fresh_pg_db: Endp
     total = 50_000
     with fresh_pg_db.connect("admin") as conn:
         conn.execute("CREATE TABLE public.orders (id int PRIMARY KEY, qty int)")
-    actor = CaptureActor.remote(pg_spec(fresh_pg_db, tmp_path, ["public.orders"]), str(tmp_path / "offsets"))
+    actor = CaptureActor.remote(pg_spec(fresh_pg_db, tmp_path, ["public.orders"]))
     consumer = Consumer(actor, commit_every=4)
 
     failures: list[BaseException] = []

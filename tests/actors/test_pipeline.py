@@ -13,8 +13,8 @@ import pytest
 import ray
 
 from actors.harness import Endpoint
+from actors.harness.compare import table_rows
 from tests.pipeline_helpers import pg_to_mariadb_config, running
-from tests.sync_compare import table_rows
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

@@ -32,8 +32,8 @@ from actors.engines.postgresql.wal2json import row_from_text
 from actors.engines.postgresql.writer import PostgresWriter
 from actors.engines.sink import BatchWriter
 from actors.harness import Endpoint
+from actors.harness.compare import assert_tables_equal, checksum, table_rows
 from config.model import Tls
-from tests.sync_compare import assert_tables_equal, checksum, table_rows
 
 D = decimal.Decimal
 UTC = dt.UTC

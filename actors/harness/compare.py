@@ -1,4 +1,6 @@
-"""Whole-table comparison across engines: "target equals source, row by row, after type normalization".
+"""Whole-table comparison across engines: target equals source, row by row, after type normalization.
+
+Used by the tests and by `worker-sync demo`.
 
 ``table_rows`` reads a table with the admin account and normalizes each value by its column's type family
 (actors.core.typemap), so that a PostgreSQL table and its MariaDB copy compare equal exactly when they hold
