@@ -278,7 +278,10 @@ class Supervisor:
             if state.progress.in_flight >= settings.queue_max_batches:
                 continue  # back-pressure: the capture actor's buffer fills, then it stops reading
             ref = state.actor.poll.remote(
-                settings.batch_max_events, settings.batch_max_wait_ms / 1000, state.last_received
+                settings.batch_max_events,
+                settings.batch_max_wait_ms / 1000,
+                state.last_received,
+                state.progress.committed,
             )
             self._pending[ref] = ("poll", state)
             state.polling = True
@@ -337,6 +340,16 @@ class Supervisor:
 
     def _route(self, state: StreamState, batch: Batch) -> None:
         from actors.metrics import EVENTS_CAPTURED
+
+        if state.last_received is not None and batch.events and batch.events[0].position <= state.last_received:
+            stale = sum(1 for e in batch.events if e.position <= state.last_received)
+            log.warning(
+                "stream %s: dropping %d events received before (at or before %s)",
+                state.spec.stream,
+                stale,
+                state.last_received,
+            )
+            batch = msgspec.structs.replace(batch, events=[e for e in batch.events if e.position > state.last_received])
 
         state.seq += 1
         seq = state.seq

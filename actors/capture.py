@@ -60,7 +60,14 @@ class CaptureActor:
             self.committed = committed
             self.pump = BatchPump(build_source(self.spec), resume_after=committed, max_buffered=self.max_buffered)
             log.info("capture %s: reading, resuming after %s", self.spec.stream, committed)
-        batch = self.pump.read(max_events, timeout_s)
+        try:
+            batch = self.pump.read(max_events, timeout_s)
+        except Exception:
+            # The reader stopped (e.g. the slot was still held by our crashed predecessor): drop it,
+            # so the next poll starts a fresh one from the committed position the supervisor passes.
+            self.pump.close()
+            self.pump = None
+            raise
         if batch is None:
             return None
         if after is not None and batch.upto is not None and batch.upto <= after:

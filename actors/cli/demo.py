@@ -84,12 +84,21 @@ def _config(tmp: Path, pg: Endpoint, mariadb: Endpoint, shards: int):
     config = load_config(Path(__file__).resolve().parents[2] / "config" / "demo.yaml")
     databases = config.databases
     pg_node = msgspec.structs.replace(
-        databases.postgresql, host=pg.host, port=pg.port, database=pg.database, username=pg.admin.user,
-        password_env=None, password_file=_secret(tmp, "pg-password", pg.admin.password),
+        databases.postgresql,
+        host=pg.host,
+        port=pg.port,
+        database=pg.database,
+        username=pg.admin.user,
+        password_env=None,
+        password_file=_secret(tmp, "pg-password", pg.admin.password),
     )
     mysql_node = msgspec.structs.replace(
-        databases.mysql, host=mariadb.host, port=mariadb.port, database=mariadb.database,
-        username=mariadb.admin.user, password_env=None,
+        databases.mysql,
+        host=mariadb.host,
+        port=mariadb.port,
+        database=mariadb.database,
+        username=mariadb.admin.user,
+        password_env=None,
         password_file=_secret(tmp, "mariadb-password", mariadb.admin.password),
     )
     links = []
@@ -127,18 +136,25 @@ def _demo(args: argparse.Namespace, tmp: Path, pg: Endpoint, mariadb: Endpoint) 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     supervisor = Supervisor(config)
     loads = {
-        "demo-orders": MixedWorkload("postgresql", "public.orders", lambda: pg.connect("admin", autocommit=False),
-                                     rate=args.rate),
-        "demo-inventory": MixedWorkload("mariadb", f"`{mariadb.database}`.inventory",
-                                        lambda: mariadb.connect("admin", autocommit=False), rate=args.rate, seed=11),
+        "demo-orders": MixedWorkload(
+            "postgresql", "public.orders", lambda: pg.connect("admin", autocommit=False), rate=args.rate
+        ),
+        "demo-inventory": MixedWorkload(
+            "mariadb",
+            f"`{mariadb.database}`.inventory",
+            lambda: mariadb.connect("admin", autocommit=False),
+            rate=args.rate,
+            seed=11,
+        ),
     }
     loop = threading.Thread(target=supervisor.run, name="supervisor", daemon=True)
     server = None
     interrupted = False
     try:
         supervisor.start()
-        server = StatusServer("127.0.0.1", 0, status=supervisor.status, healthy=supervisor.healthy,
-                              ready=supervisor.ready, token=None)
+        server = StatusServer(
+            "127.0.0.1", 0, status=supervisor.status, healthy=supervisor.healthy, ready=supervisor.ready, token=None
+        )
         server.start()
         loop.start()
         say(f"status: http://127.0.0.1:{server.port}/status  metrics: http://127.0.0.1:{server.port}/metrics")
@@ -209,8 +225,10 @@ def _watch(supervisor, loads: dict[str, MixedWorkload], *, until: float) -> None
             rate = stream.applied_events - previous.get(stream.stream, 0)
             previous[stream.stream] = stream.applied_events
             lag = stream.end_to_end_lag_ms
-            parts.append(f"{stream.stream}: applied {stream.applied_events:,} ({rate:,}/s), "
-                         f"lag p50 {lag['p50']:.0f} ms p99 {lag['p99']:.0f} ms")
+            parts.append(
+                f"{stream.stream}: applied {stream.applied_events:,} ({rate:,}/s), "
+                f"lag p50 {lag['p50']:.0f} ms p99 {lag['p99']:.0f} ms"
+            )
         say("  " + " | ".join(parts))
 
 
@@ -223,19 +241,22 @@ def _summary(config, supervisor, loads, pg: Endpoint, mariadb: Endpoint, elapsed
     links = []
     for link in config.links:
         table = link.tables[0]
-        differences = diff_tables(endpoints[link.source], table.source, endpoints[link.target],
-                                  table.target or table.source)
+        differences = diff_tables(
+            endpoints[link.source], table.source, endpoints[link.target], table.target or table.source
+        )
         stream = by_stream[link.source]
-        links.append(LinkSummary(
-            link=link.name,
-            source=f"{link.source}:{table.source}",
-            target=f"{link.target}:{table.target or table.source}",
-            changes_written=loads[link.name].changes,
-            changes_applied=stream.applied_events,
-            end_to_end_lag_ms=stream.end_to_end_lag_ms,
-            target_equals_source=not differences,
-            differences=differences,
-        ))
+        links.append(
+            LinkSummary(
+                link=link.name,
+                source=f"{link.source}:{table.source}",
+                target=f"{link.target}:{table.target or table.source}",
+                changes_written=loads[link.name].changes,
+                changes_applied=stream.applied_events,
+                end_to_end_lag_ms=stream.end_to_end_lag_ms,
+                target_equals_source=not differences,
+                differences=differences,
+            )
+        )
     return Summary(
         duration_s=round(elapsed, 1),
         rate_per_source=rate,
@@ -253,9 +274,11 @@ def _print(summary: Summary, *, as_json: bool) -> None:
     for link in summary.links:
         lag = link.end_to_end_lag_ms
         verdict = "target equals source" if link.target_equals_source else "TARGET DIFFERS FROM SOURCE"
-        print(f"  {link.link}: {link.source} -> {link.target}: {link.changes_applied:,} of "
-              f"{link.changes_written:,} changes applied; end-to-end lag p50 {lag['p50']} ms, "
-              f"p99 {lag['p99']} ms; {verdict}")
+        print(
+            f"  {link.link}: {link.source} -> {link.target}: {link.changes_applied:,} of "
+            f"{link.changes_written:,} changes applied; end-to-end lag p50 {lag['p50']} ms, "
+            f"p99 {lag['p99']} ms; {verdict}"
+        )
         for line in link.differences:
             print(f"    {line}")
     for error in summary.write_errors:

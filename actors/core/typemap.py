@@ -19,8 +19,24 @@ from typing import Literal
 import msgspec
 
 Family = Literal[
-    "integer", "decimal", "float", "boolean", "text", "bytes", "date", "time", "timestamp", "timestamptz",
-    "json", "uuid", "array", "enum", "set", "bit", "interval", "other",
+    "integer",
+    "decimal",
+    "float",
+    "boolean",
+    "text",
+    "bytes",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "json",
+    "uuid",
+    "array",
+    "enum",
+    "set",
+    "bit",
+    "interval",
+    "other",
 ]
 
 
@@ -156,8 +172,11 @@ def _numeric_loss(source: ColumnType, target: ColumnType) -> str | None:
             if target.name.lower() == "year":
                 return f"{_label(target)} holds only 0 and 1901..2155"
             t_lo, t_hi = int_range(target)
-            return None if t_lo <= lo and hi <= t_hi else (
-                f"{_label(target)} holds {t_lo}..{t_hi}, {_label(source)} {lo}..{hi}")
+            return (
+                None
+                if t_lo <= lo and hi <= t_hi
+                else (f"{_label(target)} holds {t_lo}..{t_hi}, {_label(source)} {lo}..{hi}")
+            )
         if g == "decimal":
             room = None if target.precision is None else target.precision - (target.scale or 0)
             need = max(len(str(lo)) - (lo < 0), len(str(hi)))
@@ -259,8 +278,11 @@ def loss(source: ColumnType, target: ColumnType) -> str | None:
     elif f == g:
         return _same_family_loss(source, target)
     elif f == "uuid" and g == "bytes":
-        return None if _within(16, target.length) and (not target.fixed or target.length == 16) else (
-            f"{_label(target)} does not hold exactly 16 bytes")
+        return (
+            None
+            if _within(16, target.length) and (not target.fixed or target.length == 16)
+            else (f"{_label(target)} does not hold exactly 16 bytes")
+        )
     elif f == "bytes" and g == "uuid" and source.fixed and source.length == 16:
         return None
     elif f == "set" and g == "array" and target.element is not None and target.element.family == "text":

@@ -59,8 +59,9 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, str | bytes) else 16
 
 
-def chunked(namespace: str, render: Callable[[int], str], rows: list[list[Any]],
-            keys: list[dict[str, Any]]) -> Iterator[Statement]:
+def chunked(
+    namespace: str, render: Callable[[int], str], rows: list[list[Any]], keys: list[dict[str, Any]]
+) -> Iterator[Statement]:
     """Split rows into statements within MAX_ROWS / MAX_PARAMS / MAX_BYTES (at least one row each)."""
     start, params, size = 0, 0, 0
     for index, row in enumerate(rows):
@@ -80,8 +81,14 @@ def describe_key(key: dict[str, Any]) -> str:
     return f"({text[:200]}...)" if len(text) > 200 else f"({text})"
 
 
-def converted(subject: str, table: str, key: dict[str, Any], values: dict[str, Any],
-              converters: dict[str, Converter | None], names: Sequence[str]) -> list[Any]:
+def converted(
+    subject: str,
+    table: str,
+    key: dict[str, Any],
+    values: dict[str, Any],
+    converters: dict[str, Converter | None],
+    names: Sequence[str],
+) -> list[Any]:
     """The parameters of one row in ``names`` order; a value the column cannot take is a SinkError."""
     out = []
     for name in names:
@@ -91,8 +98,10 @@ def converted(subject: str, table: str, key: dict[str, Any], values: dict[str, A
             try:
                 value = convert(value)
             except (ValueError, TypeError, OverflowError) as exc:
-                raise SinkError(f"{subject}: table `{table}`, key {describe_key(key)}, column `{name}`: {exc}; "
-                                "nothing of the slice was applied") from None
+                raise SinkError(
+                    f"{subject}: table `{table}`, key {describe_key(key)}, column `{name}`: {exc}; "
+                    "nothing of the slice was applied"
+                ) from None
         out.append(value)
     return out
 
@@ -104,8 +113,9 @@ def check_columns(subject: str, schema: TableSchema, columns: Iterable[str]) -> 
         if column is None:
             raise SinkError(f"{subject}: table `{schema.namespace}` has no column `{name}`")
         if column.generated:
-            raise SinkError(f"{subject}: table `{schema.namespace}`: column `{name}` is generated and cannot be "
-                            "written")
+            raise SinkError(
+                f"{subject}: table `{schema.namespace}`: column `{name}` is generated and cannot be written"
+            )
 
 
 def check_keys(subject: str, schema: TableSchema, keys: Iterable[dict[str, Any]]) -> None:
@@ -113,8 +123,10 @@ def check_keys(subject: str, schema: TableSchema, keys: Iterable[dict[str, Any]]
     wanted = set(schema.primary_key)
     for key in keys:
         if set(key) != wanted:
-            raise SinkError(f"{subject}: table `{schema.namespace}`: change keyed by {sorted(key)}, but the "
-                            f"primary key is {list(schema.primary_key)}")
+            raise SinkError(
+                f"{subject}: table `{schema.namespace}`: change keyed by {sorted(key)}, but the "
+                f"primary key is {list(schema.primary_key)}"
+            )
 
 
 class BatchWriter(abc.ABC, Generic[Conn, Table]):
@@ -279,8 +291,9 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
             retryable, reason = self._reason(exc)
             namespace = statements[done].namespace
             if retryable:
-                raise SourceUnavailable(f"{self.subject}: writing to `{namespace}`: {reason}; "
-                                        "nothing of the slice was committed, retry it") from None
+                raise SourceUnavailable(
+                    f"{self.subject}: writing to `{namespace}`: {reason}; nothing of the slice was committed, retry it"
+                ) from None
             raise self._culprit(conn, statements, done, reason) from None
 
     def _culprit(self, conn: Conn, statements: list[Statement], failed: int, reason: str) -> SinkError:
@@ -300,12 +313,18 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
                         retryable, row_reason = self._reason(exc)
                         if retryable:
                             raise
-                        return SinkError(f"{subject}, key {describe_key(single.keys[0])}: {row_reason}; "
-                                         "nothing of the slice was applied")
+                        return SinkError(
+                            f"{subject}, key {describe_key(single.keys[0])}: {row_reason}; "
+                            "nothing of the slice was applied"
+                        )
         except Exception as exc:
             self._disconnect()
-            log.warning("%s node %s: could not replay a failed write row by row: %s", self.engine, self.node,
-                        self._scrub(str(exc)))
+            log.warning(
+                "%s node %s: could not replay a failed write row by row: %s",
+                self.engine,
+                self.node,
+                self._scrub(str(exc)),
+            )
         keys = ", ".join(describe_key(k) for k in statement.keys[:5])
         more = f" and {len(statement.keys) - 5} more" if len(statement.keys) > 5 else ""
         return SinkError(f"{subject}, one of the keys {keys}{more}: {reason}; nothing of the slice was applied")

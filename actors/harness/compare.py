@@ -78,8 +78,9 @@ def normalize(value: Any, kind: ColumnType) -> Any:
         return bytes(value)
     if family in ("time", "interval"):
         if isinstance(value, dt.time):
-            return dt.timedelta(hours=value.hour, minutes=value.minute, seconds=value.second,
-                                microseconds=value.microsecond)
+            return dt.timedelta(
+                hours=value.hour, minutes=value.minute, seconds=value.second, microseconds=value.microsecond
+            )
         return value
     if family in ("timestamp", "timestamptz"):
         return _utc(value)
@@ -106,7 +107,7 @@ def _from_text(text: str, kind: ColumnType) -> Any:
     family = kind.family
     try:
         if family in ("json", "array"):
-            return normalize(_loads(text), ColumnType(family="json")) if text[:1] in "[{\"" else text
+            return normalize(_loads(text), ColumnType(family="json")) if text[:1] in '[{"' else text
         if family == "set":
             return normalize(text, kind)
         if family == "boolean":
@@ -135,8 +136,10 @@ def read_table(endpoint: Endpoint, namespace: str) -> tuple[TableSchema, Rows]:
             schema = table_schema(conn, namespace)
             schema_name, table = split_namespace(namespace)
             # JSON as text, parsed here with exact numbers (and a JSON string stays told apart from text).
-            names = ", ".join('"' + c.name.replace('"', '""') + '"' + ("::text" if c.type.family == "json" else "")
-                              for c in schema.columns)
+            names = ", ".join(
+                '"' + c.name.replace('"', '""') + '"' + ("::text" if c.type.family == "json" else "")
+                for c in schema.columns
+            )
             qualified = '"' + schema_name.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
             raw = conn.execute(f"SELECT {names} FROM {qualified}").fetchall()
         else:
@@ -197,8 +200,15 @@ def _short(value: Any, width: int = 80) -> str:
     return text if len(text) <= width else f"{text[:width]}... ({len(text)} chars)"
 
 
-def diff_tables(a_endpoint: Endpoint, a_ns: str, b_endpoint: Endpoint, b_ns: str, *,
-                columns: Mapping[str, str] | None = None, limit: int = 5) -> list[str]:
+def diff_tables(
+    a_endpoint: Endpoint,
+    a_ns: str,
+    b_endpoint: Endpoint,
+    b_ns: str,
+    *,
+    columns: Mapping[str, str] | None = None,
+    limit: int = 5,
+) -> list[str]:
     """Readable differences (at most ``limit`` keys shown, plus counts); empty when the tables are equal."""
     columns = columns or {}
     a_schema, a_rows = read_table(a_endpoint, a_ns)
@@ -233,13 +243,15 @@ def diff_tables(a_endpoint: Endpoint, a_ns: str, b_endpoint: Endpoint, b_ns: str
     return problems
 
 
-def assert_tables_equal(a_endpoint: Endpoint, a_ns: str, b_endpoint: Endpoint, b_ns: str, *,
-                        columns: Mapping[str, str] | None = None) -> None:
+def assert_tables_equal(
+    a_endpoint: Endpoint, a_ns: str, b_endpoint: Endpoint, b_ns: str, *, columns: Mapping[str, str] | None = None
+) -> None:
     """Fail with a readable diff unless the two tables hold the same rows after normalization.
 
     ``columns`` maps a's column names to b's where they differ (the link's ``TableMap.columns``).
     """
     problems = diff_tables(a_endpoint, a_ns, b_endpoint, b_ns, columns=columns)
     if problems:
-        raise AssertionError(f"`{a_ns}` ({a_endpoint.engine}) != `{b_ns}` ({b_endpoint.engine}):\n"
-                             + "\n".join(problems))
+        raise AssertionError(
+            f"`{a_ns}` ({a_endpoint.engine}) != `{b_ns}` ({b_endpoint.engine}):\n" + "\n".join(problems)
+        )

@@ -52,12 +52,21 @@ class Endpoint:
         dbname = self.database if database is None else database
         if self.engine == "postgresql":
             return psycopg.connect(
-                host=self.host, port=self.port, user=creds.user, password=creds.password, dbname=dbname,
+                host=self.host,
+                port=self.port,
+                user=creds.user,
+                password=creds.password,
+                dbname=dbname,
                 autocommit=autocommit,
             )
         return pymysql.connect(
-            host=self.host, port=self.port, user=creds.user, password=creds.password, database=dbname,
-            autocommit=autocommit, charset="utf8mb4",
+            host=self.host,
+            port=self.port,
+            user=creds.user,
+            password=creds.password,
+            database=dbname,
+            autocommit=autocommit,
+            charset="utf8mb4",
         )
 
     def with_database(self, name: str) -> Endpoint:
@@ -72,8 +81,7 @@ class Endpoint:
             with self.connect("admin") as conn:
                 grants.pg_create_database(conn, name)
             with self.connect("admin", database=name) as conn:
-                grants.pg_grant_database(
-                    conn, owner=self.admin.user, capture=self.capture.user, apply=self.apply.user)
+                grants.pg_grant_database(conn, owner=self.admin.user, capture=self.capture.user, apply=self.apply.user)
         else:
             with self.connect("admin", database="") as conn:
                 grants.mariadb_create_database(conn, name)

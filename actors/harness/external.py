@@ -27,9 +27,13 @@ def postgres_from_dsn(dsn: str) -> Endpoint:
         raise HarnessError("the PostgreSQL DSN must name the admin user")
     capture, apply = least_privilege_credentials()
     admin = Endpoint(
-        engine="postgresql", host=str(params.get("host") or "127.0.0.1"), port=int(params.get("port") or 5432),
+        engine="postgresql",
+        host=str(params.get("host") or "127.0.0.1"),
+        port=int(params.get("port") or 5432),
         database=str(params.get("dbname") or "postgres"),
-        admin=Credentials(str(params["user"]), str(params.get("password") or "")), capture=capture, apply=apply,
+        admin=Credentials(str(params["user"]), str(params.get("password") or "")),
+        capture=capture,
+        apply=apply,
     )
     return provision(admin, _database_name())
 
@@ -41,7 +45,12 @@ def mariadb_from_url(url: str) -> Endpoint:
         raise HarnessError("expected a MariaDB URL like mysql://root:password@127.0.0.1:3306")
     capture, apply = least_privilege_credentials()
     admin = Endpoint(
-        engine="mariadb", host=parts.hostname or "127.0.0.1", port=parts.port or 3306, database="mysql",
-        admin=Credentials(unquote(parts.username), unquote(parts.password or "")), capture=capture, apply=apply,
+        engine="mariadb",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        database="mysql",
+        admin=Credentials(unquote(parts.username), unquote(parts.password or "")),
+        capture=capture,
+        apply=apply,
     )
     return provision(admin, _database_name())

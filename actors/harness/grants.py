@@ -31,6 +31,7 @@ def check_name(name: str) -> str:
 
 # --- PostgreSQL -------------------------------------------------------------------------------------------
 
+
 def pg_quiet(conn: psycopg.Connection) -> None:
     """Keep statements carrying passwords out of the server log, even when they fail."""
     conn.execute("SET log_min_error_statement = panic")
@@ -45,7 +46,9 @@ def pg_create_users(conn: psycopg.Connection, capture: tuple[str, str], apply: t
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
         conn.execute(
             sql.SQL("{} ROLE {} WITH {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD {}").format(
-                sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(user), sql.SQL(attrs),
+                sql.SQL("ALTER" if exists else "CREATE"),
+                sql.Identifier(user),
+                sql.SQL(attrs),
                 sql.Literal(password),
             )
         )
@@ -53,8 +56,9 @@ def pg_create_users(conn: psycopg.Connection, capture: tuple[str, str], apply: t
 
 def pg_create_database(conn: psycopg.Connection, name: str) -> None:
     """CREATE DATABASE, owned by the connected admin (needs an autocommit connection)."""
-    conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(
-        sql.Identifier(check_name(name))))
+    conn.execute(
+        sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(check_name(name)))
+    )
 
 
 def pg_grant_database(conn: psycopg.Connection, *, owner: str, capture: str, apply: str) -> None:
@@ -70,10 +74,10 @@ def pg_grant_database(conn: psycopg.Connection, *, owner: str, capture: str, app
         sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(ident(capture)),
         sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident(apply)),
         sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(
-            ident(owner), ident(capture)),
+            ident(owner), ident(capture)
+        ),
         sql.SQL(
-            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public "
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
         ).format(ident(owner), ident(apply)),
     ):
         conn.execute(stmt)
@@ -87,9 +91,10 @@ def pg_drop_database(conn: psycopg.Connection, name: str, *, timeout_s: float = 
     while True:
         conn.execute(
             "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
-            "WHERE database = %s AND active_pid IS NOT NULL", (name,))
-        left = conn.execute(
-            "SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)).fetchall()
+            "WHERE database = %s AND active_pid IS NOT NULL",
+            (name,),
+        )
+        left = conn.execute("SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)).fetchall()
         for (slot,) in left:
             try:
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
@@ -106,6 +111,7 @@ def pg_drop_database(conn: psycopg.Connection, name: str, *, timeout_s: float = 
 
 
 # --- MariaDB ----------------------------------------------------------------------------------------------
+
 
 def _account(user: str) -> str:
     return f"'{check_name(user)}'@'{MARIADB_USER_HOST}'"

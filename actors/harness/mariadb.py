@@ -59,8 +59,13 @@ class LocalMariaDB(LocalServer):
     stop_steps: ClassVar[tuple[tuple[int, float], ...]] = ((signal.SIGTERM, 30.0),)
 
     def requirements(self) -> list[Requirement]:
-        return [Requirement("MariaDB server (mariadbd, mariadb-install-db)", "mariadb-server",
-                            lambda: bool(find_binary("mariadbd") and find_binary("mariadb-install-db")))]
+        return [
+            Requirement(
+                "MariaDB server (mariadbd, mariadb-install-db)",
+                "mariadb-server",
+                lambda: bool(find_binary("mariadbd") and find_binary("mariadb-install-db")),
+            )
+        ]
 
     @property
     def config_path(self) -> Path:
@@ -73,21 +78,33 @@ class LocalMariaDB(LocalServer):
     def initialize(self) -> None:
         user = [f"--user={self.run_as.name}"] if self.run_as else []
         run_checked(
-            [str(find_binary("mariadb-install-db")), "--no-defaults", f"--datadir={self.data_dir}", *user,
-             "--skip-test-db", "--auth-root-authentication-method=socket",
-             f"--innodb-log-file-size={INNODB_LOG_FILE_SIZE}"],
-            log_path=self.log_path, run_as=None, cwd=self.home, timeout_s=120.0,
+            [
+                str(find_binary("mariadb-install-db")),
+                "--no-defaults",
+                f"--datadir={self.data_dir}",
+                *user,
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+                f"--innodb-log-file-size={INNODB_LOG_FILE_SIZE}",
+            ],
+            log_path=self.log_path,
+            run_as=None,
+            cwd=self.home,
+            timeout_s=120.0,
         )
         # Runs once at start-up, before connections are accepted: root gets its password without a
         # window where it has none. Kept out of the binlog (capture must never see it).
         password = self.admin.password.replace("\\", "\\\\").replace("'", "\\'")
-        self.write_private(self.init_file, (
-            "SET SESSION sql_log_bin = 0;\n"
-            "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket "
-            f"OR mysql_native_password USING PASSWORD('{password}');\n"
-            f"CREATE USER 'root'@'{LOOPBACK}' IDENTIFIED BY '{password}';\n"
-            f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{LOOPBACK}' WITH GRANT OPTION;\n"
-        ))
+        self.write_private(
+            self.init_file,
+            (
+                "SET SESSION sql_log_bin = 0;\n"
+                "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket "
+                f"OR mysql_native_password USING PASSWORD('{password}');\n"
+                f"CREATE USER 'root'@'{LOOPBACK}' IDENTIFIED BY '{password}';\n"
+                f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{LOOPBACK}' WITH GRANT OPTION;\n"
+            ),
+        )
 
     def command(self) -> list[str]:
         options = {
@@ -113,8 +130,9 @@ class LocalMariaDB(LocalServer):
 
     def accepts_connections(self) -> bool:
         try:
-            pymysql.connect(host=LOOPBACK, port=self.port, user=self.admin.user, password=self.admin.password,
-                            connect_timeout=2).close()
+            pymysql.connect(
+                host=LOOPBACK, port=self.port, user=self.admin.user, password=self.admin.password, connect_timeout=2
+            ).close()
         except pymysql.err.MySQLError:
             return False
         self.init_file.unlink(missing_ok=True)  # done its job; do not keep a password on disk

@@ -90,11 +90,16 @@ class LocalPostgres(LocalServer):
 
     def requirements(self) -> list[Requirement]:
         return [
-            Requirement(f"PostgreSQL {MAJOR} server (postgres, initdb)", f"postgresql-{MAJOR}",
-                        lambda: (find_bindir() / "postgres").exists() and (find_bindir() / "initdb").exists()),
-            Requirement(f"wal2json output plugin (wal2json.so in PostgreSQL {MAJOR}'s pkglibdir)",
-                        f"postgresql-{MAJOR}-wal2json",
-                        lambda: (find_pkglibdir(find_bindir()) / "wal2json.so").exists()),
+            Requirement(
+                f"PostgreSQL {MAJOR} server (postgres, initdb)",
+                f"postgresql-{MAJOR}",
+                lambda: (find_bindir() / "postgres").exists() and (find_bindir() / "initdb").exists(),
+            ),
+            Requirement(
+                f"wal2json output plugin (wal2json.so in PostgreSQL {MAJOR}'s pkglibdir)",
+                f"postgresql-{MAJOR}-wal2json",
+                lambda: (find_pkglibdir(find_bindir()) / "wal2json.so").exists(),
+            ),
         ]
 
     def initialize(self) -> None:
@@ -102,10 +107,24 @@ class LocalPostgres(LocalServer):
         self.write_private(pwfile, self.admin.password + "\n")
         try:
             run_checked(
-                [str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", self.admin.user,
-                 f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
-                 "--no-instructions"],
-                log_path=self.log_path, run_as=self.run_as, cwd=self.home, timeout_s=120.0,
+                [
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.admin.user,
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                log_path=self.log_path,
+                run_as=self.run_as,
+                cwd=self.home,
+                timeout_s=120.0,
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -116,14 +135,28 @@ class LocalPostgres(LocalServer):
                 conf.write(f"{key} = {_quote(value)}\n")
 
     def command(self) -> list[str]:
-        return [str(self.bindir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                "-c", f"listen_addresses={LOOPBACK}", "-c", f"unix_socket_directories={self.socket_dir}"]
+        return [
+            str(self.bindir / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-c",
+            f"listen_addresses={LOOPBACK}",
+            "-c",
+            f"unix_socket_directories={self.socket_dir}",
+        ]
 
     def accepts_connections(self) -> bool:
         try:
-            with psycopg.connect(host=LOOPBACK, port=self.port, user=self.admin.user,
-                                 password=self.admin.password, dbname=self.maintenance_database,
-                                 connect_timeout=2):
+            with psycopg.connect(
+                host=LOOPBACK,
+                port=self.port,
+                user=self.admin.user,
+                password=self.admin.password,
+                dbname=self.maintenance_database,
+                connect_timeout=2,
+            ):
                 return True
         except psycopg.OperationalError:
             return False

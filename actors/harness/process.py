@@ -70,8 +70,14 @@ def run_checked(cmd: Sequence[str], *, log_path: Path, run_as: RunAs | None, cwd
         log.flush()
         try:
             proc = subprocess.run(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                timeout=timeout_s, check=False, preexec_fn=_die_with_parent(signal.SIGKILL, os.getpid()),
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                timeout=timeout_s,
+                check=False,
+                preexec_fn=_die_with_parent(signal.SIGKILL, os.getpid()),
                 **_user_kwargs(run_as),
             )
         except subprocess.TimeoutExpired as exc:
@@ -93,8 +99,13 @@ def spawn(
         log.write(f"\n$ {' '.join(cmd)}\n".encode())
         log.flush()
         return subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-            process_group=0, preexec_fn=_die_with_parent(death_signal, os.getpid()),
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            process_group=0,
+            preexec_fn=_die_with_parent(death_signal, os.getpid()),
             **_user_kwargs(run_as),
         )
 

@@ -158,7 +158,10 @@ class LocalServer(ABC):
         self.port = free_port()
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._proc = spawn(
-            self.command(), log_path=self.log_path, run_as=self.run_as, cwd=self.home,
+            self.command(),
+            log_path=self.log_path,
+            run_as=self.run_as,
+            cwd=self.home,
             death_signal=self.death_signal,
         )
         live.register(self)
@@ -194,8 +197,13 @@ class LocalServer(ABC):
     def provision(self) -> Endpoint:
         """Create the least-privilege users and the first database; then the endpoint is usable."""
         endpoint = Endpoint(
-            engine=self.engine, host=LOOPBACK, port=self.port, database=self.maintenance_database,
-            admin=self.admin, capture=self.capture, apply=self.apply,
+            engine=self.engine,
+            host=LOOPBACK,
+            port=self.port,
+            database=self.maintenance_database,
+            admin=self.admin,
+            capture=self.capture,
+            apply=self.apply,
         )
         self._endpoint = provision(endpoint)
         return self._endpoint

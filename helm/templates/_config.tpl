@@ -49,6 +49,7 @@ config names those files (`password_file`, `signing_key_file`, `token_file`), ne
 {{- $_ := set $cfg "http" $http -}}
 {{- $supervisor := deepCopy ($cfg.supervisor | default dict) -}}
 {{- $_ := set $supervisor "ray_address" "auto" -}}
+{{- $_ := set $supervisor "state_dir" (printf "%s/state" .Values.persistence.mountPath) -}}
 {{- $_ := set $cfg "supervisor" $supervisor -}}
 {{- $audit := deepCopy ($cfg.audit | default dict) -}}
 {{- $_ := set $audit "signing_key_file" (printf "%s/audit-signing-key" $dir) -}}

@@ -212,6 +212,12 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- $errors = append $errors (printf "config.%s: set by the chart (from databases.*, service.* and logLevel); remove it from `config`" $key) -}}
 {{- end -}}
 {{- end -}}
+{{- $supervisor := (.Values.config | default dict).supervisor | default dict -}}
+{{- range $key := list "ray_address" "state_dir" -}}
+{{- if hasKey $supervisor $key -}}
+{{- $errors = append $errors (printf "config.supervisor.%s: set by the chart (`auto`, and a folder on the persistence volume); remove it from `config`" $key) -}}
+{{- end -}}
+{{- end -}}
 {{- $audit := (.Values.config | default dict).audit | default dict -}}
 {{- range $key := list "signing_key_file" "signing_key_env" "encryption_key_file" "checkpoint_export_dir" -}}
 {{- if hasKey $audit $key -}}

@@ -39,7 +39,9 @@ def create_orders(pg: Endpoint, mariadb: Endpoint) -> None:
         cursor.execute(MARIADB_ORDERS)
 
 
-def wait_equal(pg: Endpoint, pg_ns: str, mariadb: Endpoint, maria_ns: str, *, timeout_s: float) -> None:
+def wait_equal(
+    pg: Endpoint, pg_ns: str, mariadb: Endpoint, maria_ns: str, *, timeout_s: float, supervisor=None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         source, target = table_rows(pg, pg_ns), table_rows(mariadb, maria_ns)
@@ -52,7 +54,8 @@ def wait_equal(pg: Endpoint, pg_ns: str, mariadb: Endpoint, maria_ns: str, *, ti
             pytest.fail(
                 f"target differs from source after {timeout_s}s: {len(missing)} missing, {len(extra)} extra, "
                 f"e.g. missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]}, "
-                f"differing {[(k, source[k], target[k]) for k in differ]}"
+                f"differing {[(k, source[k], target[k]) for k in differ]}; "
+                f"pipeline: {supervisor.status() if supervisor else 'n/a'}"
             )
         time.sleep(0.2)
 
@@ -172,6 +175,13 @@ def test_kill_9_during_a_100k_change_workload_loses_and_duplicates_nothing(
         pid = ray.get(actor.pid.remote()) if victim == "applier" else ray.get(actor.stats.remote()).pid
         os.kill(pid, signal.SIGKILL)
         load.wait(300)
-        wait_equal(fresh_pg_db, "public.orders", fresh_mariadb_db, f"{fresh_mariadb_db.database}.orders", timeout_s=180)
+        wait_equal(
+            fresh_pg_db,
+            "public.orders",
+            fresh_mariadb_db,
+            f"{fresh_mariadb_db.database}.orders",
+            timeout_s=180,
+            supervisor=supervisor,
+        )
         after = ray.get(actor.pid.remote()) if victim == "applier" else ray.get(actor.stats.remote()).pid
     assert after != pid, f"the {victim} actor was not restarted"

@@ -15,7 +15,7 @@ from tests.helm.chart_support import CHART_DIR, ROOT, containers, load_yaml
 #: Keys of the config that the chart sets itself (from other values); `config:` must not carry them.
 CHART_OWNED = {
     "audit": {"signing_key_file", "signing_key_env", "encryption_key_file", "checkpoint_export_dir"},
-    "supervisor": {"ray_address"},
+    "supervisor": {"ray_address", "state_dir"},
 }
 SEED_DATABASE_KEYS = ("host", "port", "database", "username")
 

@@ -21,8 +21,16 @@ _COLUMNS_SQL = (
 )
 _INTEGERS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "bigint": 64}
 #: Largest value of each TEXT/BLOB type in bytes; None: LONGTEXT/LONGBLOB (4 GiB, more than any source value).
-_LOB_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": None,
-              "tinyblob": 255, "blob": 65535, "mediumblob": 16777215, "longblob": None}
+_LOB_BYTES = {
+    "tinytext": 255,
+    "text": 65535,
+    "mediumtext": 16777215,
+    "longtext": None,
+    "tinyblob": 255,
+    "blob": 65535,
+    "mediumblob": 16777215,
+    "longblob": None,
+}
 _CHAR_BYTES = {"utf8mb4": 4, "utf8mb3": 3, "utf8": 3, "ucs2": 2, "utf16": 4, "utf16le": 4, "utf32": 4}
 _FULL_UNICODE = frozenset({"utf8mb4", "utf16", "utf16le", "utf32"})
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
@@ -46,13 +54,15 @@ def column_type(row: tuple[Any, ...], *, is_json: bool = False) -> ColumnType:
             return ColumnType(family="boolean", name=declared, bits=8)
         return ColumnType(family="integer", name=declared, bits=_INTEGERS[data_type], unsigned="unsigned" in declared)
     if data_type in ("decimal", "numeric"):
-        return ColumnType(family="decimal", name=declared, precision=num_precision, scale=num_scale,
-                          unsigned="unsigned" in declared)
+        return ColumnType(
+            family="decimal", name=declared, precision=num_precision, scale=num_scale, unsigned="unsigned" in declared
+        )
     if data_type in ("float", "double", "real"):
         return ColumnType(family="float", name=declared, bits=24 if data_type == "float" else 53, scale=num_scale)
     if data_type in ("char", "varchar"):
-        return ColumnType(family="text", name=declared, length=char_max, fixed=data_type == "char",
-                          charset=text_charset)
+        return ColumnType(
+            family="text", name=declared, length=char_max, fixed=data_type == "char", charset=text_charset
+        )
     if data_type in ("binary", "varbinary"):
         return ColumnType(family="bytes", name=declared, length=octets, fixed=data_type == "binary")
     if data_type in _LOB_BYTES:
@@ -99,8 +109,9 @@ def table_schema(conn: Any, namespace: str) -> TableSchema:
     if info is None:
         raise ConfigError(namespace, f"mariadb table `{namespace}` does not exist (or the user cannot see it)")
     if not info.primary_key:
-        raise ConfigError(namespace, f"mariadb table `{namespace}` has no primary key; add one "
-                                     "(Worker-Sync applies changes by key)")
+        raise ConfigError(
+            namespace, f"mariadb table `{namespace}` has no primary key; add one (Worker-Sync applies changes by key)"
+        )
     json_columns = info.json_columns
     with conn.cursor() as cur:
         cur.execute(_COLUMNS_SQL, (database, table))

@@ -46,16 +46,22 @@ from config.model import MySqlNode
 _SESSION = "SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"
 
 #: Server and client error codes where retrying later may succeed.
-_RETRYABLE = frozenset({
-    1040,  # too many connections
-    1053,  # server shutdown in progress
-    1205,  # lock wait timeout
-    1213,  # deadlock
-    1317,  # query interrupted
-    1927,  # connection killed
-    4031,  # disconnected for inactivity
-    2002, 2003, 2006, 2013, 2055,  # cannot connect / server gone / lost connection
-})
+_RETRYABLE = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        1317,  # query interrupted
+        1927,  # connection killed
+        4031,  # disconnected for inactivity
+        2002,
+        2003,
+        2006,
+        2013,
+        2055,  # cannot connect / server gone / lost connection
+    }
+)
 
 
 def quote(identifier: str) -> str:

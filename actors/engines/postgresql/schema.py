@@ -57,8 +57,9 @@ _PLAIN: dict[str, ColumnType] = {
 }
 
 
-def column_type(typname: str, typtype: str, typmod: int, *, labels: tuple[str, ...] = (),
-                charset: str | None = None, name: str = "") -> ColumnType:
+def column_type(
+    typname: str, typtype: str, typmod: int, *, labels: tuple[str, ...] = (), charset: str | None = None, name: str = ""
+) -> ColumnType:
     """The ColumnType of one (base) type; ``typmod`` as in pg_attribute (-1: none)."""
     return msgspec.structs.replace(_column_type(typname, typtype, typmod, labels, charset), name=name or typname)
 
@@ -119,32 +120,60 @@ def load_table(conn: psycopg.Connection[Any], namespace: str) -> PgTable:
         (schema, table),
     ).fetchone()
     if found is None or found[0] is None:
-        raise ConfigError(namespace, f"postgresql table `{namespace}` does not exist in database "
-                                     f"`{conn.info.dbname}` (or the user `{conn.info.user}` cannot see it)")
+        raise ConfigError(
+            namespace,
+            f"postgresql table `{namespace}` does not exist in database "
+            f"`{conn.info.dbname}` (or the user `{conn.info.user}` cannot see it)",
+        )
     oid, encoding = found
     charset = None if encoding == "UTF8" else encoding.lower()
     columns, casts, identity, key = [], {}, set(), []
-    for (attname, type_text, cast, typname, typtype, elem, elemtype, typmod, nullable, has_default, generated,
-         always, key_pos, labels) in conn.execute(_COLUMNS_SQL, (oid,)).fetchall():
+    for (
+        attname,
+        type_text,
+        cast,
+        typname,
+        typtype,
+        elem,
+        elemtype,
+        typmod,
+        nullable,
+        has_default,
+        generated,
+        always,
+        key_pos,
+        labels,
+    ) in conn.execute(_COLUMNS_SQL, (oid,)).fetchall():
         labels_t = tuple(labels or ())
         if elem is not None:
             element = column_type(elem, elemtype, typmod, labels=labels_t, charset=charset)
             kind = ColumnType(family="array", name=type_text, element=element)
         else:
             kind = column_type(typname, typtype, typmod, labels=labels_t, charset=charset, name=type_text)
-        columns.append(Column(name=attname, type=kind, type_text=type_text, nullable=nullable,
-                              has_default=has_default, generated=generated))
+        columns.append(
+            Column(
+                name=attname,
+                type=kind,
+                type_text=type_text,
+                nullable=nullable,
+                has_default=has_default,
+                generated=generated,
+            )
+        )
         casts[attname] = cast
         if always:
             identity.add(attname)
         if key_pos:
             key.append((key_pos, attname))
     if not key:
-        raise ConfigError(namespace, f"postgresql table `{namespace}` has no primary key; add one "
-                                     "(Worker-Sync applies changes by key)")
+        raise ConfigError(
+            namespace,
+            f"postgresql table `{namespace}` has no primary key; add one (Worker-Sync applies changes by key)",
+        )
     primary_key = tuple(name for _, name in sorted(key))
-    return PgTable(TableSchema(namespace=namespace, columns=tuple(columns), primary_key=primary_key), casts,
-                   frozenset(identity))
+    return PgTable(
+        TableSchema(namespace=namespace, columns=tuple(columns), primary_key=primary_key), casts, frozenset(identity)
+    )
 
 
 def table_schema(conn: psycopg.Connection[Any], namespace: str) -> TableSchema:

@@ -189,9 +189,14 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
             check_columns(self.subject, table.schema, names)
             check_keys(self.subject, table.schema, (k for k, _ in group))
             columns = sorted(names, key=table.order.__getitem__)
-            upserts.extend(chunked(ns, _upsert_sql(table, columns), [
-                converted(self.subject, ns, k, row, table.converters, columns) for k, row in group
-            ], [k for k, _ in group]))
+            upserts.extend(
+                chunked(
+                    ns,
+                    _upsert_sql(table, columns),
+                    [converted(self.subject, ns, k, row, table.converters, columns) for k, row in group],
+                    [k for k, _ in group],
+                )
+            )
         return deletes, upserts
 
 
