@@ -80,7 +80,10 @@ def running(config: Config) -> Iterator[object]:
 
     from supervisor import Supervisor
 
+    from actors.preflight import check_routes
+
     supervisor = Supervisor(config)
+    check_routes(config, supervisor.routes)  # as `worker-sync run` does before starting anything
     supervisor.start()
     failures: list[BaseException] = []
 

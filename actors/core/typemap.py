@@ -127,8 +127,8 @@ def _into_text(source: ColumnType, target: ColumnType) -> str | None:
         return f"{_label(target)} uses character set `{target.charset}`, which cannot hold every character"
     width = _text_width(source)
     if target.length is not None and (width is None or width > target.length):
-        need = width or "any number of"
-        return f"{_label(target)} holds {target.length} characters, {_label(source)} needs up to {need}"
+        need = f"up to {width} characters" if width else "values of any length"
+        return f"{_label(target)} holds {target.length} characters, {_label(source)} has {need}"
     if f == "text" and target.fixed and not source.fixed:
         return f"{_label(target)} pads with spaces: trailing spaces of {_label(source)} values are lost"
     return None

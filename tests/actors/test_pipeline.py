@@ -13,21 +13,21 @@ import pytest
 import ray
 
 from actors.harness import Endpoint
-from actors.harness.compare import table_rows
+from actors.harness.compare import diff_tables, table_rows
 from tests.pipeline_helpers import pg_to_mariadb_config, running
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 PG_ORDERS = """
 CREATE TABLE public.orders (
-    id bigint PRIMARY KEY, customer text NOT NULL, qty integer NOT NULL, price numeric(12,2) NOT NULL,
+    id bigint PRIMARY KEY, customer varchar(255) NOT NULL, qty integer NOT NULL, price numeric(12,2) NOT NULL,
     paid boolean NOT NULL DEFAULT false, placed_at timestamptz NOT NULL DEFAULT now(), note text
 )
 """
 MARIADB_ORDERS = """
 CREATE TABLE orders (
     id bigint PRIMARY KEY, customer varchar(255) NOT NULL, qty int NOT NULL, price decimal(12,2) NOT NULL,
-    paid boolean NOT NULL DEFAULT false, placed_at datetime(6) NOT NULL, note text
+    paid boolean NOT NULL DEFAULT false, placed_at datetime(6) NOT NULL, note longtext
 )
 """
 
@@ -185,3 +185,57 @@ def test_kill_9_during_a_100k_change_workload_loses_and_duplicates_nothing(
         )
         after = ray.get(actor.pid.remote()) if victim == "applier" else ray.get(actor.stats.remote()).pid
     assert after != pid, f"the {victim} actor was not restarted"
+
+
+MARIADB_KINDS = """
+CREATE TABLE kinds (
+    id bigint PRIMARY KEY, amount decimal(20,6), ratio double, happened datetime(6), stamped timestamp(6) NULL,
+    doc json, raw blob, size enum('s','m','l'), tags set('red','green','blue'), flags bit(8), span time(6),
+    born year, ident char(36), active tinyint(1), label varchar(40)
+)
+"""
+PG_KINDS = """
+CREATE TABLE public.kinds (
+    id bigint PRIMARY KEY, amount numeric(20,6), ratio double precision, happened timestamp(6),
+    stamped timestamptz(6), doc jsonb, raw bytea, size text, tags text[], flags bit(8), span interval,
+    born smallint, ident varchar(36), active boolean, label varchar(40)
+)
+"""
+
+
+def test_mariadb_to_postgresql_every_mapped_type_arrives(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute(MARIADB_KINDS)
+        cursor.execute("INSERT INTO kinds (id, amount, label) VALUES (1, 1.5, 'from the snapshot')")
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute(PG_KINDS)
+    source = f"{fresh_mariadb_db.database}.kinds"
+    config = pg_to_mariadb_config(fresh_pg_db, fresh_mariadb_db, tmp_path, [(source, "public.kinds")], reverse=True)
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO kinds VALUES (2, 12345678901234.123456, 0.1, '2024-02-29 23:59:58.123456', "
+                "'2024-03-01 12:00:00.5', '{\"a\": [1, 2.50, null], \"b\": \"x\"}', x'00ff10', 'm', 'red,blue', "
+                "b'10100101', '-12:34:56.789', 1999, '12345678-1234-5678-1234-567812345678', 1, 'naïve ☃')"
+            )
+            cursor.execute("INSERT INTO kinds (id, label) VALUES (3, 'nulls everywhere')")
+            cursor.execute("UPDATE kinds SET amount = amount + 1, tags = '', active = 0 WHERE id = 2")
+            cursor.execute("UPDATE kinds SET id = 4 WHERE id = 3")
+            cursor.execute("DELETE FROM kinds WHERE id = 1")
+        deadline = time.monotonic() + 60
+        while True:
+            problems = diff_tables(fresh_mariadb_db, source, fresh_pg_db, "public.kinds")
+            if not problems:
+                break
+            assert time.monotonic() < deadline, problems
+            time.sleep(0.2)
+    with fresh_pg_db.connect("admin") as conn:
+        row = conn.execute("SELECT amount, tags, span, ident::text, doc FROM public.kinds WHERE id = 2").fetchone()
+    assert str(row[0]) == "12345678901235.123456"
+    assert row[1] == []
+    assert str(row[2]) == "-1 day, 11:25:03.211000"
+    assert row[3] == "12345678-1234-5678-1234-567812345678"
+    assert row[4] == {"a": [1, 2.5, None], "b": "x"}

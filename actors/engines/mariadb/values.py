@@ -110,6 +110,16 @@ def _pad_binary(length: int) -> Converter:
 _BINARY_CAPABLE = frozenset({FIELD_TYPE.STRING, FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.BLOB})
 
 
+def _negative_time2(value: dt.timedelta) -> dt.timedelta:
+    """mysql-replication misreads negative TIME(n) values with a fraction (TIME2 format): for
+    '-12:34:56.789' it returns -12:34:56.211. TIME2 stores such a value as -(seconds + 1) plus
+    (1 - fraction); the library un-complements the fraction but keeps the extra second, so we
+    give back 2 x fraction - 1 s. Values without a fraction, and positive ones, are right."""
+    if value.days < 0 and value.microseconds:
+        return value - dt.timedelta(microseconds=2 * value.microseconds) + dt.timedelta(seconds=1)
+    return value
+
+
 @dataclass(frozen=True)
 class RowPlan:
     """What to fix in each row of one table: ``(column, converter)`` pairs and the SET columns."""
@@ -146,6 +156,8 @@ def binlog_plan(columns: Sequence[Any], info: TableInfo, flavor: str) -> RowPlan
             convert = _utc
         elif kind == FIELD_TYPE.YEAR:
             convert = _year
+        elif kind == FIELD_TYPE.TIME2:
+            convert = _negative_time2
         elif kind == FIELD_TYPE.BIT:
             convert = _bits_text
         elif kind == FIELD_TYPE.SET:
