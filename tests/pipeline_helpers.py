@@ -78,9 +78,8 @@ def running(config: Config) -> Iterator[object]:
     """A Supervisor looping in a thread; drained and its actors killed on exit."""
     import ray
 
-    from supervisor import Supervisor
-
     from actors.preflight import check_routes
+    from supervisor import Supervisor
 
     supervisor = Supervisor(config)
     check_routes(config, supervisor.routes)  # as `worker-sync run` does before starting anything
