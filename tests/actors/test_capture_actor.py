@@ -17,7 +17,7 @@ from actors.core.encoding import decode_batch
 from actors.core.events import ChangeEvent, Op, Position
 from actors.core.streams import StreamSpec
 from actors.harness import Endpoint
-from config.model import PostgresNode, Tls
+from config.model import MySqlNode, PostgresNode, Tls
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -99,11 +99,60 @@ def test_batches_and_commits_through_ray(fresh_pg_db: Endpoint, tmp_path: Path) 
     assert stats.committed is not None and stats.committed == stats.delivered
 
 
-def test_kill_9_mid_workload_loses_nothing_and_repeats_nothing(fresh_pg_db: Endpoint, tmp_path: Path) -> None:
-    total = 50_000
-    with fresh_pg_db.connect("admin") as conn:
+def mariadb_spec(db: Endpoint, tmp_path: Path, tables: list[str]) -> StreamSpec:
+    secret = tmp_path / "mariadb-password"
+    secret.write_text(db.capture.password)
+    secret.chmod(0o600)
+    node = MySqlNode(
+        host=db.host,
+        port=db.port,
+        database=db.database,
+        username=db.capture.user,
+        password_file=str(secret),
+        tls=Tls(mode="disable"),
+    )
+    return StreamSpec(stream=f"mariadb-{db.database}", node_name="mysql", node=node, tables=tables)
+
+
+def _pg_workload(db: Endpoint, tmp_path: Path, total: int):
+    with db.connect("admin") as conn:
         conn.execute("CREATE TABLE public.orders (id int PRIMARY KEY, qty int)")
-    actor = CaptureActor.remote(pg_spec(fresh_pg_db, tmp_path, ["public.orders"]))
+
+    def write() -> None:
+        with db.connect("admin") as conn:
+            for start in range(1, total + 1, 500):
+                conn.execute(
+                    "INSERT INTO public.orders SELECT g, g %% 7 FROM generate_series(%s::int, %s::int) g",
+                    (start, min(start + 499, total)),
+                )
+
+    return pg_spec(db, tmp_path, ["public.orders"]), write
+
+
+def _mariadb_workload(db: Endpoint, tmp_path: Path, total: int):
+    with db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE orders (id int PRIMARY KEY, qty int)")
+
+    def write() -> None:
+        with db.connect("admin") as conn, conn.cursor() as cursor:
+            for start in range(1, total + 1, 500):
+                cursor.execute(
+                    f"INSERT INTO orders SELECT seq, seq % 7 FROM seq_{start}_to_{min(start + 499, total)}"
+                )
+
+    return mariadb_spec(db, tmp_path, [f"{db.database}.orders"]), write
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+def test_kill_9_mid_workload_loses_nothing_and_repeats_nothing(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    total = 50_000
+    if engine == "postgresql":
+        spec, _write = _pg_workload(request.getfixturevalue("fresh_pg_db"), tmp_path, total)
+    else:
+        spec, _write = _mariadb_workload(request.getfixturevalue("fresh_mariadb_db"), tmp_path, total)
+    actor = CaptureActor.remote(spec)
     consumer = Consumer(actor, commit_every=4)
 
     failures: list[BaseException] = []
@@ -114,14 +163,6 @@ def test_kill_9_mid_workload_loses_nothing_and_repeats_nothing(fresh_pg_db: Endp
         except BaseException as exc:
             failures.append(exc)
             raise
-
-    def _write() -> None:
-        with fresh_pg_db.connect("admin") as conn:
-            for start in range(1, total + 1, 500):
-                conn.execute(
-                    "INSERT INTO public.orders SELECT g, g %% 7 FROM generate_series(%s::int, %s::int) g",
-                    (start, min(start + 499, total)),
-                )
 
     writer = threading.Thread(target=write)
     try:
