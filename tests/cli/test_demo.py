@@ -1,0 +1,36 @@
+"""`worker-sync demo` end to end, short: servers, Ray, two-way sync, and the table comparison."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = shutil.which("worker-sync", path=str(Path(sys.executable).parent)) or "worker-sync"
+
+
+@pytest.mark.slow
+def test_demo_json_summary_says_every_target_equals_its_source(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [SCRIPT, "demo", "--duration", "4", "--rate", "300", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["target_equals_source"] is True
+    assert {link["link"] for link in summary["links"]} == {"demo-orders", "demo-inventory"}
+    for link in summary["links"]:
+        assert link["changes_written"] > 500
+        assert link["changes_applied"] == link["changes_written"]
+        assert link["differences"] == []
+    assert "writing ~300 changes/s" in result.stderr  # live progress goes to stderr
+
+
+def test_demo_rejects_bad_options() -> None:
+    result = subprocess.run([SCRIPT, "demo", "--duration", "0"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--duration" in result.stderr
