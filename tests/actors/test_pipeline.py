@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -239,3 +240,56 @@ def test_mariadb_to_postgresql_every_mapped_type_arrives(
     assert str(row[2]) == "-1 day, 11:25:03.211000"
     assert row[3] == "12345678-1234-5678-1234-567812345678"
     assert row[4] == {"a": [1, 2.5, None], "b": "x"}
+
+
+PG_TYPES = """
+CREATE TABLE public.types (
+    id bigint PRIMARY KEY, small smallint, amount numeric(20,6), ratio double precision, real_v real,
+    flag boolean, label varchar(40), body text, raw bytea, day date, clock time(6), happened timestamp(6),
+    stamped timestamptz(6), doc jsonb, ident uuid, tags text[]
+)
+"""
+MARIADB_TYPES = """
+CREATE TABLE types (
+    id bigint PRIMARY KEY, small smallint, amount decimal(20,6), ratio double, real_v float,
+    flag tinyint(1), label varchar(40), body longtext, raw longblob, day date, clock time(6),
+    happened datetime(6), stamped datetime(6), doc json, ident char(36), tags json
+)
+"""
+
+
+def test_postgresql_to_mariadb_every_mapped_type_arrives(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute(PG_TYPES)
+        conn.execute("ALTER TABLE public.types REPLICA IDENTITY FULL")
+        conn.execute("INSERT INTO public.types (id, label) VALUES (1, 'from the snapshot')")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute(MARIADB_TYPES)
+    target = f"{fresh_mariadb_db.database}.types"
+    config = pg_to_mariadb_config(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.types", target)])
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        with fresh_pg_db.connect("admin") as conn:
+            conn.execute(
+                "INSERT INTO public.types VALUES (2, -7, 12345678901234.123456, 0.1, 1.5, true, 'naïve ☃', "
+                "repeat('long ', 5000), '\\x00ff10', '1999-12-31', '13:14:15.5', '2024-02-29 23:59:58.123456', "
+                "'2024-03-01 12:00:00.5+05:30', '{\"a\": [1, 2.50, null], \"b\": {\"c\": \"x\"}}', "
+                "'12345678-1234-5678-1234-567812345678', '{red,\"with space\",NULL}')"
+            )
+            conn.execute("INSERT INTO public.types (id, label) VALUES (3, 'nulls everywhere')")
+            conn.execute("UPDATE public.types SET amount = amount + 1, flag = false WHERE id = 2")  # TOAST unchanged
+            conn.execute("UPDATE public.types SET id = 4 WHERE id = 3")
+            conn.execute("DELETE FROM public.types WHERE id = 1")
+        deadline = time.monotonic() + 60
+        while problems := diff_tables(fresh_pg_db, "public.types", fresh_mariadb_db, target):
+            assert time.monotonic() < deadline, problems
+            time.sleep(0.2)
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT amount, body, stamped, tags FROM {target} WHERE id = 2")
+        amount, body, stamped, tags = cursor.fetchone()
+    assert str(amount) == "12345678901235.123456"
+    assert body == "long " * 5000  # the unchanged TOASTed value survived the update
+    assert str(stamped) == "2024-03-01 06:30:00.500000"  # UTC
+    assert json.loads(tags) == ["red", "with space", None]
