@@ -27,7 +27,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[dev,chart]'
+	$(VENV)/bin/python -m pip install -q -e '.[dev,chart,bench]'
 	@touch $@
 
 demo: setup
