@@ -1,0 +1,113 @@
+"""Audit log throughput: entries/s appended to the real PostgreSQL store, and entries/s verified from it.
+
+    python bench/audit_rate.py [--entries 100000] [--batch 2000] [--repeat 3]
+
+Starts a throwaway PostgreSQL (actors.harness.LocalPostgres), creates the audit schema, and times:
+- `build`: AuditLog.add alone (entry encoding, leaf hash, frontier, checkpoints every 10,000): the core's ceiling;
+- `append`: AuditLog.add + AuditStore.append in batches (binary COPY), as the apply role, one transaction per batch;
+- `verify`: streaming the whole store back and running the verifier (hashes, chain, roots, signatures).
+Each figure is the median of --repeat runs on a fresh schema. Writes bench/results/audit_rate.{json,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nacl.signing import SigningKey
+
+from actors.core.audit.entries import AuditEntry, change_entry
+from actors.core.audit.log import AuditLog
+from actors.core.audit.verify import verify_log
+from actors.core.events import ChangeEvent, Op, Position
+from actors.engines.postgresql.audit_store import AuditStore, create_schema
+from actors.harness import Endpoint, LocalPostgres
+from bench import report
+
+
+def drafts(n: int) -> list[AuditEntry]:
+    """Entries for n typical row changes (an 8-column row), built before the clock starts."""
+    return [
+        change_entry(
+            ChangeEvent(
+                node="pg1",
+                engine="postgresql",
+                namespace="public.orders",
+                op=Op.UPDATE,
+                key={"id": i},
+                before={"id": i},
+                after={"id": i, "customer": f"c{i % 977}", "status": "paid", "total": i * 3, "note": "x" * 40},
+                commit_time_us=1_700_000_000_000_000 + i,
+                txid=str(i // 10),
+                position=Position(order=i.to_bytes(8, "big"), resume=f"0/{i:X}"),
+            )
+        )
+        for i in range(n)
+    ]
+
+
+def run_once(endpoint: Endpoint, schema: str, entries: list[AuditEntry], batch: int) -> dict[str, float]:
+    key = SigningKey.generate()
+    with endpoint.connect("admin") as admin:
+        create_schema(admin, schema, endpoint.apply.user)
+    started = time.perf_counter()
+    AuditLog(key, every_entries=10_000, every_ms=1_000).add(entries)
+    build = len(entries) / (time.perf_counter() - started)
+    log = AuditLog(key, every_entries=10_000, every_ms=1_000)
+    with endpoint.connect("apply") as conn:
+        store = AuditStore(conn, schema)
+        started = time.perf_counter()
+        for i in range(0, len(entries), batch):
+            stored, checkpoints = log.add(entries[i : i + batch])
+            store.append(stored, checkpoints)
+        final = log.flush()
+        if final is not None:
+            store.append_checkpoint(final)
+        append = len(entries) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        result = verify_log(store.read(), store.checkpoints(), key.verify_key)
+        verify = len(entries) / (time.perf_counter() - started)
+    if not result.ok or result.entries != len(entries):
+        raise RuntimeError(f"verification failed: {result}")
+    return {"build": build, "append": append, "verify": verify}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    entries = drafts(args.entries)
+    runs: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp, LocalPostgres(Path(tmp)) as server:
+        endpoint = server.endpoint
+        for i in range(args.repeat):
+            runs.append(run_once(endpoint, f"audit_bench_{i}", entries, args.batch))
+    medians = {name: report.median([run[name] for run in runs]) for name in ("build", "append", "verify")}
+    report.write(
+        "audit_rate",
+        {
+            "entries": args.entries,
+            "batch": args.batch,
+            "repeat": args.repeat,
+            "entries_per_s": {name: round(value) for name, value in medians.items()},
+            "runs": [{name: round(value) for name, value in run.items()} for run in runs],
+        },
+    )
+    report.bar_plot(
+        "audit_rate",
+        f"Audit log, {args.entries:,} entries, batches of {args.batch:,} (median of {args.repeat})",
+        ["AuditLog.add (core only)", "append to PostgreSQL store", "verify from store"],
+        [medians["build"], medians["append"], medians["verify"]],
+        "entries/s",
+    )
+
+
+if __name__ == "__main__":
+    main()
