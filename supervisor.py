@@ -9,6 +9,10 @@ applier shards, feeds each shard one call at a time (so a shard applies its slic
 also after a crash, when the failed call is simply sent again), and commits a stream's position
 only when every batch up to it has been applied by every shard (the low-water mark). The
 capture actor then persists it and lets the source release it.
+
+With ``audit.enabled``, each batch with changes is one more part, fed to the audit-chain actor the
+same way (one call at a time, re-sent on failure): a position is committed only once its changes
+are both applied and stored in the signed audit log, so a crash can never skip an audit entry.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ log = logging.getLogger("worker_sync.supervisor")
 LOOP_WAIT_S = 0.02
 #: At most this many events go to one shard in one call (and one target transaction).
 MAX_EVENTS_PER_APPLY = 5_000
+#: At most this many changes go to the audit actor in one call (one COPY into the store).
+MAX_EVENTS_PER_AUDIT = 20_000
+#: `audit_write_tps` is the entries stored over this many seconds, per second.
+AUDIT_RATE_WINDOW_S = 5.0
 LAG_SAMPLE = 4_096
 #: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this
 #: many times in a row (its node is gone, say), the supervisor creates a new one.
@@ -169,6 +177,12 @@ class Supervisor:
         self.started_at = time.time()
         self.streams: dict[str, StreamState] = {}
         self.shards: list[ShardState] = []
+        #: The audit-chain actor, fed like a shard (None when `audit.enabled` is false).
+        self.audit: ShardState | None = None
+        self._audit_stored: deque[tuple[float, int]] = deque()
+        self._audit_tick_at = 0.0
+        self._audit_ticking = False
+        self._audit_generation = 0
         self._pending: dict[object, tuple[str, object]] = {}
         self._heartbeat = time.monotonic()
         self._status_lock = threading.Lock()
@@ -190,7 +204,10 @@ class Supervisor:
             self.shards.append(ShardState(index, self._new_shard(index, targets), self._backoff()))
         self._targets = targets
         self.offsets = FileOffsetStore(settings.state_dir)
-        for spec in stream_specs(self.config, self.routes):
+        specs = stream_specs(self.config, self.routes)
+        if self.config.audit.enabled:
+            self.audit = ShardState(-1, self._new_audit(specs), self._backoff())
+        for spec in specs:
             committed = self.offsets.load(spec.stream)
             state = StreamState(spec, self._new_capture(spec), StreamProgress(committed), self._backoff())
             state.last_received = committed
@@ -212,6 +229,14 @@ class Supervisor:
 
         return CaptureActor.options(name=f"capture:{spec.stream}:{self.run_id}").remote(spec)
 
+    def _new_audit(self, specs: Sequence[StreamSpec], generation: int = 0) -> object:
+        from actors.audit_chain import AuditChain
+
+        node = nodes_by_name(self.config)[self.config.audit.node]
+        streams = [spec.stream for spec in specs]
+        name = f"audit-chain:{self.run_id}" + (f":{generation}" if generation else "")
+        return AuditChain.options(name=name).remote(self.config.audit, node, streams)
+
     def _new_shard(self, index: int, targets: dict) -> object:
         from actors.applier import ApplierShard
 
@@ -230,6 +255,7 @@ class Supervisor:
         self._heartbeat = time.monotonic()
         self._submit_polls()
         self._submit_applies()
+        self._submit_audit()
         if self._pending:
             ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=wait_s)
             if ready:
@@ -240,6 +266,10 @@ class Supervisor:
                     self._on_poll(owner, ref)
                 elif kind == "apply":
                     self._on_apply(owner, ref)
+                elif kind == "audit":
+                    self._on_audit(ref)
+                elif kind == "tick":
+                    self._on_tick(ref)
                 else:
                     self._on_commit(owner, ref)
         else:
@@ -252,11 +282,19 @@ class Supervisor:
         deadline = time.monotonic() + timeout_s
         self.stop_requested.set()
         while time.monotonic() < deadline and (
-            any(s.queue or s.sending for s in self.shards) or any(k != "poll" for k, _ in self._pending.values())
+            any(s.queue or s.sending for s in self.shards)
+            or (self.audit is not None and (self.audit.queue or self.audit.sending))
+            or any(k != "poll" for k, _ in self._pending.values())
         ):
             self.step()
         self._commit()
         import ray
+
+        if self.audit is not None:
+            try:
+                ray.get(self.audit.actor.close.remote(), timeout=10)  # a final signed checkpoint
+            except Exception as exc:
+                log.warning("audit: close failed: %s", exc)
 
         for state in self.streams.values():
             try:
@@ -300,6 +338,28 @@ class Supervisor:
                 ref = shard.actor.apply.remote([part.data for part in shard.sending])
                 self._pending[ref] = ("apply", shard)
                 shard.busy = True
+
+    def _submit_audit(self) -> None:
+        """Feed the audit actor like a shard; also ask it for a time-based checkpoint now and then."""
+        audit = self.audit
+        if audit is None:
+            return
+        if not audit.busy and audit.backoff.ready:
+            if not audit.sending:
+                events = 0
+                while audit.queue and (not audit.sending or events + audit.queue[0].events <= MAX_EVENTS_PER_AUDIT):
+                    part = audit.queue.popleft()
+                    audit.sending.append(part)
+                    events += part.events
+            if audit.sending:
+                ref = audit.actor.append.remote([part.data for part in audit.sending])
+                self._pending[ref] = ("audit", audit)
+                audit.busy = True
+        now = time.monotonic()
+        if not self._audit_ticking and now >= self._audit_tick_at and not self.stop_requested.is_set():
+            self._audit_tick_at = now + self.config.audit.checkpoint_every_ms / 1000
+            self._pending[audit.actor.tick.remote()] = ("tick", audit)
+            self._audit_ticking = True
 
     def _on_poll(self, state: StreamState, ref: object) -> None:
         import ray
@@ -360,16 +420,21 @@ class Supervisor:
                 slices[shard_of(part.namespace, part.key, shards)].append(part)
         commit_times = [lag_reference_us(e.engine, e.commit_time_us, batch.read_at_us) for e in batch.events]
         oldest = min(commit_times, default=0)
-        state.progress.received(seq, batch.upto, len(slices), len(batch.events), oldest)
+        audit = self.audit if batch.events else None
+        parts = len(slices) + (audit is not None)
+        state.progress.received(seq, batch.upto, parts, len(batch.events), oldest)
         state.commit_times[seq] = commit_times
         for index, events in slices.items():
             part = Batch(batch.stream, seq, events, None, batch.snapshot, batch.newest_commit_time_us)
             self.shards[index].queue.append(Part(state.spec.stream, seq, encode_batch(part), len(events)))
+        if audit is not None:  # the whole batch: one audit entry per change, key changes unsplit
+            whole = Batch(batch.stream, seq, batch.events, None, batch.snapshot, batch.newest_commit_time_us)
+            audit.queue.append(Part(state.spec.stream, seq, encode_batch(whole), len(batch.events)))
         if batch.upto is not None:
             state.last_received = batch.upto
         state.captured += len(batch.events)
         EVENTS_CAPTURED.labels(state.spec.stream).inc(len(batch.events))
-        if not slices:
+        if not parts:
             self._batch_done(state, seq)
 
     def _on_apply(self, shard: ShardState, ref: object) -> None:
@@ -406,6 +471,55 @@ class Supervisor:
                 self._batch_done(stream, part.seq)
         shard.sending = []
 
+    def _on_audit(self, ref: object) -> None:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        from actors.metrics import ACTOR_RESTARTS
+
+        audit = self.audit
+        assert audit is not None
+        audit.busy = False
+        try:
+            appended = ray.get(ref)
+        except (RayTaskError, RayActorError) as exc:
+            delay = audit.backoff.failed()
+            cause = getattr(exc, "cause", None) or exc
+            audit.error = str(cause).splitlines()[0][:500]
+            log.warning("audit: %s; sending the same batches again in %.1fs", audit.error, delay)
+            if isinstance(exc, RayActorError) and audit.backoff.failures >= RECREATE_AFTER_FAILURES:
+                log.error("audit: the audit-chain actor keeps failing; creating a new one")
+                ray.kill(audit.actor, no_restart=True)  # one writer at a time: the old one must be gone
+                self._audit_generation += 1
+                audit.actor = self._new_audit([s.spec for s in self.streams.values()], self._audit_generation)
+                ACTOR_RESTARTS.labels("audit").inc()
+            return
+        audit.backoff.succeeded()
+        audit.error = None
+        audit.applied_calls += 1
+        self._audit_stored.append((time.monotonic(), appended.entries))
+        for part in audit.sending:
+            stream = self.streams[part.stream]
+            if stream.progress.part_done(part.seq):
+                self._batch_done(stream, part.seq)
+        audit.sending = []
+
+    def _on_tick(self, ref: object) -> None:
+        import ray
+
+        self._audit_ticking = False
+        try:
+            ray.get(ref)
+        except Exception as exc:  # the next tick, or the next append, signs what is waiting
+            log.warning("audit: checkpoint tick failed: %s", str(exc).splitlines()[0][:500])
+
+    def audit_write_tps(self) -> float:
+        """Entries the audit actor stored per second over the last AUDIT_RATE_WINDOW_S seconds."""
+        now = time.monotonic()
+        while self._audit_stored and self._audit_stored[0][0] < now - AUDIT_RATE_WINDOW_S:
+            self._audit_stored.popleft()
+        return sum(n for _, n in self._audit_stored) / AUDIT_RATE_WINDOW_S
+
     def _batch_done(self, state: StreamState, seq: int) -> None:
         from actors.metrics import END_TO_END_LAG, EVENTS_APPLIED
 
@@ -440,7 +554,10 @@ class Supervisor:
     # -- status -------------------------------------------------------------------------------
 
     def _publish_status(self) -> None:
-        from actors.metrics import ERROR_RATIO, QUEUE_DEPTH, SYNC_LAG_MS
+        from actors.metrics import AUDIT_WRITE_TPS, ERROR_RATIO, QUEUE_DEPTH, SYNC_LAG_MS
+
+        if self.audit is not None:
+            AUDIT_WRITE_TPS.set(self.audit_write_tps())
 
         now = time.monotonic()
         now_us = time.time() * 1_000_000

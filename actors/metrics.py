@@ -21,6 +21,9 @@ QUEUE_DEPTH = Gauge("queue_depth", "Batches received from a stream and not yet a
 ERROR_RATIO = Gauge(
     "error_ratio", "Share of apply calls that failed over the last minute (0-1)", ["stream"], registry=REGISTRY
 )
+AUDIT_WRITE_TPS = Gauge(
+    "audit_write_tps", "Audit entries stored per second, over the last few seconds", registry=REGISTRY
+)
 EVENTS_APPLIED = Counter(
     "worker_sync_events_applied_total", "Changes applied to every target", ["stream"], registry=REGISTRY
 )

@@ -69,3 +69,40 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
     for warning in warnings:
         log.warning("lossy type mapping accepted (`lossy_types: warn`): %s", warning)
     return warnings
+
+
+def check_audit(config: Config) -> None:
+    """With `audit.enabled`, the signing key loads and the audit schema exists, or the run stops at start
+    (ConfigError: exit 2) instead of every batch failing in the audit actor."""
+    if not config.audit.enabled:
+        return
+    from actors.core.audit.checkpoint import load_key_bytes, load_signing_key
+    from actors.core.errors import ConfigError, SinkError, SourceUnavailable
+
+    audit = config.audit
+    load_signing_key(file=audit.signing_key_file, env=audit.signing_key_env)
+    if audit.encrypted_fields:
+        load_key_bytes(file=audit.encryption_key_file, what="audit field-encryption key")
+    node = nodes_by_name(config).get(audit.node)
+    if not isinstance(node, PostgresNode):
+        raise ConfigError("config", f"`audit.node` `{audit.node}` must name an enabled postgresql node")
+    from actors.audit_chain import connect_store
+
+    try:
+        store = connect_store(node, audit.schema)
+    except SinkError as exc:
+        raise SourceUnavailable(str(exc)) from None
+    import psycopg
+
+    try:
+        exists = store.exists()
+    except psycopg.Error as exc:  # e.g. no USAGE on the schema: the service role was not the one granted
+        raise ConfigError("config", f"cannot read the audit schema `{audit.schema}`: {str(exc).strip()}") from None
+    finally:
+        store.close()
+    if not exists:
+        raise ConfigError(
+            "config",
+            f"the audit schema `{audit.schema}` does not exist on node `{audit.node}` (or its user may not read it): "
+            "run `worker-sync init --config FILE`",
+        )

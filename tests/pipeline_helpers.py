@@ -29,6 +29,24 @@ def pg_to_mariadb_config(
     ray_address: str | None = None,
 ) -> Config:
     """A config linking the two harness databases; ``reverse`` makes MariaDB the source."""
+    text = pg_to_mariadb_config_text(
+        pg, mariadb, tmp_path, tables, shards=shards, reverse=reverse, ray_address=ray_address
+    )
+    return parse_config(text, source="test config")
+
+
+def pg_to_mariadb_config_text(
+    pg: Endpoint,
+    mariadb: Endpoint,
+    tmp_path: Path,
+    tables: list[tuple[str, str]],
+    *,
+    shards: int = 2,
+    reverse: bool = False,
+    ray_address: str | None = None,
+    audit: str = "  enabled: false",
+) -> str:
+    """The YAML of :func:`pg_to_mariadb_config`; ``audit`` is the body of its `audit:` section."""
     # Least privilege: the source node connects as the capture user, the target as the apply user.
     pg_user = pg.apply if reverse else pg.capture
     mariadb_user = mariadb.capture if reverse else mariadb.apply
@@ -60,7 +78,7 @@ links:
     tables:
 {table_lines}
 audit:
-  enabled: false
+{audit}
 supervisor:
   applier_shards: {shards}
   state_dir: {tmp_path / "state"}
@@ -70,7 +88,7 @@ supervisor:
 http:
   token_env: null
 """
-    return parse_config(text, source="test config")
+    return text
 
 
 @contextmanager
@@ -78,11 +96,12 @@ def running(config: Config) -> Iterator[object]:
     """A Supervisor looping in a thread; drained and its actors killed on exit."""
     import ray
 
-    from actors.preflight import check_routes
+    from actors.preflight import check_audit, check_routes
     from supervisor import Supervisor
 
     supervisor = Supervisor(config)
     check_routes(config, supervisor.routes)  # as `worker-sync run` does before starting anything
+    check_audit(config)
     supervisor.start()
     failures: list[BaseException] = []
 
@@ -103,5 +122,7 @@ def running(config: Config) -> Iterator[object]:
             ray.kill(state.actor)
         for shard in supervisor.shards:
             ray.kill(shard.actor)
+        if supervisor.audit is not None:
+            ray.kill(supervisor.audit.actor)
     if failures:
         raise failures[0]

@@ -71,8 +71,8 @@ def wait_ready(supervisor, timeout_s: float = 60) -> None:
 class Load:
     """A mixed write load on PostgreSQL in a thread: inserts, updates, deletes, key changes."""
 
-    def __init__(self, pg: Endpoint, changes: int, *, txn: int = 50, seed: int = 3) -> None:
-        self.pg, self.target, self.txn = pg, changes, txn
+    def __init__(self, pg: Endpoint, changes: int, *, txn: int = 50, seed: int = 3, first_id: int = 1) -> None:
+        self.pg, self.target, self.txn, self.first_id = pg, changes, txn, first_id
         self.rng = random.Random(seed)
         self.done = 0
         self.error: BaseException | None = None
@@ -81,7 +81,7 @@ class Load:
     def _run(self) -> None:
         try:
             live: list[int] = []
-            next_id = 1
+            next_id = self.first_id
             with self.pg.connect("admin", autocommit=False) as conn:
                 while self.done < self.target:
                     for _ in range(self.txn):

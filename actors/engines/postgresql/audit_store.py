@@ -94,6 +94,9 @@ class AuditStore:
         self._entries = sql.Identifier(schema, "entries")
         self._checkpoints = sql.Identifier(schema, "checkpoints")
 
+    def close(self) -> None:
+        self._conn.close()
+
     def append(self, entries: Sequence[StoredEntry], checkpoints: Sequence[Checkpoint] = ()) -> None:
         """Store entries (binary COPY) and then the checkpoints that cover them, in one transaction."""
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -150,6 +153,38 @@ class AuditStore:
                 last = bytes(leaf)
                 frontier.append(last)
         return frontier, last
+
+    def last_orders(self, nodes: set[str], *, batch: int = 10_000) -> dict[str, bytes]:
+        """The highest stored change position (``order``) per source node in ``nodes``.
+
+        Each stream's changes are appended in order, so its newest entry holds its highest position:
+        the log is read backwards until every node is found (or the start is reached). The audit actor
+        uses this to skip changes already stored when a call is re-sent after a lost reply or a crash.
+        """
+        from actors.core.audit.entries import EntryKind, decode_entry
+
+        found: dict[str, bytes] = {}
+        query = sql.SQL("SELECT data FROM {} WHERE kind = %s ORDER BY seq DESC").format(self._entries)
+        with self._conn.transaction(), self._conn.cursor(name="audit_last_orders") as cur:
+            cur.itersize = batch
+            cur.execute(query, (str(EntryKind.CHANGE),))
+            for (data,) in cur:
+                entry = decode_entry(bytes(data))
+                if entry.node in nodes and entry.node not in found:
+                    found[entry.node] = bytes.fromhex(entry.order_hex)
+                    if len(found) == len(nodes):
+                        break
+        return found
+
+    def exists(self) -> bool:
+        """Whether the schema's tables exist and this role may read them (`worker-sync init` was run)."""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                (f'"{self._schema}".entries', f'"{self._schema}".checkpoints'),
+            )
+            row = cur.fetchone()
+        return bool(row and row[0])
 
     def leaves(self, to_seq: int) -> list[bytes]:
         """Leaf hashes of entries 0..to_seq-1 (for inclusion proofs)."""

@@ -1,0 +1,128 @@
+"""The pipeline with the audit trail on: every change stored exactly once in the signed log, also when
+the audit-chain actor is killed mid-workload, and the log verifies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from nacl.signing import SigningKey
+
+from actors.cli import main as cli_main
+from actors.cli.exit_codes import Exit
+from actors.core.audit.entries import decode_entry
+from actors.engines.postgresql.audit_store import AuditStore, create_schema
+from actors.harness import Endpoint
+from config import parse_config
+from tests.actors.test_pipeline import Load, create_orders, wait_equal, wait_ready
+from tests.actors.test_run_command import SCRIPT
+from tests.pipeline_helpers import pg_to_mariadb_config_text, running
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+SCHEMA = "worker_sync_audit"
+
+
+def audit_config(pg: Endpoint, mariadb: Endpoint, tmp_path: Path, *, init: bool = True) -> Path:
+    """The pipeline config with the audit store in the source database, written to a file for the CLI."""
+    if init:
+        with pg.connect("admin") as admin:  # as `worker-sync init` does; the audit node's user is the capture user
+            create_schema(admin, SCHEMA, pg.capture.user)
+    key = tmp_path / "signing.key"
+    key.write_text(bytes(SigningKey.generate()).hex())
+    key.chmod(0o600)
+    audit = (
+        f"  enabled: true\n  node: postgresql\n  schema: {SCHEMA}\n  signing_key_file: {key}\n"
+        f"  checkpoint_every_ms: 200\n  checkpoint_export_dir: {tmp_path / 'checkpoints'}"
+    )
+    text = pg_to_mariadb_config_text(
+        pg, mariadb, tmp_path, [("public.orders", f"{mariadb.database}.orders")], audit=audit
+    )
+    path = tmp_path / "worker-sync.yaml"
+    path.write_text(text)
+    return path
+
+
+def stored_changes(pg: Endpoint) -> list[tuple[str, str]]:
+    """(node, position) of every stored change entry, in log order."""
+    with pg.connect("admin") as conn:
+        return [(e.node, e.order_hex) for e in map(decode_entry, _datas(AuditStore(conn, SCHEMA)))]
+
+
+def _datas(store: AuditStore) -> list[bytes]:
+    return [bytes(entry.data) for entry in store.read()]
+
+
+def wait_stored(pg: Endpoint, count: int, timeout_s: float) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + timeout_s
+    while len(stored_changes(pg)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # anything extra (a duplicate) would arrive now
+    return stored_changes(pg)
+
+
+def assert_exactly_once(stored: list[tuple[str, str]], changes: int) -> None:
+    assert len(set(stored)) == len(stored), "a change was stored twice"
+    assert len(stored) == changes
+    assert [order for _, order in stored] == sorted(order for _, order in stored)
+
+
+def verify(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    latest = config.parent / "checkpoints" / "latest.json"
+    code = cli_main(["audit", "verify", "--config", str(config), "--checkpoint", str(latest)])
+    out, err = capsys.readouterr()
+    assert code == Exit.OK, out + err
+
+
+def test_every_change_is_stored_once_in_a_log_that_verifies_also_after_kill_9_of_the_audit_actor(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_orders(fresh_pg_db, fresh_mariadb_db)
+    path = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path)
+    config = parse_config(path.read_text(), source=str(path))
+    target = f"{fresh_mariadb_db.database}.orders"
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        started = time.monotonic()
+        Load(fresh_pg_db, 4_000).start().wait(60)
+        wait_equal(fresh_pg_db, "public.orders", fresh_mariadb_db, target, timeout_s=60, supervisor=supervisor)
+        stored = wait_stored(fresh_pg_db, 4_000, timeout_s=30)
+        with capsys.disabled():
+            print(f"\naudit: {len(stored)} entries stored {time.monotonic() - started:.1f}s after the load began")
+        assert_exactly_once(stored, 4_000)
+
+        load = Load(fresh_pg_db, 6_000, seed=5, first_id=1_000_000).start()
+        deadline = time.monotonic() + 30
+        while len(stored_changes(fresh_pg_db)) < 5_500:
+            assert time.monotonic() < deadline, "the audit log stopped growing"
+            time.sleep(0.05)
+        actor = supervisor.audit.actor
+        pid = ray.get(actor.pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        load.wait(60)
+        wait_equal(fresh_pg_db, "public.orders", fresh_mariadb_db, target, timeout_s=60, supervisor=supervisor)
+        assert_exactly_once(wait_stored(fresh_pg_db, 10_000, timeout_s=30), 10_000)
+        assert ray.get(supervisor.audit.actor.pid.remote()) != pid, "the audit actor was not restarted"
+        with capsys.disabled():
+            print(f"audit: 10,000 entries {time.monotonic() - started:.1f}s after the first load began (one kill -9)")
+    verify(path, capsys)  # after the run's final checkpoint (drain closes the audit actor)
+    assert supervisor.audit_write_tps() >= 0
+
+
+def test_run_refuses_to_start_without_the_audit_schema_or_the_signing_key(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    create_orders(fresh_pg_db, fresh_mariadb_db)
+    path = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path, init=False)
+    result = subprocess.run([SCRIPT, "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "worker-sync init --config FILE" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "signing.key").unlink()
+    result = subprocess.run([SCRIPT, "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "signing key" in result.stderr and "Traceback" not in result.stderr
