@@ -47,6 +47,16 @@ def _chunks(items: list[Any], size: int = STATEMENT_ROWS):
         yield items[start : start + size]
 
 
+def _timings(changes: int, started: float, first: float, first_changes: int, last: float) -> dict[str, float]:
+    """``elapsed_s``: start to the last commit; ``steady_*``: from the first batch's commit to the last."""
+    return {
+        "changes": changes,
+        "elapsed_s": last - started,
+        "steady_changes": changes - first_changes,
+        "steady_s": last - first,
+    }
+
+
 def pg_to_mariadb(
     pg: Endpoint, slot: str, table: str, mariadb: Endpoint, target_table: str, expected: int, timeout_s: float = 600
 ) -> dict[str, float]:
@@ -60,7 +70,7 @@ def pg_to_mariadb(
     writer = mariadb_connect(mariadb, "apply")
     started = time.perf_counter()
     first_write = last_write = 0.0
-    seen = 0
+    seen = first_changes = 0
     try:
         reader.execute("SET TIME ZONE 'UTC'")  # wal2json prints timestamptz in the session's zone
         deadline = time.monotonic() + timeout_s
@@ -89,8 +99,6 @@ def pg_to_mariadb(
                 continue
             deletes = [key for key, values in latest.items() if values is None]
             upserts = [values for values in latest.values() if values is not None]
-            if not first_write:
-                first_write = time.perf_counter()
             with writer.cursor() as cursor:
                 for keys in _chunks(deletes):
                     cursor.execute(f"DELETE FROM {target} WHERE id IN ({', '.join(['%s'] * len(keys))})", keys)
@@ -101,10 +109,12 @@ def pg_to_mariadb(
                     )
             writer.commit()
             last_write = time.perf_counter()
+            if not first_write:
+                first_write, first_changes = last_write, seen
     finally:
         reader.close()
         writer.close()
-    return {"changes": seen, "elapsed_s": last_write - started, "first_to_last_s": last_write - first_write}
+    return _timings(seen, started, first_write, first_changes, last_write)
 
 
 def mariadb_to_pg(
@@ -116,8 +126,13 @@ def mariadb_to_pg(
     target_table: str,
     expected: int,
     timeout_s: float = 600,
+    *,
+    freeze_schema: bool = False,
 ) -> dict[str, float]:
-    """Drain ``expected`` changes of TABLE from the binlog at file:pos into PostgreSQL; timings in s."""
+    """Drain ``expected`` changes of TABLE from the binlog at file:pos into PostgreSQL; timings in s.
+
+    ``freeze_schema=True`` makes mysql-replication parse each table map once instead of once per
+    statement (Worker-Sync's reader sets it); the bare loop leaves the default."""
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
@@ -132,16 +147,14 @@ def mariadb_to_pg(
     settings = {"host": mariadb.host, "port": mariadb.port, "user": creds.user, "passwd": creds.password}
     started = time.perf_counter()
     first_write = last_write = 0.0
-    seen = 0
+    seen = first_changes = 0
     latest: dict[Any, Any] = {}
     pending = 0
 
     def flush() -> None:
-        nonlocal first_write, last_write, pending
+        nonlocal first_write, first_changes, last_write, pending
         deletes = [key for key, values in latest.items() if values is None]
         upserts = [values for values in latest.values() if values is not None]
-        if not first_write:
-            first_write = time.perf_counter()
         if deletes:
             writer.execute(f"DELETE FROM {target} WHERE id = ANY(%s)", (deletes,))
         for chunk in _chunks(upserts):
@@ -151,6 +164,8 @@ def mariadb_to_pg(
             )
         writer.commit()
         last_write = time.perf_counter()
+        if not first_write:
+            first_write, first_changes = last_write, seen
         latest.clear()
         pending = 0
 
@@ -169,6 +184,7 @@ def mariadb_to_pg(
                 only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
                 only_schemas=[mariadb.database],
                 only_tables=[table],
+                freeze_schema=freeze_schema,
             )
             try:
                 for event in reader:
@@ -193,4 +209,4 @@ def mariadb_to_pg(
                 time.sleep(0.05)
     finally:
         writer.close()
-    return {"changes": seen, "elapsed_s": last_write - started, "first_to_last_s": last_write - first_write}
+    return _timings(seen, started, first_write, first_changes, last_write)

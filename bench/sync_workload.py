@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import threading
@@ -36,7 +37,7 @@ MIX = {"insert": 0.6, "update": 0.3, "delete": 0.1}
 COLUMNS = ("id", "customer_id", "sku", "qty", "price", "status", "note", "created_at", "updated_at")
 TIME_COLUMNS = ("created_at", "updated_at")
 STATUSES = ("new", "paid", "packed", "shipped", "delivered", "returned")
-WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar".split()
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima")
 
 ORDERS_DDL = {
     "postgresql": (
@@ -122,7 +123,9 @@ class OrdersLoad:
         self._conn: Any = None
         placeholders = ", ".join(["%s"] * len(COLUMNS))
         self._insert = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
-        self._update = f"UPDATE {self.table} SET qty = %s, price = %s, status = %s, note = %s, updated_at = %s WHERE id = %s"
+        self._update = (
+            f"UPDATE {self.table} SET qty = %s, price = %s, status = %s, note = %s, updated_at = %s WHERE id = %s"
+        )
         self._delete = f"DELETE FROM {self.table} WHERE id = %s"
 
     # -- statements ---------------------------------------------------------------------------
@@ -260,7 +263,7 @@ class Probe:
         table: str,
         *,
         interval_s: tuple[float, float] = (0.05, 0.1),
-        poll_s: float = 0.003,
+        poll_s: float = 0.005,
         seed: int = 5,
     ) -> None:
         self.source, self.target = source, target
@@ -280,6 +283,7 @@ class Probe:
         self._lock = threading.Lock()
         self._next_id = 1
         self._writing = threading.Event()
+        self._polling = threading.Event()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._guard(self._write_loop), name="probe-writer", daemon=True)
         self._poller = threading.Thread(target=self._guard(self._poll_loop), name="probe-poller", daemon=True)
@@ -298,10 +302,15 @@ class Probe:
         self._poller.start()
 
     def resume_markers(self) -> None:
+        self._polling.set()
         self._writing.set()
 
     def pause_markers(self) -> None:
         self._writing.clear()
+
+    def pause_polling(self) -> None:
+        """Stop polling the target too (once every marker has arrived), so it costs nothing meanwhile."""
+        self._polling.clear()
 
     def stop(self) -> None:
         self._writing.clear()
@@ -348,6 +357,8 @@ class Probe:
         below = 0  # every marker <= below has been seen
         try:
             while not self._stop.is_set():
+                if not self._polling.wait(0.05):
+                    continue
                 started = time.time()
                 if self.target.engine == "postgresql":
                     ids = [row[0] for row in conn.execute(sql, (below,)).fetchall()]
@@ -376,3 +387,71 @@ class Probe:
     def commit_round_trips_ms(self) -> list[float]:
         with self._lock:
             return [(self.committed[m] - self.sent[m]) * 1000 for m in self.committed]
+
+
+def _serve(conn: Any, endpoint: Endpoint, table: str, seed: int) -> None:
+    """The load process: runs OrdersLoad commands sent over a pipe until the pipe closes."""
+    import dataclasses
+    import signal
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and closes the pipe
+    load = OrdersLoad(endpoint, table, seed=seed)
+    try:
+        while True:
+            try:
+                command, *args = conn.recv()
+            except (EOFError, OSError):
+                return
+            if command not in ("paced", "backlog"):
+                return
+            try:
+                run = load.run_paced(*args) if command == "paced" else load.write_backlog(*args)
+                reply = ("ok", dataclasses.asdict(run), load.total_changes)
+            except Exception:
+                reply = ("error", traceback.format_exc(), load.total_changes)
+            try:
+                conn.send(reply)
+            except OSError:  # the parent is gone or stopped listening (Ctrl-C): nothing left to do
+                return
+    finally:
+        load.close()
+
+
+class LoadProcess:
+    """OrdersLoad in its own process, so the writer never competes for the GIL of the process that
+    runs the Worker-Sync supervisor loop and the probe (on two cores it still competes for CPU)."""
+
+    def __init__(self, endpoint: Endpoint, table: str, *, seed: int = 7) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, endpoint, table, seed), name=f"load-{table}", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self.total_changes = 0
+
+    def _call(self, *command: Any) -> PacedRun:
+        self._conn.send(command)
+        status, payload, self.total_changes = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"the load process failed:\n{payload}")
+        return PacedRun(**payload)
+
+    def run_paced(self, rate: float, duration_s: float) -> PacedRun:
+        return self._call("paced", rate, duration_s)
+
+    def write_backlog(self, changes: int) -> PacedRun:
+        return self._call("backlog", changes)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(("close",))
+        self._conn.close()
+        self._process.join(timeout=5)  # longer only when interrupted mid-run: then it is killed
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
