@@ -159,6 +159,18 @@ def stream_specs(config: Config, routes: Sequence[Route]) -> list[StreamSpec]:
     ]
 
 
+def _fill_sending(target: ShardState, limit: int) -> None:
+    """Group queued parts into the next call, up to ``limit`` events (at least one part); a group
+    that failed stays in ``sending`` and goes again as it is."""
+    if target.sending:
+        return
+    events = 0
+    while target.queue and (not target.sending or events + target.queue[0].events <= limit):
+        part = target.queue.popleft()
+        target.sending.append(part)
+        events += part.events
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
@@ -328,12 +340,7 @@ class Supervisor:
         for shard in self.shards:
             if shard.busy or not shard.backoff.ready:
                 continue
-            if not shard.sending:
-                events = 0
-                while shard.queue and (not shard.sending or events + shard.queue[0].events <= MAX_EVENTS_PER_APPLY):
-                    part = shard.queue.popleft()
-                    shard.sending.append(part)
-                    events += part.events
+            _fill_sending(shard, MAX_EVENTS_PER_APPLY)
             if shard.sending:
                 ref = shard.actor.apply.remote([part.data for part in shard.sending])
                 self._pending[ref] = ("apply", shard)
@@ -345,12 +352,7 @@ class Supervisor:
         if audit is None:
             return
         if not audit.busy and audit.backoff.ready:
-            if not audit.sending:
-                events = 0
-                while audit.queue and (not audit.sending or events + audit.queue[0].events <= MAX_EVENTS_PER_AUDIT):
-                    part = audit.queue.popleft()
-                    audit.sending.append(part)
-                    events += part.events
+            _fill_sending(audit, MAX_EVENTS_PER_AUDIT)
             if audit.sending:
                 ref = audit.actor.append.remote([part.data for part in audit.sending])
                 self._pending[ref] = ("audit", audit)
