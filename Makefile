@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: setup
-	$(VENV)/bin/worker-sync demo $(DEMO_ARGS)
+	@$(VENV)/bin/worker-sync demo $(DEMO_ARGS)
 
 test: setup
 	$(VENV)/bin/ruff check .
