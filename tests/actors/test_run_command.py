@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import ray
 
 from actors.harness import Endpoint
 from actors.harness.compare import table_rows
@@ -86,7 +87,11 @@ def test_run_serves_http_and_survives_kill_9_of_the_supervisor(
     create_orders(fresh_pg_db, fresh_mariadb_db)
     target = f"{fresh_mariadb_db.database}.orders"
     config = pg_to_mariadb_config(
-        fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.orders", target)], ray_address="auto"
+        fresh_pg_db,
+        fresh_mariadb_db,
+        tmp_path,
+        [("public.orders", target)],
+        ray_address=ray.get_runtime_context().gcs_address,
     )
     config_path = write_config(config, tmp_path / "config.yaml")
     first = RunProcess(config_path, tmp_path / "run-1.log")
