@@ -36,6 +36,7 @@ from actors.core.offsets import FileOffsetStore
 from actors.core.progress import StreamProgress
 from actors.core.routing import Route, build_routes, routes_by_source, shard_of, split_key_change
 from actors.core.streams import StreamSpec
+from actors.status import ShardStatus, Status, StreamStatus, percentile
 from config.loader import nodes_by_name
 from config.model import Config
 
@@ -115,37 +116,6 @@ class ShardState:
     error: str | None = None
 
 
-class StreamStatus(msgspec.Struct, kw_only=True):
-    stream: str
-    node: str
-    tables: list[str]
-    committed: str | None
-    received: str | None
-    captured_events: int
-    applied_events: int
-    batches_in_flight: int
-    lag_ms: float
-    end_to_end_lag_ms: dict[str, float]
-    error: str | None
-
-
-class ShardStatus(msgspec.Struct, kw_only=True):
-    shard: int
-    queued_parts: int
-    busy: bool
-    applied_calls: int
-    error: str | None
-
-
-class Status(msgspec.Struct, kw_only=True):
-    run_id: str
-    started_at: float
-    uptime_s: float
-    ready: bool
-    streams: list[StreamStatus]
-    shards: list[ShardStatus]
-
-
 def stream_specs(config: Config, routes: Sequence[Route]) -> list[StreamSpec]:
     """One capture stream per source node, covering every table routed from it."""
     nodes = nodes_by_name(config)
@@ -169,13 +139,6 @@ def _fill_sending(target: ShardState, limit: int) -> None:
         part = target.queue.popleft()
         target.sending.append(part)
         events += part.events
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 class Supervisor:
@@ -587,9 +550,9 @@ class Supervisor:
                     batches_in_flight=state.progress.in_flight,
                     lag_ms=round(lag_ms, 1),
                     end_to_end_lag_ms={
-                        "p50": _percentile(lags, 0.5),
-                        "p99": _percentile(lags, 0.99),
-                        "max": _percentile(lags, 1.0),
+                        "p50": percentile(lags, 0.5),
+                        "p99": percentile(lags, 0.99),
+                        "max": percentile(lags, 1.0),
                     },
                     error=state.error,
                 )

@@ -1,0 +1,45 @@
+"""What the supervisor publishes on /status (and `worker-sync status` prints): plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+
+class StreamStatus(msgspec.Struct, kw_only=True):
+    stream: str
+    node: str
+    tables: list[str]
+    committed: str | None
+    received: str | None
+    captured_events: int
+    applied_events: int
+    batches_in_flight: int
+    lag_ms: float
+    end_to_end_lag_ms: dict[str, float]
+    error: str | None
+
+
+class ShardStatus(msgspec.Struct, kw_only=True):
+    shard: int
+    queued_parts: int
+    busy: bool
+    applied_calls: int
+    error: str | None
+
+
+class Status(msgspec.Struct, kw_only=True):
+    run_id: str
+    started_at: float
+    uptime_s: float
+    ready: bool
+    streams: list[StreamStatus]
+    shards: list[ShardStatus]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
