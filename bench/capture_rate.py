@@ -104,7 +104,7 @@ def main() -> int:
     if args.ray:
         import ray
 
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     results: dict[str, object] = {"rows": args.rows, "repeat": args.repeat}
     with tempfile.TemporaryDirectory(prefix="ws-bench-") as tmp:
         for engine in engines:

@@ -10,7 +10,8 @@ for each link direction:
    least-privilege accounts, audit off, ``--shards`` applier shards) while a load generator (its own
    process) commits a 60/30/10 insert/update/delete mix on a 9-column orders table in transactions of
    1, 10 and 100 changes at a fixed offered rate, for ``--step-s`` seconds per rate. The rate steps up
-   until p99 lag reaches 500 ms, a marker goes missing, or the writer cannot hold the rate (< 95 %).
+   until p99 lag reaches 500 ms, a marker goes missing, or the writer cannot hold the rate (< 95 %);
+   below ``--must-reach`` (2,000/s) it steps on after a failed step. Each step starts caught up.
    Lag is measured independently of Worker-Sync: a probe thread inserts a marker row into its own small
    table on the same link every 50-100 ms (client time when the autocommit returned) and polls the
    target every 5 ms; lag = first seen at the target - source commit, same machine, same clock. Per
@@ -19,9 +20,14 @@ for each link direction:
 2. The ceiling, from a backlog. Worker-Sync is stopped (it commits what it applied), ``--backlog``
    changes of the same mix are written, then (a) the simplest single-process copy loop drains them
    (bench/sync_plain.py: wal2json SQL polling -> batched upserts/deletes into MariaDB, or a bare
-   BinLogStreamReader loop -> batched upserts/deletes into PostgreSQL), into a copy of the target
-   table; then (b) Worker-Sync is started again and drains the same backlog from its committed
-   position. Worker-Sync's rate is reported as a fraction of the loop's.
+   BinLogStreamReader loop -> batched upserts/deletes into PostgreSQL; for MariaDB also the same loop
+   with mysql-replication's freeze_schema=True, which Worker-Sync's reader sets), each into its own
+   copy of the target table; then (b) Worker-Sync is started again and drains the same backlog from
+   its committed position. Worker-Sync's rate is reported as a fraction of the loop's.
+
+Ray is always a fresh local instance (``ray.init(address="local", num_cpus=2, ...)``): plain
+``ray.init()`` joins a cluster already running on the machine (found via /tmp/ray), and this bench
+must not measure, or disturb, someone else's.
 
 At the end of each link every target table (Worker-Sync's and the loop's) is compared with its source,
 row by row (actors.harness.compare.diff_tables); the bench exits 1 if one differs or a marker never
@@ -82,6 +88,7 @@ NOTES = [
     "the time the capture read the event when that is less than 1 s after the truncated commit time (it misses "
     "the commit-to-read delay); supervisor_histogram is the same measure from the Prometheus histogram over "
     "the step (bucket-interpolated).",
+    "slowest_markers_s_ms: the step's 10 slowest markers as [seconds into the step, lag ms].",
     "applied_per_s counts Worker-Sync's applied events in the step window minus the probe's markers.",
     "The load generator runs in its own process; Worker-Sync's supervisor loop and the probe share this one; "
     "PostgreSQL, MariaDB, Ray and all of it share the machine's cores.",
@@ -482,6 +489,8 @@ class LinkBench:
             "achieved_write_per_s": round(achieved, 1),
             "applied_per_s": round((applied_after - applied_before - markers_in_step) / duration, 1),
             "lag_ms": lag,
+            # Clustered offsets mean one stall; scattered ones, many small delays.
+            "slowest_markers_s_ms": self.probe.slowest(started, ended),
             "held": held,
             "passed": held and lag["p99"] is not None and lag["p99"] < LAG_BAR_MS,
             "supervisor_lag_ms": dict(stream.end_to_end_lag_ms),
@@ -665,7 +674,7 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
         say("matplotlib is not installed (pip install -e '.[bench]'): no plot written")
         return None
     links = result["links"]
-    fig, (lag_ax, bar_ax) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (lag_ax, bar_ax) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2.4]})
     colors = {"pg-to-mariadb": "#4c72b0", "mariadb-to-pg": "#dd8452"}
     for link, data in links.items():
         steps = data.get("steps", [])
@@ -688,7 +697,8 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
         for reader, shade in readers:
             if f"{reader}_steady_per_s_median" not in backlog:
                 continue
-            labels.append(f"{link}\n{reader.replace('_', ' ').replace('freeze schema', '(freeze_schema)')}")
+            names = {"plain_loop": "plain loop", "plain_loop_freeze_schema": "plain loop\n+freeze_schema"}
+            labels.append(f"{link}\n{names.get(reader, 'Worker-Sync')}")
             values.append(backlog[f"{reader}_steady_per_s_median"])
             bar_colors.append(shade)
     if values:

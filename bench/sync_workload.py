@@ -384,6 +384,16 @@ class Probe:
             lags = [(self.seen[m] - self.committed[m]) * 1000 for m in chosen if m in self.seen]
             return lags, len(chosen) - len(lags)
 
+    def slowest(self, since: float, until: float, count: int = 10) -> list[tuple[float, float]]:
+        """The ``count`` slowest arrived markers committed in [since, until): (s after ``since``, lag ms)."""
+        with self._lock:
+            lags = [
+                (round(t - since, 2), round((self.seen[m] - t) * 1000, 1))
+                for m, t in self.committed.items()
+                if since <= t < until and m in self.seen
+            ]
+        return sorted(lags, key=lambda pair: pair[1], reverse=True)[:count]
+
     def commit_round_trips_ms(self) -> list[float]:
         with self._lock:
             return [(self.committed[m] - self.sent[m]) * 1000 for m in self.committed]

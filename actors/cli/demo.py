@@ -133,7 +133,8 @@ def _demo(args: argparse.Namespace, tmp: Path, pg: Endpoint, mariadb: Endpoint) 
                 conn.cursor().execute(DDL[engine].format(table=name))
     config = _config(tmp, pg, mariadb, args.shards)
     say("starting Ray and the Worker-Sync actors ...")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": always a Ray of its own, even when another cluster runs on this machine.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     supervisor = Supervisor(config)
     loads = {
         "demo-orders": MixedWorkload(

@@ -43,7 +43,11 @@ from actors.engines.sink import (
 )
 from config.model import MySqlNode
 
+# READ COMMITTED: shards write disjoint keys, so under REPEATABLE READ their only conflicts were
+# InnoDB gap locks from one shard's DELETE ... IN / upserts blocking another's (deadlocks seen in the
+# lag bench); READ COMMITTED takes no gap locks for these statements.
 _SESSION = "SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"
+_ISOLATION = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
 #: Server and client error codes where retrying later may succeed.
 _RETRYABLE = frozenset(
@@ -156,7 +160,10 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
         kwargs = connect_kwargs(self._params)
         kwargs.update(init_command=_SESSION, autocommit=True)
         try:
-            return pymysql.connect(**kwargs)
+            conn = pymysql.connect(**kwargs)
+            with conn.cursor() as cursor:
+                cursor.execute(_ISOLATION)
+            return conn
         except (pymysql.MySQLError, OSError) as exc:
             raise self._translate(exc, f"connecting to {self._params.host}:{self._params.port}") from None
 
