@@ -43,9 +43,9 @@ def connect_store(node: PostgresNode, schema: str):
     from actors.core.errors import SinkError
     from actors.engines.postgresql.audit_store import AuditStore
     from actors.engines.postgresql.connection import conninfo_for
-    from config.secrets import read_secret
+    from config.secrets import node_password
 
-    password = read_secret(env=node.password_env, file=node.password_file, what="audit node password")
+    password = node_password("audit", node)
     try:
         conn = psycopg.connect(conninfo_for(node, password, application_name="worker-sync:audit"), autocommit=True)
     except psycopg.Error as exc:

@@ -12,17 +12,13 @@ from actors.core.routing import Route
 from actors.core.typemap import TableSchema
 from config.loader import nodes_by_name
 from config.model import Config, MySqlNode, Node, PostgresNode
-from config.secrets import read_secret
+from config.secrets import node_password
 
 log = logging.getLogger(__name__)
 
 
-def _password(name: str, node: Node) -> str | None:
-    return read_secret(env=node.password_env, file=node.password_file, what=f"node `{name}` password")
-
-
 def source_schema(name: str, node: Node, namespace: str) -> TableSchema:
-    password = _password(name, node)
+    password = node_password(name, node)
     if isinstance(node, PostgresNode):
         import psycopg
 

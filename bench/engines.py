@@ -16,6 +16,7 @@ from actors.engines.postgresql import PostgresSource
 from actors.engines.pump import BatchPump
 from actors.engines.registry import build_source
 from actors.harness import Endpoint, LocalMariaDB, LocalPostgres
+from actors.harness.secret_files import write_secret_file
 from config.model import MySqlNode, PostgresNode, Tls
 
 TABLE = "bench_orders"
@@ -137,12 +138,10 @@ class PostgresBench:
             pump.close()
 
     def read_actor(self, expected: int) -> int:
-        secret = self.base_dir / "capture-password"
-        secret.write_text(self.db.capture.password)
-        secret.chmod(0o600)
+        secret = write_secret_file(self.base_dir, "capture-password", self.db.capture.password)
         node = PostgresNode(
             host=self.db.host, port=self.db.port, database=self.db.database, username=self.db.capture.user,
-            password_file=str(secret), tls=Tls(mode="disable"), slot_name=self.slot,
+            password_file=secret, tls=Tls(mode="disable"), slot_name=self.slot,
         )
         spec = StreamSpec(stream="bench", node_name="pg", node=node, tables=[f"public.{TABLE}"])
         return _read_through_actor(spec, self.resume, expected)
@@ -166,12 +165,10 @@ class MariaDbBench:
         self.server.stop()
 
     def _node(self) -> MySqlNode:
-        secret = self.base_dir / "capture-password"
-        secret.write_text(self.db.capture.password)
-        secret.chmod(0o600)
+        secret = write_secret_file(self.base_dir, "capture-password", self.db.capture.password)
         return MySqlNode(
             host=self.db.host, port=self.db.port, database=self.db.database, username=self.db.capture.user,
-            password_file=str(secret), tls=Tls(mode="disable"),
+            password_file=secret, tls=Tls(mode="disable"),
         )
 
     def _spec(self) -> StreamSpec:

@@ -56,6 +56,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.harness import Endpoint, HarnessError, local_servers
+from actors.harness.secret_files import write_secret_file
 from bench import report
 from bench.sync_workload import (
     MIX,
@@ -157,13 +158,6 @@ class WarningLog(logging.Handler):
 # -- Worker-Sync ------------------------------------------------------------------------------------
 
 
-def _secret(directory: Path, name: str, value: str) -> str:
-    path = directory / name
-    path.write_text(value)
-    path.chmod(0o600)
-    return str(path)
-
-
 def build_config(link: str, pg: Endpoint, mariadb: Endpoint, tables: list[str], shards: int, tmp: Path):
     """One link, least privilege: the source node logs in as `capture`, the target as `apply`."""
     from config import parse_config
@@ -181,7 +175,7 @@ def build_config(link: str, pg: Endpoint, mariadb: Endpoint, tables: list[str], 
                 port=pg.port,
                 database=pg.database,
                 username=pg_user.user,
-                password_file=_secret(tmp, f"{prefix}-pg-password", pg_user.password),
+                password_file=write_secret_file(tmp, f"{prefix}-pg-password", pg_user.password),
                 tls=Tls(mode="disable"),
                 slot_name=f"ws_{prefix}",
             ),
@@ -190,7 +184,7 @@ def build_config(link: str, pg: Endpoint, mariadb: Endpoint, tables: list[str], 
                 port=mariadb.port,
                 database=mariadb.database,
                 username=mariadb_user.user,
-                password_file=_secret(tmp, f"{prefix}-mariadb-password", mariadb_user.password),
+                password_file=write_secret_file(tmp, f"{prefix}-mariadb-password", mariadb_user.password),
                 tls=Tls(mode="disable"),
             ),
         ),

@@ -24,3 +24,8 @@ def read_secret(*, env: str | None, file: str | None, what: str) -> str | None:
         except OSError as exc:
             raise ConfigError(file, f"{what}: cannot read the secret file: {exc.strerror}") from None
     return None
+
+
+def node_password(name: str, node: object) -> str | None:
+    """The password of a database node (from its `password_env` or `password_file`)."""
+    return read_secret(env=node.password_env, file=node.password_file, what=f"node `{name}` password")

@@ -8,14 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from actors.harness import Endpoint
+from actors.harness.secret_files import write_secret_file
 from config import Config, parse_config
-
-
-def secret_file(directory: Path, name: str, value: str) -> str:
-    path = directory / name
-    path.write_text(value)
-    path.chmod(0o600)
-    return str(path)
 
 
 def pg_to_mariadb_config(
@@ -50,8 +44,8 @@ def pg_to_mariadb_config_text(
     # Least privilege: the source node connects as the capture user, the target as the apply user.
     pg_user = pg.apply if reverse else pg.capture
     mariadb_user = mariadb.capture if reverse else mariadb.apply
-    pg_password = secret_file(tmp_path, "pg-password", pg_user.password)
-    mariadb_password = secret_file(tmp_path, "mariadb-password", mariadb_user.password)
+    pg_password = write_secret_file(tmp_path, "pg-password", pg_user.password)
+    mariadb_password = write_secret_file(tmp_path, "mariadb-password", mariadb_user.password)
     source, target = ("mysql", "postgresql") if reverse else ("postgresql", "mysql")
     table_lines = "\n".join(f"      - {{source: {s}, target: {t}}}" for s, t in tables)
     text = f"""

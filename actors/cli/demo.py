@@ -20,6 +20,7 @@ import msgspec
 
 from actors.cli.exit_codes import Exit
 from actors.harness import Endpoint, HarnessError, local_servers
+from actors.harness.secret_files import write_secret_file
 from actors.harness.workload import DDL, MixedWorkload
 
 CATCH_UP_S = 60
@@ -69,13 +70,6 @@ def run(args: argparse.Namespace) -> int:
             return Exit.UNAVAILABLE
 
 
-def _secret(directory: Path, name: str, value: str) -> str:
-    path = directory / name
-    path.write_text(value)
-    path.chmod(0o600)
-    return str(path)
-
-
 def _config(tmp: Path, pg: Endpoint, mariadb: Endpoint, shards: int):
     from config import load_config
 
@@ -90,7 +84,7 @@ def _config(tmp: Path, pg: Endpoint, mariadb: Endpoint, shards: int):
         database=pg.database,
         username=pg.admin.user,
         password_env=None,
-        password_file=_secret(tmp, "pg-password", pg.admin.password),
+        password_file=write_secret_file(tmp, "pg-password", pg.admin.password),
     )
     mysql_node = msgspec.structs.replace(
         databases.mysql,
@@ -99,7 +93,7 @@ def _config(tmp: Path, pg: Endpoint, mariadb: Endpoint, shards: int):
         database=mariadb.database,
         username=mariadb.admin.user,
         password_env=None,
-        password_file=_secret(tmp, "mariadb-password", mariadb.admin.password),
+        password_file=write_secret_file(tmp, "mariadb-password", mariadb.admin.password),
     )
     links = []
     for link in config.links:

@@ -6,12 +6,12 @@ from actors.core.streams import StreamSpec
 from actors.engines.base import ChangeSource
 from actors.engines.sink import BatchWriter
 from config.model import MySqlNode, Node, PostgresNode
-from config.secrets import read_secret
+from config.secrets import node_password
 
 
 def build_source(spec: StreamSpec) -> ChangeSource:
     node = spec.node
-    password = read_secret(env=node.password_env, file=node.password_file, what=f"node `{spec.node_name}` password")
+    password = node_password(spec.node_name, node)
     if isinstance(node, PostgresNode):
         from actors.engines.postgresql import PostgresSource
         from actors.engines.postgresql.connection import conninfo_for
@@ -33,7 +33,7 @@ def build_source(spec: StreamSpec) -> ChangeSource:
 
 def build_writer(node_name: str, node: Node) -> BatchWriter:
     """The writer of a target node; one per shard per node (writers are not thread-safe)."""
-    password = read_secret(env=node.password_env, file=node.password_file, what=f"node `{node_name}` password")
+    password = node_password(node_name, node)
     if isinstance(node, PostgresNode):
         from actors.engines.postgresql.writer import PostgresWriter
 

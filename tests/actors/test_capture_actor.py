@@ -17,21 +17,20 @@ from actors.core.encoding import decode_batch
 from actors.core.events import ChangeEvent, Op, Position
 from actors.core.streams import StreamSpec
 from actors.harness import Endpoint
+from actors.harness.secret_files import write_secret_file
 from config.model import MySqlNode, PostgresNode, Tls
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 def pg_spec(db: Endpoint, tmp_path: Path, tables: list[str]) -> StreamSpec:
-    secret = tmp_path / "pg-password"
-    secret.write_text(db.capture.password)
-    secret.chmod(0o600)
+    secret = write_secret_file(tmp_path, "pg-password", db.capture.password)
     node = PostgresNode(
         host=db.host,
         port=db.port,
         database=db.database,
         username=db.capture.user,
-        password_file=str(secret),
+        password_file=secret,
         tls=Tls(mode="disable"),
         slot_name=f"ws_{db.database}"[:63],
     )
@@ -100,15 +99,13 @@ def test_batches_and_commits_through_ray(fresh_pg_db: Endpoint, tmp_path: Path) 
 
 
 def mariadb_spec(db: Endpoint, tmp_path: Path, tables: list[str]) -> StreamSpec:
-    secret = tmp_path / "mariadb-password"
-    secret.write_text(db.capture.password)
-    secret.chmod(0o600)
+    secret = write_secret_file(tmp_path, "mariadb-password", db.capture.password)
     node = MySqlNode(
         host=db.host,
         port=db.port,
         database=db.database,
         username=db.capture.user,
-        password_file=str(secret),
+        password_file=secret,
         tls=Tls(mode="disable"),
     )
     return StreamSpec(stream=f"mariadb-{db.database}", node_name="mysql", node=node, tables=tables)
