@@ -17,6 +17,7 @@ are both applied and stored in the signed audit log, so a crash can never skip a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import sys
@@ -29,16 +30,20 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from actors.conflict_store import ConflictStore
+from actors.core.audit.entries import key_text
 from actors.core.batches import Batch, lag_reference_us
-from actors.core.encoding import decode_batch, encode_batch
-from actors.core.events import Position
+from actors.core.conflicts import ConflictRecord, Stored
+from actors.core.encoding import decode_batch, encode_batch, encode_row
+from actors.core.events import ChangeEvent, Op, Position
+from actors.core.groups import Group, build_groups, group_index
 from actors.core.offsets import FileOffsetStore
 from actors.core.progress import StreamProgress
 from actors.core.routing import Route, build_routes, routes_by_source, shard_of, split_key_change
 from actors.core.streams import StreamSpec
 from actors.status import ShardStatus, Status, StreamStatus, percentile
 from config.loader import nodes_by_name
-from config.model import Config
+from config.model import Config, MySqlNode
 
 log = logging.getLogger("worker_sync.supervisor")
 
@@ -49,6 +54,8 @@ MAX_EVENTS_PER_APPLY = 5_000
 MAX_EVENTS_PER_AUDIT = 20_000
 #: `audit_write_tps` is the entries stored over this many seconds, per second.
 AUDIT_RATE_WINDOW_S = 5.0
+#: `conflict_rate` is conflicts per offer over this many seconds.
+CONFLICT_RATE_WINDOW_S = 60.0
 LAG_SAMPLE = 4_096
 #: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this
 #: many times in a row (its node is gone, say), the supervisor creates a new one.
@@ -120,11 +127,18 @@ def stream_specs(config: Config, routes: Sequence[Route]) -> list[StreamSpec]:
     """One capture stream per source node, covering every table routed from it."""
     nodes = nodes_by_name(config)
     tables: dict[str, list[str]] = defaultdict(list)
+    grouped = {route.source_node for route in routes if route.group}
     for route in routes:
         if route.source_namespace not in tables[route.source_node]:
             tables[route.source_node].append(route.source_namespace)
     return [
-        StreamSpec(stream=node_name, node_name=node_name, node=nodes[node_name], tables=names)
+        StreamSpec(
+            stream=node_name,
+            node_name=node_name,
+            node=nodes[node_name],
+            tables=names,
+            echo_marker=node_name in grouped and isinstance(nodes[node_name], MySqlNode),
+        )
         for node_name, names in tables.items()
     ]
 
@@ -148,6 +162,18 @@ class Supervisor:
         self.config = config
         self.routes = build_routes(config)
         self.routes_by_source = routes_by_source(self.routes)
+        self.groups = build_groups(config)
+        self.group_of = group_index(self.groups)
+        #: Sources of one-way routes: their echoes (if also group members) still go to those routes.
+        self.one_way_sources = {(r.source_node, r.source_namespace) for r in self.routes if not r.group}
+        #: Parked `manual` conflicts (created in start(), in the state directory).
+        self.conflicts: ConflictStore | None = None
+        self._conflict_window: deque[tuple[float, dict[str, int], dict[str, int]]] = deque()
+        self._resolutions: deque[tuple[str, str]] = deque()
+        #: Conflict decisions waiting for the audit actor, and whether a call with some is under way.
+        self._audit_conflicts: list[dict[str, object]] = []
+        self._audit_conflicts_sending: list[dict[str, object]] = []
+        self._resolution_lock = threading.Lock()
         self.run_id = uuid.uuid4().hex[:8]
         self.started_at = time.time()
         self.streams: dict[str, StreamState] = {}
@@ -179,9 +205,15 @@ class Supervisor:
             self.shards.append(ShardState(index, self._new_shard(index, targets), self._backoff()))
         self._targets = targets
         self.offsets = FileOffsetStore(settings.state_dir)
+        if self.groups:
+            self.conflicts = ConflictStore(settings.state_dir)
+            for item in self.conflicts.all():  # resolutions a crash interrupted: send them again
+                if item.state == "resolving" and item.take is not None:
+                    self._resolutions.append((item.id, item.take))
         specs = stream_specs(self.config, self.routes)
         if self.config.audit.enabled:
             self.audit = ShardState(-1, self._new_audit(specs), self._backoff())
+            self._record_config()
         for spec in specs:
             committed = self.offsets.load(spec.stream)
             state = StreamState(spec, self._new_capture(spec), StreamProgress(committed), self._backoff())
@@ -229,6 +261,7 @@ class Supervisor:
 
         self._heartbeat = time.monotonic()
         self._submit_polls()
+        self._submit_resolutions()
         self._submit_applies()
         self._submit_audit()
         if self._pending:
@@ -245,6 +278,10 @@ class Supervisor:
                     self._on_audit(ref)
                 elif kind == "tick":
                     self._on_tick(ref)
+                elif kind == "conflicts":
+                    self._on_audit_conflicts(ref)
+                elif kind == "admin":
+                    self._on_admin(ref)
                 else:
                     self._on_commit(owner, ref)
         else:
@@ -320,6 +357,9 @@ class Supervisor:
                 ref = audit.actor.append.remote([part.data for part in audit.sending])
                 self._pending[ref] = ("audit", audit)
                 audit.busy = True
+        if self._audit_conflicts and not self._audit_conflicts_sending:
+            self._audit_conflicts_sending, self._audit_conflicts = self._audit_conflicts, []
+            self._pending[audit.actor.record_conflicts.remote(self._audit_conflicts_sending)] = ("conflicts", audit)
         now = time.monotonic()
         if not self._audit_ticking and now >= self._audit_tick_at and not self.stop_requested.is_set():
             self._audit_tick_at = now + self.config.audit.checkpoint_every_ms / 1000
@@ -364,7 +404,7 @@ class Supervisor:
         ACTOR_RESTARTS.labels("capture").inc()
 
     def _route(self, state: StreamState, batch: Batch) -> None:
-        from actors.metrics import EVENTS_CAPTURED
+        from actors.metrics import ECHOES_SUPPRESSED, EVENTS_CAPTURED
 
         if state.last_received is not None and batch.events and batch.events[0].position <= state.last_received:
             stale = sum(1 for e in batch.events if e.position <= state.last_received)
@@ -379,13 +419,21 @@ class Supervisor:
         state.seq += 1
         seq = state.seq
         slices: dict[int, list] = defaultdict(list)
-        shards = len(self.shards)
+        audited = []
         for event in batch.events:
+            group = self.group_of.get((event.node, event.namespace))
+            if group is not None and event.origin is not None:
+                # Worker-Sync's own write, captured back: every member already has it (or will).
+                ECHOES_SUPPRESSED.labels(group.name).inc()
+                if (event.node, event.namespace) not in self.one_way_sources:
+                    continue
+            else:
+                audited.append(event)
             for part in split_key_change(event):
-                slices[shard_of(part.namespace, part.key, shards)].append(part)
+                slices[self._shard(part, group)].append(part)
         commit_times = [lag_reference_us(e.engine, e.commit_time_us, batch.read_at_us) for e in batch.events]
         oldest = min(commit_times, default=0)
-        audit = self.audit if batch.events else None
+        audit = self.audit if audited else None
         parts = len(slices) + (audit is not None)
         state.progress.received(seq, batch.upto, parts, len(batch.events), oldest)
         state.commit_times[seq] = commit_times
@@ -393,14 +441,25 @@ class Supervisor:
             part = Batch(batch.stream, seq, events, None, batch.snapshot, batch.newest_commit_time_us)
             self.shards[index].queue.append(Part(state.spec.stream, seq, encode_batch(part), len(events)))
         if audit is not None:  # the whole batch: one audit entry per change, key changes unsplit
-            whole = Batch(batch.stream, seq, batch.events, None, batch.snapshot, batch.newest_commit_time_us)
-            audit.queue.append(Part(state.spec.stream, seq, encode_batch(whole), len(batch.events)))
+            whole = Batch(batch.stream, seq, audited, None, batch.snapshot, batch.newest_commit_time_us)
+            audit.queue.append(Part(state.spec.stream, seq, encode_batch(whole), len(audited)))
         if batch.upto is not None:
             state.last_received = batch.upto
         state.captured += len(batch.events)
         EVENTS_CAPTURED.labels(state.spec.stream).inc(len(batch.events))
         if not parts:
             self._batch_done(state, seq)
+
+    def _shard(self, event: ChangeEvent, group: Group | None) -> int:
+        """Per key one shard: for a group member, by the key in the group's canonical column names (values
+        as text, so a UUID and its text from another engine agree), so every change of one logical row,
+        from whichever node, is offered by the same shard, in order."""
+        shards = len(self.shards)
+        if group is None:
+            return shard_of(event.namespace, event.key, shards)
+        rename = group.rename((event.node, event.namespace), group.canonical)
+        canonical = {rename.get(name, name): str(value) for name, value in event.key.items()}
+        return shard_of(group.name, canonical, shards)
 
     def _on_apply(self, shard: ShardState, ref: object) -> None:
         import ray
@@ -409,9 +468,9 @@ class Supervisor:
         from actors.metrics import ACTOR_RESTARTS, APPLY_ERRORS
 
         shard.busy = False
-        streams = {part.stream: self.streams[part.stream] for part in shard.sending}
+        streams = {part.stream: self.streams[part.stream] for part in shard.sending if part.stream}
         try:
-            ray.get(ref)
+            applied = ray.get(ref)
         except (RayTaskError, RayActorError) as exc:
             APPLY_ERRORS.labels(str(shard.index)).inc()
             for stream in streams.values():
@@ -430,11 +489,102 @@ class Supervisor:
         shard.applied_calls += 1
         for stream in streams.values():
             stream.outcomes.append((time.monotonic(), True))
+        self._count_conflicts(applied.offers, applied.conflicts)  # parked before the positions commit
         for part in shard.sending:
+            if not part.stream:  # a conflict resolution (see _submit_resolutions)
+                self._resolved(part)
+                continue
             stream = streams[part.stream]
             if stream.progress.part_done(part.seq):
                 self._batch_done(stream, part.seq)
         shard.sending = []
+
+    # -- conflicts ----------------------------------------------------------------------------
+
+    def _count_conflicts(self, offers: dict[str, int], records: list[ConflictRecord]) -> None:
+        from actors.metrics import CONFLICT_RATE, CONFLICTS, OFFERS
+
+        if not offers:
+            return
+        lost: dict[str, int] = defaultdict(int)
+        for record in records:
+            CONFLICTS.labels(record.group, str(record.outcome)).inc()
+            lost[record.group] += 1
+            log.info(
+                "conflict in %s on node %s, key %s: the change of %s lost to %s (%s)",
+                record.group,
+                record.node,
+                record.key,
+                record.loser.version.node,
+                record.winner.version.node,
+                record.outcome,
+            )
+        for group, count in offers.items():
+            OFFERS.labels(group).inc(count)
+        if self.audit is not None:
+            self._audit_conflicts.extend(conflict_document(record) for record in records)
+        manual = [record for record in records if record.policy == "manual"]
+        if manual and self.conflicts is not None:
+            self.conflicts.park(manual)
+        now = time.monotonic()
+        self._conflict_window.append((now, offers, dict(lost)))
+        while self._conflict_window and self._conflict_window[0][0] < now - CONFLICT_RATE_WINDOW_S:
+            self._conflict_window.popleft()
+        for group in {g for _, o, _ in self._conflict_window for g in o}:
+            offered = sum(o.get(group, 0) for _, o, _ in self._conflict_window)
+            conflicted = sum(c.get(group, 0) for _, _, c in self._conflict_window)
+            CONFLICT_RATE.labels(group).set(conflicted / offered if offered else 0.0)
+
+    def conflict_list(self) -> list[dict[str, object]]:
+        return [] if self.conflicts is None else [item.view() for item in self.conflicts.all()]
+
+    def conflict_get(self, ident: str) -> dict[str, object] | None:
+        item = None if self.conflicts is None else self.conflicts.get(ident)
+        return None if item is None else item.view()
+
+    def resolve_conflict(self, ident: str, take: str) -> dict[str, object]:
+        """Called from the HTTP thread: queue the resolution of a parked conflict (see ConflictStore)."""
+        if self.conflicts is None:
+            raise KeyError(ident)
+        item = self.conflicts.get(ident)
+        if item is None:
+            raise KeyError(ident)
+        if item.state != "parked":
+            return item.view()
+        with self._resolution_lock:
+            view = self.conflicts.set_state(ident, "resolving", take).view()  # type: ignore[arg-type]
+            self._resolutions.append((ident, take))
+        return view
+
+    def _submit_resolutions(self) -> None:
+        """``take source``: the parked change, with a version newer than anything the group holds, goes to
+        its group's shard like a captured change and wins on every member. ``take target``: every member
+        already holds the winner, so there is nothing to write."""
+        while self._resolutions:
+            with self._resolution_lock:
+                ident, take = self._resolutions.popleft()
+            assert self.conflicts is not None
+            item = self.conflicts.get(ident)
+            if item is None:
+                continue
+            if self.audit is not None:
+                detail = {"group": item.group, "node": item.node, "namespace": item.namespace}
+                detail.update(key=key_text(item.key()), outcome=f"resolved-take-{take}", policy=item.policy)
+                self._audit_conflicts.append(detail)
+            if take == "target":
+                self.conflicts.set_state(ident, "resolved")
+                continue
+            group = next(g for g in self.groups if g.name == item.group)
+            event = resolution_event(item.node, item.namespace, item.key(), item.loser().row)
+            index = self._shard(event, group)
+            part = Part("", 0, encode_batch(Batch(f"resolve:{ident}", 0, [event], None)), 1)
+            self.shards[index].queue.append(part)
+
+    def _resolved(self, part: Part) -> None:
+        assert self.conflicts is not None
+        ident = decode_batch(part.data).stream.removeprefix("resolve:")
+        self.conflicts.set_state(ident, "resolved")
+        log.info("conflict %s resolved: the parked change now holds on every node of its group", ident)
 
     def _on_audit(self, ref: object) -> None:
         import ray
@@ -468,6 +618,32 @@ class Supervisor:
             if stream.progress.part_done(part.seq):
                 self._batch_done(stream, part.seq)
         audit.sending = []
+
+    def _record_config(self) -> None:
+        """An admin entry for the configuration this run uses (once per distinct configuration)."""
+        assert self.audit is not None
+        digest = hashlib.sha256(msgspec.json.encode(self.config, order="sorted")).hexdigest()
+        detail = {"sha256": digest, "run_id": self.run_id}
+        ref = self.audit.actor.record_admin.remote("config-loaded", detail, f"config:{digest}")
+        self._pending[ref] = ("admin", self.audit)
+
+    def _on_admin(self, ref: object) -> None:
+        import ray
+
+        try:
+            ray.get(ref)
+        except Exception as exc:  # the entry is idempotent: the next run (or restart) records it
+            log.warning("audit: recording an admin entry failed: %s", str(exc).splitlines()[0][:500])
+
+    def _on_audit_conflicts(self, ref: object) -> None:
+        import ray
+
+        try:
+            ray.get(ref)
+        except Exception as exc:  # sent again with the next conflicts (or on their own next loop)
+            log.warning("audit: recording conflict decisions failed: %s", str(exc).splitlines()[0][:500])
+            self._audit_conflicts = self._audit_conflicts_sending + self._audit_conflicts
+        self._audit_conflicts_sending = []
 
     def _on_tick(self, ref: object) -> None:
         import ray
@@ -590,6 +766,49 @@ class Supervisor:
         return bool(self.streams) and all(
             s.error is None and s.progress.committed is not None for s in self.streams.values()
         )
+
+
+def conflict_document(record: ConflictRecord) -> dict[str, object]:
+    """A conflict decision as the audit log keeps it (rows as typed msgpack bytes: exact, and hashable)."""
+
+    def side(stored: Stored) -> dict[str, object]:
+        v = stored.version
+        return {
+            "node": v.node,
+            "commit_time_us": v.time_us,
+            "priority": v.priority,
+            "position": v.order.hex(),
+            "row": None if stored.row is None else encode_row(stored.row),
+        }
+
+    return {
+        "group": record.group,
+        "node": record.node,
+        "namespace": record.namespace,
+        "key": key_text(record.key),
+        "outcome": str(record.outcome),
+        "policy": record.policy,
+        "lost": side(record.loser),
+        "kept": side(record.winner),
+    }
+
+
+def resolution_event(node: str, namespace: str, key: dict, row: dict | None) -> ChangeEvent:
+    """A change made at ``node`` now, carrying ``row`` (None: a delete): newer than every change the
+    group has seen, so it wins on every member, the node itself included."""
+    now_us = time.time_ns() // 1000
+    return ChangeEvent(
+        node=node,
+        engine="worker-sync",
+        namespace=namespace,
+        op=Op.DELETE if row is None else Op.INSERT,
+        key=key,
+        before=None,
+        after=row,
+        commit_time_us=now_us,
+        txid=f"resolve:{now_us}",
+        position=Position(b"\xff" * 8 + now_us.to_bytes(8, "big"), ""),
+    )
 
 
 def install_signal_handlers(supervisor: Supervisor) -> None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import msgspec
 import ray
 
 from actors.core.changes import RowChange
+from actors.core.conflicts import ConflictRecord, Offer, record_of
 from actors.core.encoding import decode_batch
-from actors.core.routing import Route, routes_by_source, to_row_change
+from actors.core.routing import Route, routes_by_source, to_offer, to_row_change
 from actors.engines.registry import build_writer
 from config.model import Node
 
@@ -30,6 +31,9 @@ class Applied(msgspec.Struct, frozen=True, kw_only=True):
     parts: list[tuple[str, int]]
     events: int
     pid: int
+    #: Offers made to nodes of bidirectional groups (per group), and the conflicts among their decisions.
+    offers: dict[str, int] = {}
+    conflicts: list[ConflictRecord] = []
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
@@ -38,12 +42,15 @@ class ApplierShard:
         self.shard = shard
         self.routes = routes_by_source(routes)
         self.targets = targets
+        #: Nodes in a bidirectional group: their writes are marked so their capture sees echoes.
+        self.grouped = {route.target_node for route in routes if route.group}
         self.writers: dict[str, object] = {}
 
     def _writer(self, node_name: str):
         writer = self.writers.get(node_name)
         if writer is None:
-            writer = build_writer(node_name, self.targets[node_name])
+            echo_writer = f"{node_name}_{self.shard}" if node_name in self.grouped else None
+            writer = build_writer(node_name, self.targets[node_name], echo_writer=echo_writer)
             self.writers[node_name] = writer
         return writer
 
@@ -54,6 +61,7 @@ class ApplierShard:
         under load one call (and one target transaction) carries many batches' worth of changes.
         """
         per_target: dict[str, list[RowChange]] = defaultdict(list)
+        offers: dict[str, list[tuple[str, Offer]]] = defaultdict(list)
         done: list[tuple[str, int]] = []
         events = 0
         for data in parts:
@@ -62,10 +70,26 @@ class ApplierShard:
             events += len(batch.events)
             for event in batch.events:
                 for route in self.routes.get((event.node, event.namespace), ()):
-                    per_target[route.target_node].append(to_row_change(event, route))
+                    if not route.group:
+                        per_target[route.target_node].append(to_row_change(event, route))
+                    elif event.origin is None:  # an echo of our own write is never offered again
+                        offers[route.target_node].append((route.group, to_offer(event, route)))
         for node_name, changes in per_target.items():
             self._writer(node_name).apply(changes)
-        return Applied(shard=self.shard, parts=done, events=events, pid=os.getpid())
+        conflicts: list[ConflictRecord] = []
+        for node_name, node_offers in offers.items():
+            decisions = self._writer(node_name).apply_offers([offer for _, offer in node_offers])
+            for (group, _), decision in zip(node_offers, decisions, strict=True):
+                if decision.conflict:
+                    conflicts.append(record_of(group, node_name, decision))
+        return Applied(
+            shard=self.shard,
+            parts=done,
+            events=events,
+            pid=os.getpid(),
+            offers=dict(Counter(group for node_offers in offers.values() for group, _ in node_offers)),
+            conflicts=conflicts,
+        )
 
     def pid(self) -> int:
         return os.getpid()

@@ -12,18 +12,34 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import msgspec
 import ray
+from nacl.signing import SigningKey, VerifyKey
 
-from actors.core.audit.checkpoint import Checkpoint, export, load_key_bytes, load_signing_key
-from actors.core.audit.entries import change_entry
+from actors.core.audit.checkpoint import Checkpoint, export, key_id, load_key_bytes, load_signing_key
+from actors.core.audit.entries import (
+    AdminKind,
+    AuditEntry,
+    EntryKind,
+    admin_detail,
+    admin_entry,
+    change_entry,
+    decode_entry,
+    other_entry,
+)
 from actors.core.audit.fieldcrypt import FieldCipher
 from actors.core.audit.log import AuditLog
 from actors.core.encoding import decode_batch
+from actors.core.errors import ConfigError
 from config.model import Audit, PostgresNode
 
 log = logging.getLogger(__name__)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
 
 
 class Appended(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +91,13 @@ class AuditWriter:
         if self._store is not None:
             self._store.close()
         self._store = connect_store(self._node, self._audit.schema)
+        pending = self._store.pending_steps()
+        if pending:
+            raise ConfigError(
+                f"audit schema `{self._audit.schema}`",
+                f"lacks migration steps {', '.join(pending)} - run `worker-sync migrate --config FILE`",
+            )
+        self._check_key_in_force()
         frontier, last = self._store.resume()
         self._log = AuditLog(
             self._key,
@@ -91,10 +114,35 @@ class AuditWriter:
         log.info("audit log resumed at %d entries; streams at %s", frontier.size, self._stored)
         return self._log
 
-    def _store_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
+    @property
+    def public_key(self) -> VerifyKey:
+        return self._key.verify_key
+
+    def _check_key_in_force(self) -> None:
+        """Refuse to sign with a key the log has not handed over to: the key of the latest checkpoint, or the
+        new key of a key rotation that checkpoint sealed. A key file swapped without `audit rotate-key`, or
+        the old key configured after a rotation, would otherwise sign checkpoints `audit verify` rejects."""
         assert self._store is not None
+        latest = self._store.latest_checkpoint()
+        if latest is None:
+            return
+        in_force = latest.key_id
+        rotation = self._store.last_admin(AdminKind.KEY_ROTATION)
+        if rotation is not None and rotation.seq + 1 == latest.size:
+            in_force = bytes.fromhex(str(admin_detail(decode_entry(rotation.data))["new_key_id"]))
+        mine = key_id(bytes(self._key.verify_key))
+        if mine != in_force:
+            raise ConfigError(
+                f"audit schema `{self._audit.schema}`",
+                f"the configured signing key (id {mine.hex()}) is not the key in force (id {in_force.hex()}) - "
+                "configure that key, or change keys only with `worker-sync audit rotate-key`",
+            )
+
+    def _store_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
+        assert self._store is not None and self._log is not None
+        frontiers = {f.size: f for f in self._log.take_frontiers()}
         for cp in checkpoints:
-            self._store.append_checkpoint(cp)
+            self._store.append_checkpoint(cp, frontiers.get(cp.size))
         self._export(checkpoints)
 
     def _export(self, checkpoints: list[Checkpoint]) -> None:
@@ -120,7 +168,7 @@ class AuditWriter:
         try:
             entries, checkpoints = audit_log.add(drafts)
             assert self._store is not None
-            self._store.append(entries, checkpoints)
+            self._store.append(entries, checkpoints, audit_log.take_frontiers())
         except BaseException:
             self._log = None  # the frontier advanced past what was committed: rebuild it on the next call
             raise
@@ -129,6 +177,77 @@ class AuditWriter:
         return Appended(
             entries=len(entries), skipped=skipped, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid()
         )
+
+    def record_admin(self, kind: str, detail: dict[str, object], *, request_id: str, actor: str) -> Appended:
+        """Append one admin entry (see :meth:`AuditChain.record_admin`); a ``request_id`` already stored is
+        skipped, so a re-sent call stores it once."""
+        admin_kind = AdminKind(kind)
+        audit_log = self._log or self._open()
+        assert self._store is not None
+        if self._store.find_admin(admin_kind, request_id) is not None:
+            return Appended(entries=0, skipped=1, checkpoints=0, size=audit_log.size, pid=os.getpid())
+        draft = admin_entry(admin_kind, request_id=request_id, actor=actor, time_us=_now_us(), detail=detail)
+        return self._append_sealed(audit_log, draft, seal=False)
+
+    def record_conflicts(self, conflicts: list[dict[str, object]]) -> Appended:
+        """One CONFLICT entry per decision (see :meth:`AuditChain.record_conflicts`)."""
+        audit_log = self._log or self._open()
+        now = _now_us()
+        drafts = [
+            other_entry(
+                EntryKind.CONFLICT,
+                node=str(c["node"]),
+                namespace=str(c["namespace"]),
+                key=str(c["key"]),
+                op=str(c["outcome"]),
+                time_us=now,
+                detail=c,
+            )
+            for c in conflicts
+        ]
+        try:
+            entries, checkpoints = audit_log.add(drafts)
+            assert self._store is not None
+            self._store.append(entries, checkpoints, audit_log.take_frontiers())
+        except BaseException:
+            self._log = None
+            raise
+        self._export(checkpoints)
+        return Appended(
+            entries=len(entries), skipped=0, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid()
+        )
+
+    def rotate_key(self, new_key: SigningKey, *, request_id: str, actor: str) -> Appended:
+        """Hand signing over to ``new_key``: a key-rotation entry naming both key ids, sealed by a checkpoint
+        of the OLD key in the same transaction; every later checkpoint is signed with the new key."""
+        audit_log = self._log or self._open()
+        assert self._store is not None
+        old_id, new_id = audit_log.key_id, key_id(bytes(new_key.verify_key))
+        if self._store.find_admin(AdminKind.KEY_ROTATION, request_id) is not None:
+            audit_log.use_key(new_key)  # stored by an earlier attempt whose reply was lost
+            self._key = new_key
+            return Appended(entries=0, skipped=1, checkpoints=0, size=audit_log.size, pid=os.getpid())
+        if old_id == new_id:
+            raise ConfigError("audit rotate-key", f"the new key is the key in use (id {old_id.hex()})")
+        detail: dict[str, object] = {"old_key_id": old_id.hex(), "new_key_id": new_id.hex()}
+        draft = admin_entry(
+            AdminKind.KEY_ROTATION, request_id=request_id, actor=actor, time_us=_now_us(), detail=detail
+        )
+        appended = self._append_sealed(audit_log, draft, seal=True)
+        audit_log.use_key(new_key)
+        self._key = new_key
+        return appended
+
+    def _append_sealed(self, audit_log: AuditLog, draft: AuditEntry, *, seal: bool) -> Appended:
+        try:
+            entries, checkpoints = audit_log.seal([draft]) if seal else audit_log.add([draft])
+            assert self._store is not None
+            self._store.append(entries, checkpoints, audit_log.take_frontiers())
+        except BaseException:
+            self._log = None
+            raise
+        self._export(checkpoints)
+        return Appended(entries=1, skipped=0, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid())
 
     def tick(self) -> bool:
         """Sign a checkpoint if entries are waiting and `checkpoint_every_ms` has passed."""
@@ -163,6 +282,44 @@ class AuditChain:
     def append(self, parts: list[bytes]) -> Appended:
         """Store every change of ``parts`` (encoded batches, in stream order) not stored before."""
         return self._writer.append(parts)
+
+    def record_admin(
+        self, kind: str, detail: dict[str, object], request_id: str, actor: str = "supervisor"
+    ) -> Appended:
+        """Record an admin action in the log, in order with the changes, exactly once.
+
+        - ``kind``: an ``AdminKind`` value: ``config-loaded`` (detail: ``{"path", "sha256"}`` of the config
+          file, see ``entries.config_detail``), ``manual-sync`` (e.g. ``{"namespace", "requested_by"}``),
+          ``key-rotation`` (use :meth:`rotate_key`, which also switches keys), ``retention``. Another value
+          raises ValueError.
+        - ``detail``: str keys; values msgpack can encode (str, int, float, bool, None, bytes, lists, dicts).
+          It is hashed and kept until retention prunes it: never put a secret in it.
+        - ``request_id``: the caller's id for this action (e.g. ``f"config:{run_id}:{sha256}"``). The same
+          (kind, request_id) is stored once, so a call re-sent after a lost reply or a restart is harmless
+          (the reply then says ``entries=0, skipped=1``).
+        - Ordering: Ray runs this actor's calls one at a time; the entry gets the next seq after everything
+          stored before the call, through the same append path (and transaction rules) as changes.
+        - Signed by the next checkpoint (N entries or T ms, as configured), not at once.
+        - Raises what ``append`` raises when the store fails; send the same call again.
+        """
+        return self._writer.record_admin(kind, detail, request_id=request_id, actor=actor)
+
+    def record_conflicts(self, conflicts: list[dict[str, object]]) -> Appended:
+        """Record conflict decisions of bidirectional groups, in order with the changes.
+
+        Each document (built by the supervisor from a ConflictRecord) holds the node that decided, the
+        table, the key (canonical JSON text), the outcome and policy, and both versions (node, commit time,
+        priority, and the row as typed msgpack bytes). Not idempotent: a call re-sent after a lost reply
+        may store a decision twice (each entry says when it was recorded)."""
+        return self._writer.record_conflicts(conflicts)
+
+    def rotate_key(
+        self, request_id: str, key_file: str | None = None, key_env: str | None = None, actor: str = "supervisor"
+    ) -> Appended:
+        """Switch to the signing key in ``key_file``/``key_env`` (read here, never sent over Ray): a
+        key-rotation entry sealed by the old key, then the new key signs. Idempotent by ``request_id``."""
+        new_key = load_signing_key(file=key_file, env=key_env)
+        return self._writer.rotate_key(new_key, request_id=request_id, actor=actor)
 
     def tick(self) -> bool:
         return self._writer.tick()

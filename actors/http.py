@@ -1,4 +1,5 @@
-"""The supervisor's one HTTP port: /healthz, /readyz, /status, /metrics and POST /sync/manual.
+"""The supervisor's one HTTP port: /healthz, /readyz, /status, /metrics, the parked conflicts of
+`manual` groups (GET /conflicts, GET /conflicts/ID, POST /conflicts/ID/resolve) and POST /sync/manual.
 
 Runs in a thread of the supervisor process and only reads a status snapshot the supervisor
 publishes each loop, so a slow client never slows the pipeline.
@@ -11,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,6 +20,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from actors.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
+
+
+class Conflicts(Protocol):
+    """What the supervisor offers for parked conflicts (see actors/conflict_store.py)."""
+
+    def conflict_list(self) -> list[dict[str, Any]]: ...
+
+    def conflict_get(self, ident: str) -> dict[str, Any] | None: ...
+
+    def resolve_conflict(self, ident: str, take: str) -> dict[str, Any]: ...
 
 
 class StatusServer:
@@ -30,6 +42,7 @@ class StatusServer:
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
         token: str | None,
+        conflicts: Conflicts | None = None,
     ) -> None:
         outer = self
 
@@ -43,18 +56,27 @@ class StatusServer:
                     outer._send(self, 200, "application/json", msgspec.json.encode(status()))
                 elif self.path == "/metrics":
                     outer._send(self, 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+                elif self.path == "/conflicts" and conflicts is not None:
+                    outer._json(self, 200, conflicts.conflict_list())
+                elif self.path.startswith("/conflicts/") and conflicts is not None:
+                    found = conflicts.conflict_get(self.path.removeprefix("/conflicts/"))
+                    outer._json(self, 200, found) if found else outer._plain(self, 404, "no such conflict")
                 else:
                     outer._plain(self, 404, "not found")
 
             def do_POST(self) -> None:
-                if self.path != "/sync/manual":
+                resolving = self.path.startswith("/conflicts/") and self.path.endswith("/resolve")
+                if self.path != "/sync/manual" and not resolving:
                     outer._plain(self, 404, "not found")
                     return
                 given = self.headers.get("Authorization", "")
                 if token is None or not hmac.compare_digest(given, f"Bearer {token}"):
                     outer._plain(self, 401, "a valid bearer token is required")
                     return
-                outer._plain(self, 501, "manual sync is not built yet in this version")
+                if not resolving:
+                    outer._plain(self, 501, "manual sync is not built yet in this version")
+                    return
+                outer._resolve(self, conflicts, self.path.removeprefix("/conflicts/").removesuffix("/resolve"))
 
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http %s", format % args)
@@ -71,6 +93,25 @@ class StatusServer:
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
+
+    def _json(self, handler: BaseHTTPRequestHandler, code: int, document: object) -> None:
+        self._send(handler, code, "application/json", msgspec.json.encode(document))
+
+    def _resolve(self, handler: BaseHTTPRequestHandler, conflicts: Conflicts | None, ident: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        try:
+            take = msgspec.json.decode(handler.rfile.read(length) or b"{}").get("take")
+        except (msgspec.DecodeError, AttributeError):
+            take = None
+        if take not in ("source", "target"):
+            self._plain(handler, 400, 'send {"take": "source"} or {"take": "target"}')
+        elif conflicts is None:
+            self._plain(handler, 404, "no bidirectional group runs here")
+        else:
+            try:
+                self._json(handler, 202, conflicts.resolve_conflict(ident, take))
+            except KeyError:
+                self._plain(handler, 404, "no such conflict")
 
     def _plain(self, handler: BaseHTTPRequestHandler, code: int, text: str) -> None:
         self._send(handler, code, "text/plain; charset=utf-8", (text + "\n").encode())

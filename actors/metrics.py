@@ -46,3 +46,24 @@ END_TO_END_LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=REGISTRY,
 )
+CONFLICT_RATE = Gauge(
+    "conflict_rate",
+    "Share of offers to a bidirectional group that lost to a newer change from another node, over the last minute",
+    ["group"],
+    registry=REGISTRY,
+)
+CONFLICTS = Counter(
+    "worker_sync_conflicts_total",
+    "Conflict decisions in bidirectional groups (discard: a remote change lost; repair: a local one did)",
+    ["group", "outcome"],
+    registry=REGISTRY,
+)
+OFFERS = Counter(
+    "worker_sync_offers_total", "Changes offered to members of bidirectional groups", ["group"], registry=REGISTRY
+)
+ECHOES_SUPPRESSED = Counter(
+    "worker_sync_echoes_suppressed_total",
+    "Changes Worker-Sync wrote itself, captured back at a group member and not sent on",
+    ["group"],
+    registry=REGISTRY,
+)

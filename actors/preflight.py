@@ -11,7 +11,7 @@ from actors.core.mapping import check_mapping
 from actors.core.routing import Route
 from actors.core.typemap import TableSchema
 from config.loader import nodes_by_name
-from config.model import Config, MySqlNode, Node, PostgresNode
+from config.model import Config, MongoNode, MySqlNode, Node, PostgresNode
 from config.secrets import node_password
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,10 @@ def source_schema(name: str, node: Node, namespace: str) -> TableSchema:
             return table_schema(conn, namespace)
         finally:
             conn.close()
+    if isinstance(node, MongoNode):
+        from actors.engines.mongodb.schema import collection_schema
+
+        return collection_schema(name, node.collections, namespace)  # declared fields: no server round trip
     raise NotImplementedError(f"reading table schemas of `{type(node).__name__}` nodes is not built yet")
 
 
@@ -48,7 +52,6 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
     from actors.engines.registry import build_writer
 
     nodes = nodes_by_name(config)
-    policies = {link.name: link.lossy_types for link in config.links}
     writers = {}
     warnings: list[str] = []
     try:
@@ -58,7 +61,7 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
                 writer = writers[route.target_node] = build_writer(route.target_node, nodes[route.target_node])
             source = source_schema(route.source_node, nodes[route.source_node], route.source_namespace)
             target = writer.schema(route.target_namespace)
-            warnings.extend(check_mapping(source, target, route.columns, policies[route.link]))
+            warnings.extend(check_mapping(source, target, route.columns, route.lossy_types))
     finally:
         for writer in writers.values():
             writer.close()

@@ -5,7 +5,9 @@
 Starts a throwaway PostgreSQL (actors.harness.LocalPostgres), creates the audit schema, and times:
 - `build`: AuditLog.add alone (entry encoding, leaf hash, frontier, checkpoints every 10,000): the core's ceiling;
 - `append`: AuditLog.add + AuditStore.append in batches (binary COPY), as the apply role, one transaction per batch;
-- `verify`: streaming the whole store back and running the verifier (hashes, chain, roots, signatures).
+- `verify`: streaming the whole store back and running the verifier (hashes, chain, roots, signatures);
+- `restart`: AuditStore.resume (the frontier stored at the last checkpoint + the leaves after it) against
+  reading every leaf, after 1,500 entries past the last checkpoint.
 Each figure is the median of --repeat runs on a fresh schema. Writes bench/results/audit_rate.{json,png}.
 """
 
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nacl.signing import SigningKey
 
+from actors.core.audit import merkle
 from actors.core.audit.entries import AuditEntry, change_entry
 from actors.core.audit.log import AuditLog
 from actors.core.audit.verify import verify_log
@@ -28,6 +31,9 @@ from actors.core.events import ChangeEvent, Op, Position
 from actors.engines.postgresql.audit_store import AuditStore, create_schema
 from actors.harness import Endpoint, LocalPostgres
 from bench import report
+
+#: Entries appended after the last checkpoint before the restart is timed.
+TAIL = 1_500
 
 
 def drafts(n: int) -> list[AuditEntry]:
@@ -64,17 +70,27 @@ def run_once(endpoint: Endpoint, schema: str, entries: list[AuditEntry], batch: 
         started = time.perf_counter()
         for i in range(0, len(entries), batch):
             stored, checkpoints = log.add(entries[i : i + batch])
-            store.append(stored, checkpoints)
+            store.append(stored, checkpoints, log.take_frontiers())
+        stored, checkpoints = log.add(entries[:TAIL])  # entries after the last checkpoint, as after a crash
+        store.append(stored, checkpoints, log.take_frontiers())
+        append = len(entries) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        frontier, _ = store.resume()
+        resume_s = time.perf_counter() - started
+        started = time.perf_counter()
+        full_root = merkle.root(store.leaves(frontier.size))
+        full_resume_s = time.perf_counter() - started
+        if full_root != frontier.root():
+            raise RuntimeError("the restart from the stored frontier gives another root than a full rebuild")
         final = log.flush()
         if final is not None:
             store.append_checkpoint(final)
-        append = len(entries) / (time.perf_counter() - started)
         started = time.perf_counter()
         result = verify_log(store.read(), store.checkpoints(), key.verify_key)
-        verify = len(entries) / (time.perf_counter() - started)
-    if not result.ok or result.entries != len(entries):
+        verify = (len(entries) + TAIL) / (time.perf_counter() - started)
+    if not result.ok or result.entries != len(entries) + TAIL:
         raise RuntimeError(f"verification failed: {result}")
-    return {"build": build, "append": append, "verify": verify}
+    return {"build": build, "append": append, "verify": verify, "resume_s": resume_s, "full_resume_s": full_resume_s}
 
 
 def main() -> None:
@@ -89,15 +105,18 @@ def main() -> None:
         endpoint = server.endpoint
         for i in range(args.repeat):
             runs.append(run_once(endpoint, f"audit_bench_{i}", entries, args.batch))
-    medians = {name: report.median([run[name] for run in runs]) for name in ("build", "append", "verify")}
+    names = ("build", "append", "verify", "resume_s", "full_resume_s")
+    medians = {name: report.median([run[name] for run in runs]) for name in names}
     report.write(
         "audit_rate",
         {
             "entries": args.entries,
             "batch": args.batch,
             "repeat": args.repeat,
-            "entries_per_s": {name: round(value) for name, value in medians.items()},
-            "runs": [{name: round(value) for name, value in run.items()} for run in runs],
+            "entries_per_s": {name: round(medians[name]) for name in ("build", "append", "verify")},
+            # Restart of the audit writer: stored frontier + leaves after the last checkpoint, vs every leaf.
+            "restart_s": {"frontier": round(medians["resume_s"], 4), "all_leaves": round(medians["full_resume_s"], 4)},
+            "runs": [{name: round(value, 4) for name, value in run.items()} for run in runs],
         },
     )
     report.bar_plot(

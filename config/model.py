@@ -72,10 +72,23 @@ class MySqlNode(_Node, tag_field="engine", tag="mysql", kw_only=True):
     server_id: Annotated[int, msgspec.Meta(ge=1, le=4294967295)] = 4201
 
 
+#: A field's BSON type in MongoNode.collections; ``string(N)`` holds at most N characters.
+BsonType = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(objectId|string|string\([1-9][0-9]{0,8}\)|int|long|double|decimal|bool|date|binData|uuid|object|array)$"
+    ),
+]
+
+
 class MongoNode(_Node, tag_field="engine", tag="mongodb", kw_only=True):
     port: Port = 27017
     replica_set: str | None = None
     auth_source: str = "admin"
+    #: "database.collection" -> field -> BSON type: the columns a collection's documents map to (top-level
+    #: fields; nested documents and arrays are `object`/`array`, carried as JSON). Collections are schemaless,
+    #: so this is what the start-up type check and the writer's conversions go by. `_id` defaults to objectId.
+    collections: dict[str, dict[str, BsonType]] = {}
 
 
 Node = PostgresNode | MySqlNode | MongoNode
@@ -113,6 +126,8 @@ class TableMap(Base, kw_only=True):
     target: str | None = None
     #: Source column -> target column, for columns whose names differ.
     columns: dict[str, str] = {}
+    #: Overrides the link's ``conflict_policy`` for this table (bidirectional links only).
+    conflict_policy: ConflictPolicy | None = None
 
 
 class Link(Base, kw_only=True):

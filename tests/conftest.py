@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ("tests.fix_servers", "tests.fix_ray")
+pytest_plugins = ("tests.fix_servers", "tests.fix_ray", "tests.fix_mongo")
 
 # Using one of these fixtures (directly or through another fixture) marks the test, so that
 # `-m "not mariadb"` deselects it at collection time, before any server starts.

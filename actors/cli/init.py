@@ -1,5 +1,7 @@
 """`worker-sync init --config FILE`: create the append-only audit schema in the audit node's database.
 
+It runs every migration step (the list `worker-sync migrate` uses), so a fresh store is at this version.
+
 It connects as an administrator given explicitly (`--admin-user`, password in the environment variable
 named by `--admin-password-env`), or as the node's configured user when none is given, and grants the
 service role (default: the node's configured user) INSERT and SELECT only.
@@ -28,20 +30,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actors.engines.postgresql.audit_store import create_schema
+    from actors.cli.migrate import schema_targets
+    from actors.engines.postgresql.audit_schema import AUDIT
+    from actors.engines.postgresql.schema_steps import SchemaVersionError, Target, migrate
 
     try:
         config = load(args.config)
         node = audit_node(config)
         role = args.service_role or node.username
+        # The same steps as `worker-sync migrate` (the audit store even when `audit.enabled` is false).
+        targets = schema_targets(config, role) or [(AUDIT, Target(config.audit.schema, role))]
         with connect(node, user=args.admin_user, password_env=args.admin_password_env) as conn:
-            create_schema(conn, config.audit.schema, role)
+            for spec, target in targets:
+                migrate(conn, spec, target)
     except ConfigError as exc:
         print(f"worker-sync init: {exc}", file=sys.stderr)
         return Exit.USAGE
     except CliError as exc:
         print(f"worker-sync init: {exc.message}", file=sys.stderr)
         return exc.code
+    except SchemaVersionError as exc:
+        print(f"worker-sync init: {exc}", file=sys.stderr)
+        return Exit.FINDINGS
+    except psycopg.OperationalError as exc:
+        print(f"worker-sync init: database error: {str(exc).strip()}", file=sys.stderr)
+        return Exit.UNAVAILABLE
     except psycopg.Error as exc:
         print(f"worker-sync init: creating schema `{config.audit.schema}` failed: {exc}", file=sys.stderr)
         return Exit.FINDINGS

@@ -150,3 +150,11 @@ def decode_batch(data: bytes) -> Batch:
 def encode_row(row: Row) -> bytes:
     """Canonical bytes of one row or key (sorted names, typed values), e.g. to hash it."""
     return _encoder.encode(_wire_row(row))
+
+
+_row_decoder = msgspec.msgpack.Decoder(dict[str, Any], ext_hook=_ext_hook)
+
+
+def decode_row(data: bytes) -> Row:
+    """Inverse of :func:`encode_row`."""
+    return _row_decoder.decode(data)

@@ -11,9 +11,11 @@ from collections.abc import Iterable
 import msgspec
 
 from actors.core.changes import RowChange
+from actors.core.conflicts import Offer, Version
 from actors.core.encoding import encode_row
 from actors.core.errors import ConfigError
 from actors.core.events import UNCHANGED, ChangeEvent, Op
+from actors.core.groups import build_groups
 from config.loader import nodes_by_name
 from config.model import Config
 
@@ -28,23 +30,44 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     target_namespace: str
     #: Source column -> target column; columns not named keep their name.
     columns: dict[str, str] = {}
+    #: The bidirectional group this route belongs to ("" for a one-way link): its changes are offered
+    #: (actors.core.conflicts), not written blindly, and a route from a node to itself exists.
+    group: str = ""
+    policy: str = "last_writer_wins"
+    #: The source node's ``priority`` (ranks its changes in conflicts).
+    priority: int = 0
+    #: The link's ``lossy_types`` (a group's: "warn" only when all its links say so).
+    lossy_types: str = "refuse"
 
     def target_column(self, name: str) -> str:
         return self.columns.get(name, name)
 
 
 def build_routes(config: Config) -> list[Route]:
-    """Every route the config's links describe. Bidirectional links are refused until echo
-    suppression and conflict handling exist: without them two nodes would bounce changes forever."""
+    """Every route the config's links describe: one per table of a one-way link, and for each
+    bidirectional group (actors.core.groups) one per ordered pair of members, self-pairs included."""
     nodes = nodes_by_name(config)
     routes: list[Route] = []
-    for i, link in enumerate(config.links):
+    for group in build_groups(config):
+        for source in group.members:
+            for target in group.members:
+                routes.append(
+                    Route(
+                        link=group.name,
+                        source_node=source[0],
+                        source_namespace=source[1],
+                        target_node=target[0],
+                        target_namespace=target[1],
+                        columns=group.rename(source, target),
+                        group=group.name,
+                        policy=group.policy,
+                        priority=nodes[source[0]].priority,
+                        lossy_types=group.lossy_types,
+                    )
+                )
+    for link in config.links:
         if link.bidirectional:
-            raise ConfigError(
-                "config",
-                f"link `{link.name}` is bidirectional, which this version cannot run yet "
-                f"(echo suppression and conflict handling are not built) - at `$.links[{i}].bidirectional`",
-            )
+            continue
         for table in link.tables:
             routes.append(
                 Route(
@@ -54,6 +77,7 @@ def build_routes(config: Config) -> list[Route]:
                     target_node=link.target,
                     target_namespace=table.target or table.source,
                     columns=dict(table.columns),
+                    lossy_types=link.lossy_types,
                 )
             )
     for route in routes:
@@ -105,3 +129,20 @@ def to_row_change(event: ChangeEvent, route: Route) -> RowChange:
     after = event.after or {}
     row = {rename.get(name, name): value for name, value in after.items()} if rename else dict(after)
     return RowChange(route.target_namespace, "upsert", key, row)
+
+
+def to_offer(event: ChangeEvent, route: Route) -> Offer:
+    """The event offered to a member of its bidirectional group (see actors.core.conflicts).
+
+    Snapshot reads rank below every change (time 0): they only settle rows no change has touched.
+    """
+    change = to_row_change(event, route)
+    time_us = 0 if event.op is Op.READ else event.commit_time_us
+    return Offer(
+        namespace=change.namespace,
+        key=change.key,
+        row=change.row,
+        version=Version(time_us, route.priority, event.node, event.position.order),
+        local=route.target_node == event.node,
+        policy=route.policy,  # type: ignore[arg-type]  # a ConflictPolicy, checked by the config
+    )

@@ -16,3 +16,6 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     node: Node
     tables: list[str]
     snapshot_chunk_rows: int = 5_000
+    #: The node is in a bidirectional group: recognise Worker-Sync's own writes (echoes) where the engine
+    #: needs a marker table for that (MariaDB/MySQL).
+    echo_marker: bool = False

@@ -145,6 +145,23 @@ def _fraction_loss(source: ColumnType, target: ColumnType) -> str | None:
     return None if t >= s else f"{_label(target)} keeps {t} fractional second digits, {_label(source)} {s}"
 
 
+#: MongoDB's Decimal128 (``ColumnType(family="decimal", name=DECIMAL128, precision=34)``): 34 significant
+#: digits with a floating exponent, so it holds any DECIMAL(p, s) with p <= 34 but no fixed scale holds it.
+DECIMAL128 = "decimal128"
+
+
+def _decimal128_loss(source: ColumnType, target: ColumnType) -> str | None:
+    if source.name == target.name:
+        return None
+    if target.name == DECIMAL128:
+        if source.precision is not None and source.precision <= 34:
+            return None
+        return f"{_label(target)} holds 34 significant digits, {_label(source)} {source.precision or 'any number'}"
+    if target.precision is None:
+        return None
+    return f"{_label(target)} has a fixed scale; {_label(source)} holds 34 digits with any exponent"
+
+
 def _numeric_loss(source: ColumnType, target: ColumnType) -> str | None:
     f, g = source.family, target.family
     if f == "float":
@@ -192,6 +209,8 @@ def _numeric_loss(source: ColumnType, target: ColumnType) -> str | None:
             return f"{_label(target)} cannot hold negative or wider values of {_label(source)}"
     if f == "decimal":
         if g == "decimal":
+            if DECIMAL128 in (source.name, target.name):
+                return _decimal128_loss(source, target)
             if target.precision is None:
                 return None
             if source.precision is None:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from actors.core.changes import RowChange, TableChanges, by_table
+from actors.core.conflicts import Decision, Offer, RowKey, Stored, decide_all, decode_stored, encode_stored
+from actors.core.encoding import encode_row
 from actors.core.errors import ConfigError, SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.typemap import TableSchema
 
@@ -31,7 +34,8 @@ MAX_BYTES = 4 << 20
 Conn = TypeVar("Conn")
 Table = TypeVar("Table")
 Converter = Callable[[Any], Any]
-Execute = Callable[[str, list[Any]], None]
+#: Runs one statement in the open transaction; returns its rows (empty for statements without a result).
+Execute = Callable[[str, list[Any]], list[tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,22 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
     def _secrets(self) -> Sequence[str]:
         """Strings that must never appear in a message (the password)."""
 
+    # Bidirectional groups (apply_offers): the node's version table and echo marking.
+
+    @abc.abstractmethod
+    def _lock_versions_sql(self, rows: int) -> str:
+        """SELECT row_key, stored of ``rows`` row keys of one namespace, locked (FOR UPDATE); parameters:
+        namespace, then the row keys."""
+
+    @abc.abstractmethod
+    def _store_versions_sql(self, rows: int) -> str:
+        """Insert-or-replace ``rows`` (namespace, row_key, stored) rows of the version table."""
+
+    def _echo_statements(self) -> list[Statement]:
+        """Statements that open every offer transaction so the node's capture knows Worker-Sync wrote it
+        (none where the session itself is marked, as PostgreSQL's replication origin is)."""
+        return []
+
     # --- the shared part ------------------------------------------------------------------------------------
 
     def apply(self, changes: Sequence[RowChange]) -> None:
@@ -217,6 +237,74 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
             for table_changes in tables:  # the table may have changed under us: read it again next time
                 self._tables.pop(table_changes.namespace, None)
             raise
+
+    def apply_offers(self, offers: Sequence[Offer]) -> list[Decision]:
+        """Offer changes of a bidirectional group to this node, in one transaction with their row writes.
+
+        Reads (and locks) the stored versions of the rows offered, decides each offer in order
+        (actors.core.conflicts), writes the winners' rows and repairs, stores the new versions, commits.
+        A replayed slice meets its own versions and changes nothing. Errors as in :meth:`apply`.
+        """
+        if not offers:
+            return []
+        decisions: list[Decision] = []
+
+        def prepare(conn: Conn, execute: Execute) -> list[Statement]:
+            keyed = [(self._row_key(conn, offer), offer) for offer in offers]
+            stored = self._locked_versions(execute, {row_key for row_key, _ in keyed})
+            decided, changed = decide_all(stored, keyed)
+            decisions.extend(decided)
+            writes = [_row_change(offers_by_key[row_key], state) for row_key, state in changed.items()]
+            statements = self._echo_statements()
+            for table_changes in by_table(writes):
+                deletes, upserts = self._statements(self._table(conn, table_changes.namespace), table_changes)
+                statements += deletes + upserts
+            return statements + self._version_statements(changed)
+
+        offers_by_key: dict[RowKey, Offer] = {}
+        try:
+            conn = self._connection()
+            for offer in offers:
+                offers_by_key.setdefault(self._row_key(conn, offer), offer)
+            self._run(conn, [], prepare=lambda execute: prepare(conn, execute))
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+        except SinkError:
+            self._tables.clear()
+            raise
+        return decisions
+
+    def _row_key(self, conn: Conn, offer: Offer) -> RowKey:
+        """(namespace, digest of the key as this table's parameters): equal for one row whichever node's
+        change names it (a UUID key from PostgreSQL and its text from MariaDB land on the same digest)."""
+        schema = self._schema(self._table(conn, offer.namespace))
+        check_keys(self.subject, schema, [offer.key])
+        table = self._table(conn, offer.namespace)
+        params = converted(
+            self.subject, offer.namespace, offer.key, offer.key, self._converters(table), schema.primary_key
+        )
+        return offer.namespace, hashlib.sha256(encode_row(dict(zip(schema.primary_key, params, strict=True)))).digest()
+
+    def _converters(self, table: Table) -> dict[str, Converter | None]:
+        return table.converters  # type: ignore[attr-defined]  # both engines' targets carry them
+
+    def _locked_versions(self, execute: Execute, row_keys: set[RowKey]) -> dict[RowKey, Stored | None]:
+        by_namespace: dict[str, list[bytes]] = {}
+        for namespace, digest in sorted(row_keys):
+            by_namespace.setdefault(namespace, []).append(digest)
+        stored: dict[RowKey, Stored | None] = {}
+        for namespace, digests in by_namespace.items():
+            for start in range(0, len(digests), MAX_ROWS):
+                chunk = digests[start : start + MAX_ROWS]
+                for digest, data in execute(self._lock_versions_sql(len(chunk)), [namespace, *chunk]):
+                    stored[(namespace, bytes(digest))] = decode_stored(bytes(data))
+        return stored
+
+    def _version_statements(self, changed: dict[RowKey, Stored]) -> list[Statement]:
+        rows = [[namespace, digest, encode_stored(state)] for (namespace, digest), state in changed.items()]
+        keys = [{"namespace": namespace} for namespace, _ in changed]
+        return list(chunked("worker_sync_versions", self._store_versions_sql, rows, keys))
 
     def schema(self, namespace: str) -> TableSchema:
         """The target table's schema as the writer uses it (cached), e.g. for the start-up mapping check.
@@ -281,14 +369,27 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         kind = SourceUnavailable if retryable else SinkError
         return kind(f"{self.subject}: {doing}: {reason}")
 
-    def _run(self, conn: Conn, statements: list[Statement]) -> None:
+    def _run(
+        self, conn: Conn, statements: list[Statement], prepare: Callable[[Execute], list[Statement]] | None = None
+    ) -> None:
+        """Run statements in one transaction; ``prepare`` (reads, then the statements to run) goes first."""
         done = 0
         try:
             with self._transaction(conn, commit=True) as execute:
+                if prepare is not None:
+                    statements = prepare(execute) + statements
                 for done, statement in enumerate(statements):  # noqa: B007 (read after the loop on failure)
                     execute(statement.sql, statement.params)
+        except WorkerSyncError:
+            raise
         except Exception as exc:
             retryable, reason = self._reason(exc)
+            if not statements:  # ``prepare`` failed: the version table is missing or unreadable
+                kind = SourceUnavailable if retryable else SinkError
+                raise kind(
+                    f"{self.subject}: reading row versions: {reason}; run `worker-sync init` to create the "
+                    "version table bidirectional sync needs"
+                ) from None
             namespace = statements[done].namespace
             if retryable:
                 raise SourceUnavailable(
@@ -328,3 +429,10 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         keys = ", ".join(describe_key(k) for k in statement.keys[:5])
         more = f" and {len(statement.keys) - 5} more" if len(statement.keys) > 5 else ""
         return SinkError(f"{subject}, one of the keys {keys}{more}: {reason}; nothing of the slice was applied")
+
+
+def _row_change(offer: Offer, state: Stored) -> RowChange:
+    """The write that puts ``state`` (a winner, or a stored winner to repair) into the offered row."""
+    if state.row is None:
+        return RowChange(offer.namespace, "delete", offer.key, None)
+    return RowChange(offer.namespace, "upsert", offer.key, state.row)

@@ -146,6 +146,13 @@ def mariadb_grant_database(conn: pymysql.Connection, name: str, *, capture: str,
         cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{db}`.* TO {_account(apply)}")
 
 
+def mariadb_grant_writes(conn: pymysql.Connection, name: str, user: str) -> None:
+    """Let ``user`` (a capture account of a bidirectional node) write the database's tables too."""
+    with conn.cursor() as cur:
+        mariadb_quiet(cur)
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{check_name(name)}`.* TO {_account(user)}")
+
+
 def mariadb_drop_database(conn: pymysql.Connection, name: str, *, capture: str, apply: str) -> None:
     """Like PostgreSQL's DROP DATABASE ... WITH (FORCE): sessions using it are killed first, and waiting for
     a table lock held elsewhere is bounded (the default lock_wait_timeout is a year)."""

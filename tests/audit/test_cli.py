@@ -151,7 +151,8 @@ def test_bad_config_is_2_and_unreachable_database_is_3(
 
 
 @pytest.mark.parametrize(
-    "argv", [["init"], ["audit"], *[["audit", c] for c in ("keygen", "verify", "prove", "verify-proof", "logs")]]
+    "argv",
+    [["init"], ["audit"], *[["audit", c] for c in ("keygen", "rotate-key", "verify", "prove", "verify-proof", "logs")]],
 )
 def test_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:

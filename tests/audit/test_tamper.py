@@ -115,7 +115,7 @@ def test_replaced_checkpoint_signature_is_named(populated: Populated) -> None:
 
 def test_checkpoint_signed_by_another_key_is_refused(populated: Populated) -> None:
     finding = verify_log(populated.store.read(), populated.store.checkpoints(), SigningKey.generate().verify_key)
-    assert finding.finding is not None and "not by the given key" in finding.finding.problem
+    assert finding.finding is not None and "not among the given public keys" in finding.finding.problem
 
 
 def test_service_role_cannot_update_delete_or_truncate(populated: Populated) -> None:

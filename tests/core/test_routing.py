@@ -5,11 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.core.errors import ConfigError
 from actors.core.events import ChangeEvent, Op, Position
 from actors.core.progress import StreamProgress
 from actors.core.routing import build_routes, routes_by_source, shard_of, split_key_change
@@ -52,12 +50,6 @@ def test_routes_follow_the_links_with_defaults_and_column_maps() -> None:
     assert orders.target_column("qty") == "quantity" and orders.target_column("id") == "id"
     (items,) = by_source[("postgresql", "public.items")]
     assert items.target_namespace == "public.items"
-
-
-def test_bidirectional_links_are_refused_until_echo_suppression_exists() -> None:
-    config = parse_config(CONFIG.replace("target: mysql", "target: mysql\n    bidirectional: true"))
-    with pytest.raises(ConfigError, match=r"bidirectional.*\$\.links\[0\]\.bidirectional"):
-        build_routes(config)
 
 
 def test_a_key_change_becomes_delete_then_upsert() -> None:

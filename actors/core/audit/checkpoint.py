@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
@@ -67,14 +68,29 @@ def sign(signing_key: SigningKey, size: int, root: bytes, time_us: int) -> Check
     return msgspec.structs.replace(unsigned, signature=signature)
 
 
-def verify_signature(checkpoint: Checkpoint, public_key: VerifyKey) -> str | None:
-    """None if the checkpoint is signed by ``public_key``; otherwise what is wrong."""
-    if checkpoint.key_id != key_id(bytes(public_key)):
-        return f"signed by key {checkpoint.key_id.hex()}, not by the given key {key_id(bytes(public_key)).hex()}"
+#: Public keys by key id: what a verifier trusts (one key, or several across rotations).
+KeyRing = dict[bytes, VerifyKey]
+
+
+def key_ring(keys: Iterable[VerifyKey]) -> KeyRing:
+    return {key_id(bytes(k)): k for k in keys}
+
+
+def verify_signature(checkpoint: Checkpoint, public_key: VerifyKey | KeyRing) -> str | None:
+    """None if the checkpoint is signed by ``public_key`` (or by the ring's key its id names); otherwise what is
+    wrong, naming the key id (never key material)."""
+    ring = public_key if isinstance(public_key, dict) else key_ring([public_key])
+    key = ring.get(checkpoint.key_id)
+    if key is None:
+        given = ", ".join(sorted(k.hex() for k in ring)) or "none"
+        return (
+            f"signed by key {checkpoint.key_id.hex()}, which is not among the given public keys ({given}) - "
+            "add it with `--public-key FILE` or `--key-ring FILE`"
+        )
     try:
-        public_key.verify(checkpoint.message(), checkpoint.signature)
+        key.verify(checkpoint.message(), checkpoint.signature)
     except (BadSignatureError, ValueError):
-        return "bad signature"
+        return f"bad signature (key {checkpoint.key_id.hex()})"
     return None
 
 
@@ -111,6 +127,23 @@ def load_signing_key(*, file: str | None = None, env: str | None = None) -> Sign
 
 def load_public_key(file: str) -> VerifyKey:
     return VerifyKey(load_key_bytes(file=file, what="audit public key"))
+
+
+def load_key_ring_file(file: str) -> list[VerifyKey]:
+    """Public keys from a key-ring file: one key (64 hex characters) per line; blank lines and text after `#`
+    are ignored, so a line may say which key it is."""
+    try:
+        text = Path(file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, f"audit key ring: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    keys = []
+    for number, line in enumerate(text.splitlines(), 1):
+        value = line.split("#", 1)[0].strip()
+        if value:
+            keys.append(VerifyKey(_key_bytes(value.encode(), f"{file}:{number}")))
+    if not keys:
+        raise ConfigError(file, "audit key ring: no public key in the file")
+    return keys
 
 
 def export(checkpoint: Checkpoint, directory: str | Path) -> Path:

@@ -26,6 +26,19 @@ class EntryKind(enum.StrEnum):
     ADMIN = "admin"
 
 
+class AdminKind(enum.StrEnum):
+    """Admin actions the log records (``namespace`` of the entry is ``admin.<kind>``)."""
+
+    CONFIG_LOADED = "config-loaded"
+    MANUAL_SYNC = "manual-sync"
+    KEY_ROTATION = "key-rotation"
+    RETENTION = "retention"
+
+
+#: Prefix of an admin entry's namespace: ``admin.key-rotation`` etc. (`audit logs --table admin.key-rotation`).
+ADMIN_NAMESPACE = "admin."
+
+
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """One audited fact. Wire rule: fields are never reordered or removed; new fields go last."""
 
@@ -109,3 +122,28 @@ def other_entry(
         commit_time_us=time_us,
         payload=msgspec.msgpack.encode(detail, order="sorted"),
     )
+
+
+def admin_entry(kind: AdminKind, *, request_id: str, actor: str, time_us: int, detail: dict[str, object]) -> AuditEntry:
+    """An admin action. ``request_id`` (stored as the entry's key) makes recording it idempotent: the writer
+    stores one entry per (kind, request_id), however often the call is sent."""
+    return other_entry(
+        EntryKind.ADMIN,
+        node=actor,
+        namespace=ADMIN_NAMESPACE + str(kind),
+        key=request_id,
+        op=str(kind),
+        time_us=time_us,
+        detail=detail,
+    )
+
+
+def admin_detail(entry: AuditEntry) -> dict[str, object]:
+    """The detail document of an admin (or conflict) entry."""
+    return msgspec.msgpack.decode(entry.payload, type=dict[str, object])
+
+
+def config_detail(path: str, content: bytes) -> dict[str, object]:
+    """The detail of a ``config-loaded`` admin entry: which file, and the SHA-256 of its bytes (not the bytes:
+    a config names secret files and variables, and the log keeps what it is given)."""
+    return {"path": path, "sha256": hashlib.sha256(content).hexdigest()}

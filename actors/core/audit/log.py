@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 import msgspec
 from nacl.signing import SigningKey
 
-from actors.core.audit.checkpoint import Checkpoint, sign
+from actors.core.audit.checkpoint import Checkpoint, key_id, sign
 from actors.core.audit.entries import GENESIS, AuditEntry, encode_entry, leaf_hash
 from actors.core.audit.merkle import Frontier
 
@@ -51,10 +51,38 @@ class AuditLog:
         self._clock_us = clock_us
         self._last_cp_size = self._frontier.size
         self._last_cp_time_us = clock_us()
+        #: The frontier at each checkpoint signed since the last :meth:`take_frontiers`, stored beside it
+        #: so a restart reads O(log n) hashes plus the leaves after the checkpoint, not every leaf.
+        self._frontiers: list[Frontier] = []
 
     @property
     def size(self) -> int:
         return self._frontier.size
+
+    @property
+    def key_id(self) -> bytes:
+        return key_id(bytes(self._key.verify_key))
+
+    @property
+    def last_leaf(self) -> bytes:
+        return self._last_leaf
+
+    def take_frontiers(self) -> list[Frontier]:
+        """The frontiers of the checkpoints signed since the last call (store them with those checkpoints)."""
+        frontiers, self._frontiers = self._frontiers, []
+        return frontiers
+
+    def seal(self, drafts: Iterable[AuditEntry]) -> tuple[list[StoredEntry], list[Checkpoint]]:
+        """Like :meth:`add`, but the last checkpoint returned always covers the new head (admin actions that
+        must be signed at once, e.g. a key rotation signed over by the old key)."""
+        stored, checkpoints = self.add(drafts)
+        if not checkpoints or checkpoints[-1].size != self.size:
+            checkpoints.append(self.checkpoint())
+        return stored, checkpoints
+
+    def use_key(self, signing_key: SigningKey) -> None:
+        """Sign every later checkpoint with ``signing_key`` (after a rotation entry was sealed)."""
+        self._key = signing_key
 
     def add(self, drafts: Iterable[AuditEntry]) -> tuple[list[StoredEntry], list[Checkpoint]]:
         """Number and chain ``drafts`` (their seq/prev are overwritten); return rows and due checkpoints."""
@@ -92,4 +120,5 @@ class AuditLog:
         """Sign the current head now."""
         now = self._clock_us()
         self._last_cp_size, self._last_cp_time_us = self.size, now
+        self._frontiers.append(self._frontier.copy())
         return sign(self._key, self.size, self._frontier.root(), now)

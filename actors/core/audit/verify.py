@@ -1,19 +1,29 @@
 """Offline verification of a stored log with only the public key.
 
 Walks the entries in seq order, recomputing each leaf hash, the previous-entry chain and the Merkle
-frontier, and compares the root at every stored checkpoint (whose signature it checks) and at an
-optional external checkpoint. Stops at the first problem and names the entry.
+frontier, and compares the root at every stored checkpoint (whose signature it checks with the key its
+id names, following key-rotation entries) and at an optional external checkpoint. Entries pruned by
+retention keep their leaf hash and chain link, so roots are still checked over them. Stops at the first
+problem and names the entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 from nacl.signing import VerifyKey
 
-from actors.core.audit.checkpoint import Checkpoint, verify_signature
-from actors.core.audit.entries import GENESIS, decode_entry, leaf_hash
+from actors.core.audit.checkpoint import Checkpoint, KeyRing, key_ring, verify_signature
+from actors.core.audit.entries import (
+    GENESIS,
+    AdminKind,
+    AuditEntry,
+    EntryKind,
+    admin_detail,
+    decode_entry,
+    leaf_hash,
+)
 from actors.core.audit.log import StoredEntry
 from actors.core.audit.merkle import Frontier
 
@@ -37,29 +47,85 @@ class Report(msgspec.Struct, frozen=True):
         return self.finding is None
 
 
-def _check_checkpoint(cp: Checkpoint, frontier: Frontier, key: VerifyKey, what: str, since: int) -> Finding | None:
-    bad = verify_signature(cp, key)
-    if bad:
-        return Finding(cp.size - 1, f"{what} at size {cp.size}: {bad}")
-    if cp.root != frontier.root():
-        return Finding(
-            since,
-            f"{what} at size {cp.size}: Merkle root does not match the entries "
-            f"(an entry in seq {since}..{cp.size - 1} was altered, inserted or removed)",
-        )
-    return None
+class _Keys:
+    """Which key may sign the next checkpoint: the first checkpoint's key, until a rotation entry names the next.
+
+    A rotation entry is sealed by a checkpoint of the OLD key (at size seq + 1); later checkpoints must carry
+    the new key's id. A key that changes without a rotation entry is a finding, even if it is in the ring.
+    """
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self.in_force: bytes | None = None
+        #: seq of a rotation entry not yet sealed, and the key it hands over to.
+        self.pending: tuple[int, bytes] | None = None
+
+    def check(self, cp: Checkpoint, frontier: Frontier, what: str, since: int) -> Finding | None:
+        bad = verify_signature(cp, self.ring)
+        if bad:
+            return Finding(cp.size - 1, f"{what} at size {cp.size}: {bad}")
+        if cp.root != frontier.root():
+            return Finding(
+                since,
+                f"{what} at size {cp.size}: Merkle root does not match the entries "
+                f"(an entry in seq {since}..{cp.size - 1} was altered, inserted or removed)",
+            )
+        if self.in_force is not None and cp.key_id != self.in_force and what == "checkpoint":
+            return Finding(
+                cp.size - 1,
+                f"{what} at size {cp.size}: signed by key {cp.key_id.hex()}, but key {self.in_force.hex()} is in "
+                "force there (a key changes only through a key-rotation entry)",
+            )
+        if self.in_force is None:
+            self.in_force = cp.key_id
+        return None
+
+    def rotation(self, seq: int, entry: AuditEntry) -> Finding | None:
+        detail = admin_detail(entry)
+        old, new = detail.get("old_key_id"), detail.get("new_key_id")
+        if not (isinstance(old, str) and isinstance(new, str)):
+            return Finding(seq, f"entry {seq}: a key-rotation entry without `old_key_id`/`new_key_id`")
+        if self.in_force is not None and old != self.in_force.hex():
+            return Finding(seq, f"entry {seq}: rotates away from key {old}, but key {self.in_force.hex()} is in force")
+        self.pending = (seq, bytes.fromhex(new))
+        return None
+
+    def sealed(self, size: int, cp: Checkpoint | None) -> Finding | None:
+        """After the checkpoint (if any) at ``size``: hand over to the new key once its rotation is sealed."""
+        if self.pending is None or self.pending[0] != size - 1:
+            return None
+        seq, new = self.pending
+        self.pending = None
+        if cp is None:
+            return Finding(seq, f"entry {seq}: key rotation not signed over by a checkpoint of the old key")
+        self.in_force = new
+        return None
+
+
+def _is_pruned(row: StoredEntry) -> bool:
+    return not row.data
 
 
 def verify_log(
     rows: Iterable[StoredEntry],
     checkpoints: Iterable[Checkpoint],
-    public_key: VerifyKey,
+    public_key: VerifyKey | KeyRing,
     external: Checkpoint | None = None,
+    *,
+    pruned: Sequence[tuple[int, int]] = (),
 ) -> Report:
-    """Verify entries (in seq order) against stored checkpoints and an optional external one."""
+    """Verify entries (in seq order) against stored checkpoints and an optional external one.
+
+    ``public_key`` is one key or a ring (key id -> key): each checkpoint is checked with the key its id names.
+    ``pruned`` are the recorded retention ranges [from, to): an entry there may have lost its content (its
+    leaf hash and chain link stay, so every root is still checked); a content-less entry outside them is
+    a finding.
+    """
+    keys = _Keys(public_key if isinstance(public_key, dict) else key_ring([public_key]))
     by_size: dict[int, Checkpoint] = {}
     for cp in checkpoints:
         by_size.setdefault(cp.size, cp)
+    max_cp = max(by_size, default=0)
     frontier = Frontier()
     prev, last_cp, n_cp = GENESIS, 0, 0
 
@@ -72,49 +138,42 @@ def verify_log(
             if row.seq > expected:
                 return report(Finding(expected, f"entry {expected} is missing (next stored entry is {row.seq})"))
             return report(Finding(row.seq, f"entry {row.seq} appears twice or out of order"))
-        leaf = leaf_hash(row.data)
-        if leaf != row.leaf:
-            return report(Finding(row.seq, f"entry {row.seq} was changed: its bytes no longer match its leaf hash"))
-        try:
-            entry = decode_entry(row.data)
-        except msgspec.DecodeError as exc:
-            return report(Finding(row.seq, f"entry {row.seq} cannot be decoded: {exc}"))
-        if entry.seq > row.seq:
-            return report(Finding(row.seq, f"entry stored at seq {row.seq} is entry {entry.seq} (moved or swapped)"))
-        if entry.seq < row.seq:
-            return report(
-                Finding(
-                    entry.seq,
-                    f"entry {entry.seq} was inserted or moved: the original entry {entry.seq} is now stored at "
-                    f"seq {row.seq}",
-                )
-            )
-        if entry.prev != prev and entry.prev == row.prev and row.seq > 0:
-            # The entry still chains to an earlier version of its predecessor: the predecessor was rewritten.
-            return report(
-                Finding(row.seq - 1, f"entry {row.seq - 1} was replaced: entry {row.seq} chains to a different version")
-            )
-        if entry.prev != prev or row.prev != prev:
-            return report(Finding(row.seq, f"entry {row.seq} does not chain to entry {row.seq - 1}"))
-        columns = (entry.kind, entry.namespace, entry.key, entry.commit_time_us)
-        if columns != (row.kind, row.namespace, row.key, row.commit_time_us):
-            return report(Finding(row.seq, f"entry {row.seq}: an indexed column differs from the signed entry"))
+        if _is_pruned(row):
+            if not any(lo <= row.seq < hi for lo, hi in pruned):
+                problem = f"entry {row.seq} has lost its content, but no recorded prune covers it"
+                return report(Finding(row.seq, problem))
+            if row.prev != prev:
+                return report(Finding(row.seq, f"entry {row.seq} (pruned) does not chain to entry {row.seq - 1}"))
+            leaf = bytes(row.leaf)
+        else:
+            leaf = leaf_hash(row.data)
+            entry = _check_entry(row, leaf, prev)
+            if isinstance(entry, Finding):
+                return report(entry)
+            if entry.kind == EntryKind.ADMIN and entry.op == AdminKind.KEY_ROTATION:
+                finding = keys.rotation(row.seq, entry)
+                if finding:
+                    return report(finding)
         frontier.append(leaf)
         prev = leaf
         cp = by_size.get(frontier.size)
         if cp is not None:
-            finding = _check_checkpoint(cp, frontier, public_key, "checkpoint", last_cp)
+            finding = keys.check(cp, frontier, "checkpoint", last_cp)
             if finding:
                 return report(finding)
             last_cp, n_cp = frontier.size, n_cp + 1
+        if frontier.size <= max_cp:  # a rotation past the last stored checkpoint may be sealed by the next one
+            finding = keys.sealed(frontier.size, cp)
+            if finding:
+                return report(finding)
         if external is not None and external.size == frontier.size:
-            finding = _check_checkpoint(external, frontier, public_key, "external checkpoint", 0)
+            finding = keys.check(external, frontier, "external checkpoint", 0)
             if finding:
                 return report(finding)
     beyond = [size for size in by_size if size > frontier.size]
     if beyond:
         size = min(beyond)
-        bad = verify_signature(by_size[size], public_key)
+        bad = verify_signature(by_size[size], keys.ring)
         if bad:
             return report(Finding(frontier.size, f"checkpoint at size {size}: {bad}"))
         return report(
@@ -133,3 +192,30 @@ def verify_log(
             )
         )
     return report(None)
+
+
+def _check_entry(row: StoredEntry, leaf: bytes, prev: bytes) -> AuditEntry | Finding:
+    """An entry with content: its bytes, its own seq, its chain link and its indexed columns; the decoded
+    entry if all hold."""
+    if leaf != row.leaf:
+        return Finding(row.seq, f"entry {row.seq} was changed: its bytes no longer match its leaf hash")
+    try:
+        entry = decode_entry(row.data)
+    except msgspec.DecodeError as exc:
+        return Finding(row.seq, f"entry {row.seq} cannot be decoded: {exc}")
+    if entry.seq > row.seq:
+        return Finding(row.seq, f"entry stored at seq {row.seq} is entry {entry.seq} (moved or swapped)")
+    if entry.seq < row.seq:
+        return Finding(
+            entry.seq,
+            f"entry {entry.seq} was inserted or moved: the original entry {entry.seq} is now stored at seq {row.seq}",
+        )
+    if entry.prev != prev and entry.prev == row.prev and row.seq > 0:
+        # The entry still chains to an earlier version of its predecessor: the predecessor was rewritten.
+        return Finding(row.seq - 1, f"entry {row.seq - 1} was replaced: entry {row.seq} chains to a different version")
+    if entry.prev != prev or row.prev != prev:
+        return Finding(row.seq, f"entry {row.seq} does not chain to entry {row.seq - 1}")
+    columns = (entry.kind, entry.namespace, entry.key, entry.commit_time_us)
+    if columns != (row.kind, row.namespace, row.key, row.commit_time_us):
+        return Finding(row.seq, f"entry {row.seq}: an indexed column differs from the signed entry")
+    return entry

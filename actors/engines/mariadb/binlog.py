@@ -112,6 +112,11 @@ class _TablePlan:
     rows: RowPlan
 
 
+#: ``origin`` of changes Worker-Sync itself wrote (the transaction carried the echo marker).
+ECHO_ORIGIN = "worker-sync"
+_ECHO_PLAN = _TablePlan("", (), None)  # type: ignore[arg-type]  # marks the echo table: never decoded
+
+
 class BinlogStream:
     """One pass over the binlog from a point; build a new one to restart."""
 
@@ -126,7 +131,10 @@ class BinlogStream:
         tables: dict[str, TableInfo],
         reload_tables: Callable[[], dict[str, TableInfo]],
         heartbeat_s: float = 0.5,
+        echo_table: str | None = None,
     ) -> None:
+        """``echo_table`` ("database.table"): Worker-Sync's echo marker table (actors/engines/mariadb/
+        versions.py); the changes of a transaction that writes it are echoes (``origin`` set)."""
         self._params = params
         self._subject = subject
         self._node = node
@@ -135,6 +143,7 @@ class BinlogStream:
         self._tables = tables
         self._reload_tables = reload_tables
         self._heartbeat_s = heartbeat_s
+        self._echo_table = echo_table
         self._closed = threading.Event()
         self._reader: BinLogStreamReader | None = None
         self._stream_connections = 0
@@ -172,8 +181,9 @@ class BinlogStream:
     def _open(self, start: BinlogPoint, via_gtid: bool) -> BinLogStreamReader:
         settings = connect_kwargs(self._params, database="", read_timeout_s=_READ_TIMEOUT_S)
         settings.pop("autocommit", None)
-        schemas = sorted({split_namespace(n)[0] for n in self._tables})
-        names = sorted({split_namespace(n)[1] for n in self._tables})
+        namespaces = [*self._tables, *([self._echo_table] if self._echo_table else [])]
+        schemas = sorted({split_namespace(n)[0] for n in namespaces})
+        names = sorted({split_namespace(n)[1] for n in namespaces})
         if via_gtid:
             position: dict[str, Any] = {"auto_position": start.gtid, "is_mariadb": self._flavor == "mariadb"}
         else:
@@ -253,6 +263,8 @@ class BinlogStream:
 
     def _plan_for(self, event: TableMapEvent) -> _TablePlan | None:
         namespace = f"{event.schema}.{event.table}"
+        if namespace == self._echo_table:
+            return _ECHO_PLAN
         info = self._tables.get(namespace)
         if info is None:
             return None
@@ -286,11 +298,13 @@ class BinlogStream:
         # The open transaction.
         in_txn = explicit = False
         txid, commit_time_us, index, pending_gtid = "", 0, 0, ""
+        origin: str | None = None  # ECHO_ORIGIN once the transaction wrote the echo marker
         insert, update, delete = Op.INSERT, Op.UPDATE, Op.DELETE
 
         def begin(new_txid: str, timestamp: int, is_explicit: bool, gtid: str) -> None:
-            nonlocal in_txn, explicit, txid, commit_time_us, index, pending_gtid
+            nonlocal in_txn, explicit, txid, commit_time_us, index, pending_gtid, origin
             in_txn, explicit, txid, commit_time_us, index = True, is_explicit, new_txid, timestamp * 1_000_000, 0
+            origin = None
             pending_gtid = gtid
 
         def end(event: Any) -> TxnEnd:
@@ -317,6 +331,9 @@ class BinlogStream:
                     continue
                 if not in_txn:  # rows without a GTID/BEGIN before them (mid-transaction start): keep going
                     begin(f"{file}:{event.packet.log_pos}", event.timestamp, True, "")
+                if plan is _ECHO_PLAN:
+                    origin = ECHO_ORIGIN
+                    continue
                 prefix = order_prefix(seq, event.packet.log_pos)
                 namespace, key_columns, rows = plan.namespace, plan.primary_key, plan.rows
                 for row in event.rows:
@@ -341,6 +358,7 @@ class BinlogStream:
                         commit_time_us=commit_time_us,
                         txid=txid,
                         position=Position(prefix + index.to_bytes(8, "big"), resume),
+                        origin=origin,
                     )
                     index += 1
             elif kind is TableMapEvent:

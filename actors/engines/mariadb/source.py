@@ -29,7 +29,7 @@ from actors.core.errors import OffsetLost, SourceMisconfigured
 from actors.core.events import Position
 from actors.core.streams import StreamSpec
 from actors.engines.base import Change
-from actors.engines.mariadb import checks, snapshot
+from actors.engines.mariadb import checks, snapshot, versions
 from actors.engines.mariadb.binlog import BinlogStream
 from actors.engines.mariadb.checks import ServerFacts
 from actors.engines.mariadb.connection import ConnectParams, connect, translate
@@ -64,6 +64,7 @@ class MariaDbSource:
         chunk_rows: int = 5_000,
         heartbeat_s: float = 0.5,
         progress_every_rows: int = 50_000,
+        echo_table: str | None = None,
     ) -> None:
         for name in tables:
             split_namespace(name)
@@ -80,6 +81,8 @@ class MariaDbSource:
         self.chunk_rows = chunk_rows
         self.heartbeat_s = heartbeat_s
         self.progress_every_rows = progress_every_rows
+        #: Worker-Sync's echo marker table on this node, when it is in a bidirectional group.
+        self.echo_table = echo_table
         self.subject = f"{flavor} node `{node_name}`"
         #: The last position downstream reported as applied (binlogs need no acknowledgement).
         self.acknowledged: Position | None = None
@@ -138,6 +141,7 @@ class MariaDbSource:
             tables=dict(infos),
             reload_tables=self._load_tables,
             heartbeat_s=self.heartbeat_s,
+            echo_table=self.echo_table,
         )
         self._track(binlog)
         try:
@@ -302,4 +306,5 @@ def source_for_node(spec: StreamSpec, password: str | None) -> MariaDbSource:
         flavor=node.flavor,
         stream=spec.stream,
         chunk_rows=spec.snapshot_chunk_rows,
+        echo_table=f"{node.database}.{versions.ECHO}" if spec.echo_marker else None,
     )

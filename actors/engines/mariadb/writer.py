@@ -28,6 +28,7 @@ import pymysql
 from actors.core import convert
 from actors.core.changes import TableChanges
 from actors.core.typemap import ColumnType, TableSchema
+from actors.engines.mariadb import versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
 from actors.engines.mariadb.schema import split_namespace
 from actors.engines.mariadb.table_schema import table_schema
@@ -145,13 +146,18 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
 
     engine = "mariadb"
 
-    def __init__(self, params: ConnectParams, *, node: str) -> None:
+    def __init__(self, params: ConnectParams, *, node: str, database: str = "", echo_writer: str | None = None) -> None:
         super().__init__(node=node)
         self._params = params
+        #: The node's database, home of the version and echo marker tables (bidirectional groups).
+        self._database = database
+        self._echo_writer = echo_writer
 
     @classmethod
-    def for_node(cls, name: str, node: MySqlNode, password: str | None) -> MariaDbWriter:
-        return cls(ConnectParams.for_node(node, password), node=name)
+    def for_node(
+        cls, name: str, node: MySqlNode, password: str | None, *, echo_writer: str | None = None
+    ) -> MariaDbWriter:
+        return cls(ConnectParams.for_node(node, password), node=name, database=node.database, echo_writer=echo_writer)
 
     def _secrets(self) -> Sequence[str]:
         return (self._params.password,)
@@ -191,8 +197,9 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
         try:
             with conn.cursor() as cur:
 
-                def execute(sql: str, params: list[Any]) -> None:
+                def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
                     cur.execute(sql, params)
+                    return list(cur.fetchall()) if cur.description is not None else []
 
                 yield execute
         except BaseException:
@@ -203,6 +210,17 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
             conn.commit()
         else:
             conn.rollback()
+
+    def _lock_versions_sql(self, rows: int) -> str:
+        return versions.lock_sql(self._database, rows)
+
+    def _store_versions_sql(self, rows: int) -> str:
+        return versions.store_sql(self._database, rows)
+
+    def _echo_statements(self) -> list[Statement]:
+        if self._echo_writer is None:
+            return []
+        return [Statement(versions.ECHO, lambda _n: versions.echo_sql(self._database), [[self._echo_writer]], [{}])]
 
     def _statements(self, table: _Target, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
         ns, key = table.schema.namespace, table.schema.primary_key

@@ -4,85 +4,33 @@ Privileges are the first wall (the service role is granted INSERT and SELECT, no
 are the second: a BEFORE UPDATE OR DELETE row trigger and a BEFORE TRUNCATE statement trigger raise, so
 even the table owner is refused until it drops or disables them. Neither wall stops a superuser, which
 is why the log is hash-chained and checkpoints are signed and exported: tampering is then detected.
+The schema itself is defined as migration steps in ``audit_schema``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg import sql
 
 from actors.core.audit.checkpoint import Checkpoint
-from actors.core.audit.entries import GENESIS
+from actors.core.audit.entries import ADMIN_NAMESPACE, GENESIS, EntryKind, decode_entry
 from actors.core.audit.log import StoredEntry
 from actors.core.audit.merkle import Frontier
 from actors.core.errors import AuditMismatch, SinkError
+from actors.engines.postgresql.audit_schema import AUDIT
+from actors.engines.postgresql.schema_steps import Target, applied_steps, migrate
 
+log = logging.getLogger(__name__)
 _ENTRY_COLUMNS = ("seq", "data", "leaf", "prev", "kind", "namespace", "key", "commit_time_us")
-
-_DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.entries (
-    seq bigint PRIMARY KEY,
-    data bytea NOT NULL,
-    leaf bytea NOT NULL,
-    prev bytea NOT NULL,
-    kind text NOT NULL,
-    namespace text NOT NULL,
-    key text NOT NULL,
-    commit_time_us bigint NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_namespace_key ON {schema}.entries (namespace, key);
-CREATE INDEX IF NOT EXISTS entries_commit_time ON {schema}.entries (commit_time_us);
-CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
-    size bigint PRIMARY KEY,
-    root bytea NOT NULL,
-    time_us bigint NOT NULL,
-    key_id bytea NOT NULL,
-    signature bytea NOT NULL
-);
-CREATE OR REPLACE FUNCTION {schema}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the audit log is append-only: % on %.% refused', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
-        USING ERRCODE = 'insufficient_privilege';
-END $$;
-"""
-
-_TRIGGERS = """
-DROP TRIGGER IF EXISTS append_only ON {table};
-CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON {table}
-    FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
-DROP TRIGGER IF EXISTS no_truncate ON {table};
-CREATE TRIGGER no_truncate BEFORE TRUNCATE ON {table}
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
-REVOKE ALL ON {table} FROM PUBLIC;
-REVOKE ALL ON {table} FROM {role};
-GRANT SELECT, INSERT ON {table} TO {role};
-"""
 
 
 def create_schema(admin_conn: psycopg.Connection, schema: str, service_role: str) -> None:
-    """Create (or re-assert) the audit schema, its triggers and grants. Idempotent; one transaction."""
-    ident, role = sql.Identifier(schema), sql.Identifier(service_role)
-    with admin_conn.transaction(), admin_conn.cursor() as cur:
-        cur.execute(sql.SQL(_DDL).format(schema=ident))
-        cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(ident))
-        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, role))
-        for table in ("entries", "checkpoints"):
-            qualified = sql.Identifier(schema, table)
-            cur.execute(sql.SQL(_TRIGGERS).format(table=qualified, schema=ident, role=role))
-            # Default privileges may have granted other roles more than SELECT: take back every write.
-            cur.execute(
-                "SELECT DISTINCT grantee FROM information_schema.role_table_grants WHERE table_schema = %s "
-                "AND table_name = %s AND privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE') "
-                "AND grantee <> current_user",
-                (schema, table),
-            )
-            for (grantee,) in cur.fetchall():
-                cur.execute(
-                    sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(qualified, sql.Identifier(grantee))
-                )
+    """Create (or bring up to date) the audit schema, its triggers and grants: every migration step, in one
+    transaction. Idempotent; the same steps `worker-sync migrate` runs."""
+    migrate(admin_conn, AUDIT, Target(schema, service_role))
 
 
 class AuditStore:
@@ -97,8 +45,14 @@ class AuditStore:
     def close(self) -> None:
         self._conn.close()
 
-    def append(self, entries: Sequence[StoredEntry], checkpoints: Sequence[Checkpoint] = ()) -> None:
-        """Store entries (binary COPY) and then the checkpoints that cover them, in one transaction."""
+    def append(
+        self,
+        entries: Sequence[StoredEntry],
+        checkpoints: Sequence[Checkpoint] = (),
+        frontiers: Sequence[Frontier] = (),
+    ) -> None:
+        """Store entries (binary COPY), then the checkpoints that cover them and the Merkle frontiers at those
+        checkpoints (for a fast restart), in one transaction."""
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             self._entries, sql.SQL(", ").join(map(sql.Identifier, _ENTRY_COLUMNS))
         )
@@ -111,12 +65,24 @@ class AuditStore:
                             copy.write_row(_row(entry))
                 for cp in checkpoints:
                     self._insert_checkpoint(cur, cp)
+                for frontier in frontiers:
+                    self._insert_frontier(cur, frontier)
         except psycopg.Error as exc:
             raise SinkError(f"audit store `{self._schema}`: append failed: {exc}") from exc
 
-    def append_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def append_checkpoint(self, checkpoint: Checkpoint, frontier: Frontier | None = None) -> None:
         with self._conn.transaction(), self._conn.cursor() as cur:
             self._insert_checkpoint(cur, checkpoint)
+            if frontier is not None:
+                self._insert_frontier(cur, frontier)
+
+    def _insert_frontier(self, cur: psycopg.Cursor, frontier: Frontier) -> None:
+        cur.execute(
+            sql.SQL("INSERT INTO {} (size, hashes) VALUES (%s, %s) ON CONFLICT (size) DO NOTHING").format(
+                sql.Identifier(self._schema, "frontiers")
+            ),
+            (frontier.size, b"".join(frontier.hashes)),
+        )
 
     def _insert_checkpoint(self, cur: psycopg.Cursor, cp: Checkpoint) -> None:
         cur.execute(
@@ -140,19 +106,55 @@ class AuditStore:
     def resume(self) -> tuple[Frontier, bytes]:
         """The Merkle frontier and the last leaf hash of the stored log, to restart an AuditLog after it.
 
-        Streams the leaf column once (32 bytes per entry); refuses a log whose seqs have a gap.
+        Starts from the frontier stored with the latest checkpoint (O(log n) hashes, checked against that
+        checkpoint's root) and streams only the leaves after it; without one, streams every leaf. Refuses
+        a log whose seqs have a gap. `audit verify` still recomputes everything from the entries.
         """
-        frontier, last = Frontier(), GENESIS
-        query = sql.SQL("SELECT seq, leaf FROM {} ORDER BY seq").format(self._entries)
+        frontier, last = self._stored_frontier(), GENESIS
+        if frontier.size:
+            with self._conn.cursor() as cur:
+                cur.execute(sql.SQL("SELECT leaf FROM {} WHERE seq = %s").format(self._entries), (frontier.size - 1,))
+                row = cur.fetchone()
+            if row is None:
+                raise AuditMismatch(f"audit store `{self._schema}`: entry {frontier.size - 1} is missing")
+            last = bytes(row[0])
+        query = sql.SQL("SELECT seq, leaf FROM {} WHERE seq >= %s ORDER BY seq").format(self._entries)
         with self._conn.transaction(), self._conn.cursor(name="audit_resume") as cur:
             cur.itersize = 50_000
-            cur.execute(query)
+            cur.execute(query, (frontier.size,))
             for seq, leaf in cur:
                 if seq != frontier.size:
                     raise AuditMismatch(f"audit store `{self._schema}`: entry {frontier.size} is missing")
                 last = bytes(leaf)
                 frontier.append(last)
         return frontier, last
+
+    def _stored_frontier(self) -> Frontier:
+        """The frontier at the latest checkpoint that has one and whose root it reproduces; else empty."""
+        query = sql.SQL(
+            "SELECT f.size, f.hashes, c.root FROM {} f JOIN {} c ON c.size = f.size ORDER BY f.size DESC LIMIT 1"
+        ).format(sql.Identifier(self._schema, "frontiers"), self._checkpoints)
+        with self._conn.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone()
+        if row is None:
+            return Frontier()
+        size, hashes, root = int(row[0]), bytes(row[1]), bytes(row[2])
+        try:
+            frontier = Frontier(size, [hashes[i : i + 32] for i in range(0, len(hashes), 32)])
+        except ValueError:
+            log.warning(
+                "audit store `%s`: the frontier at size %d is malformed; reading every leaf", self._schema, size
+            )
+            return Frontier()
+        if frontier.root() != root:
+            log.warning(
+                "audit store `%s`: the frontier at size %d does not give its checkpoint's root; reading every leaf",
+                self._schema,
+                size,
+            )
+            return Frontier()
+        return frontier
 
     def last_orders(self, nodes: set[str], *, batch: int = 10_000) -> dict[str, bytes]:
         """The highest stored change position (``order``) per source node in ``nodes``.
@@ -161,10 +163,11 @@ class AuditStore:
         the log is read backwards until every node is found (or the start is reached). The audit actor
         uses this to skip changes already stored when a call is re-sent after a lost reply or a crash.
         """
-        from actors.core.audit.entries import EntryKind, decode_entry
-
         found: dict[str, bytes] = {}
-        query = sql.SQL("SELECT data FROM {} WHERE kind = %s ORDER BY seq DESC").format(self._entries)
+        # Pruned entries (empty data) have no position left to read.
+        query = sql.SQL("SELECT data FROM {} WHERE kind = %s AND data <> ''::bytea ORDER BY seq DESC").format(
+            self._entries
+        )
         with self._conn.transaction(), self._conn.cursor(name="audit_last_orders") as cur:
             cur.itersize = batch
             cur.execute(query, (str(EntryKind.CHANGE),))
@@ -185,6 +188,70 @@ class AuditStore:
             )
             row = cur.fetchone()
         return bool(row and row[0])
+
+    def pending_steps(self) -> list[str]:
+        """Migration steps this store lacks (empty when it is up to date; `worker-sync migrate` runs them)."""
+        done = applied_steps(self._conn, self._schema) or []
+        return [step.name for step in AUDIT.steps[len(done) :]]
+
+    def find_admin(self, kind: str, request_id: str) -> int | None:
+        """The seq of the admin entry (kind, request_id), if stored: what makes recording it idempotent."""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("SELECT seq FROM {} WHERE namespace = %s AND key = %s AND kind = %s LIMIT 1").format(
+                    self._entries
+                ),
+                (ADMIN_NAMESPACE + kind, request_id, str(EntryKind.ADMIN)),
+            )
+            row = cur.fetchone()
+        return int(row[0]) if row else None
+
+    def last_admin(self, kind: str) -> StoredEntry | None:
+        """The newest admin entry of ``kind`` that still has its content."""
+        query = sql.SQL(
+            "SELECT {} FROM {} WHERE namespace = %s AND kind = %s AND data <> ''::bytea ORDER BY seq DESC LIMIT 1"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, _ENTRY_COLUMNS)), self._entries)
+        with self._conn.cursor() as cur:
+            cur.execute(query, (ADMIN_NAMESPACE + kind, str(EntryKind.ADMIN)))
+            row = cur.fetchone()
+        return StoredEntry(*row) if row else None
+
+    def prunes(self) -> list[tuple[int, int]]:
+        """The recorded retention ranges [from_seq, to_seq) whose entries lost their content."""
+        if "audit-retention" in self.pending_steps():
+            return []
+        with self._conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("SELECT from_seq, to_seq FROM {} ORDER BY from_seq").format(
+                    sql.Identifier(self._schema, "prunes")
+                )
+            )
+            return [(int(lo), int(hi)) for lo, hi in cur.fetchall()]
+
+    def last_prune(self) -> tuple[int, int, int] | None:
+        """The newest recorded prune: (from_seq, to_seq, cutoff_us)."""
+        with self._conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("SELECT from_seq, to_seq, cutoff_us FROM {} ORDER BY from_seq DESC LIMIT 1").format(
+                    sql.Identifier(self._schema, "prunes")
+                )
+            )
+            row = cur.fetchone()
+        return (int(row[0]), int(row[1]), int(row[2])) if row else None
+
+    def prune(self, retention_days: int, *, dry_run: bool = False) -> tuple[int, int, int]:
+        """Blank the content of the signed prefix of entries older than ``retention_days`` (the database's
+        clock decides) through the schema's `prune()` function; return (from_seq, to_seq, cutoff_us)."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("SELECT out_from, out_to, out_cutoff_us FROM {}.prune(%s, %s)").format(
+                    sql.Identifier(self._schema)
+                ),
+                (retention_days, dry_run),
+            )
+            row = cur.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
 
     def leaves(self, to_seq: int) -> list[bytes]:
         """Leaf hashes of entries 0..to_seq-1 (for inclusion proofs)."""
@@ -210,11 +277,20 @@ class AuditStore:
         return _checkpoint(row) if row else None
 
     def search(
-        self, *, namespace: str | None = None, key: str | None = None, since_us: int | None = None, limit: int = 1000
+        self,
+        *,
+        namespace: str | None = None,
+        key: str | None = None,
+        since_us: int | None = None,
+        limit: int = 1000,
+        after_seq: int | None = None,
     ) -> list[StoredEntry]:
-        """Entries matching the `audit logs` filters, oldest first."""
+        """Entries matching the `audit logs` filters, oldest first (``after_seq``: only later ones, to follow)."""
         where: list[sql.Composable] = []
         params: list[object] = []
+        if after_seq is not None:
+            where.append(sql.SQL("seq > %s"))
+            params.append(after_seq)
         for column, value in (("namespace", namespace), ("key", key)):
             if value is not None:
                 where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))

@@ -17,6 +17,7 @@ from actors.engines.postgresql.checks import check_readable, check_server
 from actors.engines.postgresql.lsn import format_lsn, parse_lsn
 from actors.engines.postgresql.replication import ReplicationStream
 from actors.engines.postgresql.snapshot import read_snapshot
+from actors.engines.postgresql.versions import ORIGIN_PREFIX
 from actors.engines.postgresql.wal2json import PLUGIN_OPTIONS, Wal2JsonDecoder, order_of
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class PostgresSource:
         self._replication: ReplicationStream | None = None
         self._ack_lsn = 0
         self._lock = threading.Lock()
+        self._origin_names: dict[int, str] = {}
 
     def _connect(self) -> psycopg.Connection:
         try:
@@ -121,7 +123,9 @@ class PostgresSource:
         replication = self._replication or self._open_replication()
         options = dict(PLUGIN_OPTIONS, **{"add-tables": ",".join(self._escaped_tables())})
         replication.start(self.slot, start_lsn, options)
-        decoder = Wal2JsonDecoder(stream=self.stream, node=self.node, tables=tables, start_lsn=start_lsn)
+        decoder = Wal2JsonDecoder(
+            stream=self.stream, node=self.node, tables=tables, start_lsn=start_lsn, echo_origin=self._echo_origin
+        )
         while not stop.is_set():
             with self._lock:
                 if self._ack_lsn:
@@ -135,6 +139,17 @@ class PostgresSource:
             item = decoder.decode(message[1])
             if item is not None:
                 yield item
+
+    def _echo_origin(self, ident: int) -> str | None:
+        """The Worker-Sync writer a replication origin id stands for (None: not one of ours); the catalog
+        is read again when an id is new (writers create their origins on first use)."""
+        if ident not in self._origin_names:
+            with self._connect() as conn:
+                rows = conn.execute("SELECT roident, roname FROM pg_replication_origin").fetchall()
+            self._origin_names.update({int(i): str(name) for i, name in rows})
+            self._origin_names.setdefault(ident, "")  # gone again (dropped): not ours, do not ask twice
+        name = self._origin_names.get(ident)
+        return name if name is not None and name.startswith(ORIGIN_PREFIX) else None
 
     def _escaped_tables(self) -> list[str]:
         # wal2json splits on commas and dots; a backslash escapes them inside names.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -69,8 +70,19 @@ def timestamp_us(text: str) -> int:
 class Wal2JsonDecoder:
     """Stateful: tracks the current transaction to number its changes and find its restart point."""
 
-    def __init__(self, *, stream: str, node: str, tables: dict[str, TableInfo], start_lsn: int) -> None:
+    def __init__(
+        self,
+        *,
+        stream: str,
+        node: str,
+        tables: dict[str, TableInfo],
+        start_lsn: int,
+        echo_origin: Callable[[int], str | None] = lambda _ident: None,
+    ) -> None:
+        """``echo_origin`` maps a replication origin id to the Worker-Sync writer it marks (None for the
+        node's own users' changes and other tools' origins): those changes become echoes (``origin`` set)."""
         self.stream = stream
+        self.echo_origin = echo_origin
         self.node = node
         self.tables = tables
         #: End LSN of the last complete transaction: where a restart must begin.
@@ -89,7 +101,7 @@ class Wal2JsonDecoder:
             self._index = 0
             self._txid = str(message.xid)
             self._commit_us = timestamp_us(message.timestamp)
-            self._origin = None if message.origin is None else str(message.origin)
+            self._origin = self.echo_origin(message.origin) if message.origin else None
             return None
         if action == "C":
             self.restart_lsn = parse_lsn(message.nextlsn)

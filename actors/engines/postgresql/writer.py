@@ -21,7 +21,9 @@ from psycopg.types.json import Json, Jsonb
 
 from actors.core import convert
 from actors.core.changes import TableChanges
+from actors.core.errors import SinkError, SourceUnavailable
 from actors.core.typemap import ColumnType, TableSchema
+from actors.engines.postgresql import versions
 from actors.engines.postgresql.connection import conninfo_for
 from actors.engines.postgresql.schema import PgTable, load_table, split_namespace
 from actors.engines.sink import (
@@ -122,14 +124,20 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
 
     engine = "postgresql"
 
-    def __init__(self, conninfo: str, *, node: str) -> None:
+    def __init__(self, conninfo: str, *, node: str, echo_writer: str | None = None) -> None:
         super().__init__(node=node)
         self._conninfo = conninfo
         self._password = str(conninfo_to_dict(conninfo).get("password") or "")
+        #: Set for nodes in a bidirectional group: the session runs under replication origin
+        #: ``worker_sync_<echo_writer>``, so the node's capture recognises these writes as echoes.
+        self._origin = None if echo_writer is None else versions.ORIGIN_PREFIX + echo_writer
 
     @classmethod
-    def for_node(cls, name: str, node: PostgresNode, password: str | None) -> PostgresWriter:
-        return cls(conninfo_for(node, password, application_name=f"worker-sync-apply:{name}"), node=name)
+    def for_node(
+        cls, name: str, node: PostgresNode, password: str | None, *, echo_writer: str | None = None
+    ) -> PostgresWriter:
+        conninfo = conninfo_for(node, password, application_name=f"worker-sync-apply:{name}")
+        return cls(conninfo, node=name, echo_writer=echo_writer)
 
     def _secrets(self) -> Sequence[str]:
         return (self._password,)
@@ -140,6 +148,20 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
             conn.execute("SET TIME ZONE 'UTC'")
         except psycopg.Error as exc:
             raise self._translate(exc, "connecting") from None
+        if self._origin is not None:
+            try:
+                versions.mark_session(conn, self._origin)
+            except psycopg.errors.ObjectInUse as exc:  # a crashed predecessor's session has not ended yet
+                conn.close()
+                raise SourceUnavailable(f"{self.subject}: replication origin busy: {exc}; retrying") from None
+            except psycopg.Error as exc:
+                conn.close()
+                retryable, reason = self._reason(exc)
+                kind = SourceUnavailable if retryable else SinkError
+                raise kind(
+                    f"{self.subject}: cannot mark writes with replication origin `{self._origin}`: {reason}; "
+                    "run `worker-sync init` (it grants the writer EXECUTE on the replication origin functions)"
+                ) from None
         return conn
 
     def _close(self, conn: psycopg.Connection[Any]) -> None:
@@ -165,10 +187,17 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
     def _transaction(self, conn: psycopg.Connection[Any], *, commit: bool) -> Iterator[Execute]:
         with conn.transaction(force_rollback=not commit), conn.cursor() as cur:
 
-            def execute(sql: str, params: list[Any]) -> None:
+            def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
                 cur.execute(sql, params, prepare=False)
+                return cur.fetchall() if cur.description is not None else []
 
             yield execute
+
+    def _lock_versions_sql(self, rows: int) -> str:
+        return versions.lock_sql(rows)
+
+    def _store_versions_sql(self, rows: int) -> str:
+        return versions.store_sql(rows)
 
     def _statements(self, table: _Target, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
         ns, key = table.schema.namespace, table.schema.primary_key

@@ -1,0 +1,205 @@
+"""MongoWriter: applies slices of RowChanges to MongoDB collections (the BatchWriter contract, no SQL).
+
+Per collection, the collapsed slice (actors.core.changes.collapse: per key ``delete``, ``upsert`` or
+``delete, upsert``, in order) becomes one ordered ``bulk_write``: ``DeleteOne({_id})``, and for an upsert
+``ReplaceOne({_id}, document, upsert=True)`` when it carries every declared field (the document becomes
+the row), else ``UpdateOne({_id}, {$set: carried fields}, upsert=True)``: the BatchWriter contract, an
+upsert writes exactly the columns it carries (UNCHANGED ones are left as the target has them). Either way,
+applying a change twice leaves what applying it once did.
+
+On a replica set or mongos (``hello`` says so) the whole slice runs in one multi-document transaction
+(majority write concern): all of it, or nothing. On a server without transactions the bulk writes run
+plain and ordered: a failure leaves a prefix applied, which the idempotent retry of the same slice
+completes. Values are converted per field by the collection's declared BSON types (values.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pymongo
+from pymongo import DeleteOne, ReplaceOne, UpdateOne, errors
+from pymongo.client_session import ClientSession
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from actors.core.changes import RowChange, TableChanges, collapse
+from actors.core.errors import SinkError, SourceUnavailable
+from actors.core.events import UNCHANGED
+from actors.core.typemap import TableSchema
+from actors.engines.mongodb.connection import client_options, is_replica_set, reason
+from actors.engines.mongodb.schema import collection_schema, declared_fields, split_namespace
+from actors.engines.mongodb.values import bson_converter
+from actors.engines.sink import BatchWriter, Execute, Statement, describe_key
+from config.model import MongoNode
+
+#: Error classes that mean "the server or network, not the data": retry the slice.
+_RETRYABLE = (errors.ConnectionFailure, errors.ServerSelectionTimeoutError, errors.NotPrimaryError)
+
+
+class _Collection:
+    def __init__(self, schema: TableSchema, fields: dict[str, str]) -> None:
+        self.schema = schema
+        self.database, self.name = split_namespace(schema.namespace)
+        self.converters = {name: bson_converter(kind) for name, kind in fields.items()}
+
+
+class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
+    """Writes RowChanges to one MongoDB deployment; build it with ``MongoWriter.for_node``."""
+
+    engine = "mongodb"
+
+    def __init__(self, node: MongoNode, password: str | None, *, name: str) -> None:
+        super().__init__(node=name)
+        self._config = node
+        self._password = password or ""
+        self._transactions: bool | None = None
+
+    @classmethod
+    def for_node(cls, name: str, node: MongoNode, password: str | None) -> MongoWriter:
+        return cls(node, password, name=name)
+
+    # --- BatchWriter hooks -----------------------------------------------------------------------------------
+
+    def _secrets(self) -> Sequence[str]:
+        return (self._password,)
+
+    def _connect(self) -> pymongo.MongoClient:
+        options = client_options(self._config, self._password, name=self.node, app=f"worker-sync-apply:{self.node}")
+        try:
+            client = pymongo.MongoClient(**options)
+            self._transactions = is_replica_set(client)
+        except errors.PyMongoError as exc:
+            raise self._translate(exc, "connecting") from None
+        return client
+
+    def _close(self, conn: pymongo.MongoClient) -> None:
+        conn.close()
+
+    def _load(self, conn: pymongo.MongoClient, namespace: str) -> _Collection:
+        schema = collection_schema(self.node, self._config.collections, namespace)
+        return _Collection(schema, declared_fields(self._config.collections, namespace) or {})
+
+    def _schema(self, table: _Collection) -> TableSchema:
+        return table.schema
+
+    def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
+        if isinstance(exc, _RETRYABLE):
+            return True, reason(exc)
+        if isinstance(exc, errors.PyMongoError):
+            if exc.has_error_label("TransientTransactionError"):
+                return True, reason(exc)
+            return False, reason(exc)
+        return None
+
+    def _statements(self, table: _Collection, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
+        raise NotImplementedError("MongoDB is written with bulk operations, not statements (see apply)")
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: pymongo.MongoClient, *, commit: bool) -> Iterator[Execute]:
+        raise NotImplementedError("MongoDB is written with bulk operations, not statements (see apply)")
+        yield  # pragma: no cover
+
+    def _lock_versions_sql(self, rows: int) -> str:
+        raise NotImplementedError("bidirectional links with a MongoDB node are not built (no version table)")
+
+    def _store_versions_sql(self, rows: int) -> str:
+        raise NotImplementedError("bidirectional links with a MongoDB node are not built (no version table)")
+
+    # --- applying --------------------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[RowChange]) -> None:
+        """Apply a slice: in one transaction on a replica set, as ordered bulk writes otherwise.
+
+        Raises SourceUnavailable (retry the same slice) or SinkError (a value or document was refused).
+        """
+        net = collapse(changes)
+        if not net:
+            return
+        try:
+            client = self._connection()
+            per_collection: dict[str, tuple[_Collection, list[Any], list[dict[str, Any]]]] = {}
+            for change in net:
+                target = self._table(client, change.namespace)
+                _, ops, keys = per_collection.setdefault(change.namespace, (target, [], []))
+                ops.append(self._operation(target, change))
+                keys.append(change.key)
+            if self._transactions:
+                with client.start_session() as session:
+                    session.with_transaction(
+                        lambda s: self._write(client, per_collection, s),
+                        read_concern=ReadConcern("majority"),
+                        write_concern=WriteConcern("majority"),
+                    )
+            else:
+                self._write(client, per_collection, None)
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+        except SinkError:
+            for change in net:
+                self._tables.pop(change.namespace, None)
+            raise
+
+    def _operation(self, target: _Collection, change: RowChange) -> Any:
+        schema = target.schema
+        if set(change.key) != {"_id"}:
+            raise SinkError(
+                f"{self.subject}: collection `{schema.namespace}`: change keyed by {sorted(change.key)}; a "
+                "document is addressed by `_id` (map the source key column to `_id` in the link's `columns`)"
+            )
+        document_id = self._value(target, change.key, "_id", change.key["_id"])
+        if change.op == "delete":
+            return DeleteOne({"_id": document_id})
+        row = change.row or {}
+        fields: dict[str, Any] = {}
+        for name, value in row.items():
+            if value is UNCHANGED or name == "_id":
+                continue
+            fields[name] = None if value is None else self._value(target, change.key, name, value)
+        if len(fields) == len(target.converters) - 1:  # every declared field: the document is the row
+            return ReplaceOne({"_id": document_id}, {"_id": document_id, **fields}, upsert=True)
+        update = {"$set": fields} if fields else {"$setOnInsert": {"_id": document_id}}
+        return UpdateOne({"_id": document_id}, update, upsert=True)
+
+    def _value(self, target: _Collection, key: dict[str, Any], name: str, value: Any) -> Any:
+        convert = target.converters.get(name)
+        if convert is None:
+            raise SinkError(
+                f"{self.subject}: collection `{target.schema.namespace}` has no declared field `{name}` "
+                "(declare it under the node's `collections`)"
+            )
+        try:
+            return convert(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise SinkError(
+                f"{self.subject}: collection `{target.schema.namespace}`, key {describe_key(key)}, field `{name}`: "
+                f"{exc}; nothing of the slice was applied"
+            ) from None
+
+    def _write(
+        self,
+        client: pymongo.MongoClient,
+        per_collection: dict[str, tuple[_Collection, list[Any], list[dict[str, Any]]]],
+        session: ClientSession | None,
+    ) -> None:
+        for namespace, (target, ops, keys) in per_collection.items():
+            try:
+                client[target.database][target.name].bulk_write(ops, ordered=True, session=session)
+            except errors.BulkWriteError as exc:
+                failed = (exc.details.get("writeErrors") or [{}])[0]
+                index = failed.get("index")
+                which = describe_key(keys[index]) if isinstance(index, int) and index < len(keys) else "?"
+                done = "nothing of the slice was applied" if session is not None else "earlier keys may be applied"
+                raise SinkError(
+                    f"{self.subject}: collection `{namespace}`, key {which}: "
+                    f"{self._scrub(str(failed.get('errmsg', exc)))} (code {failed.get('code')}); {done}"
+                ) from None
+            except errors.PyMongoError as exc:
+                if session is not None and exc.has_error_label("TransientTransactionError"):
+                    raise  # with_transaction retries the whole callback
+                retryable, why = self._reason(exc)
+                kind = SourceUnavailable if retryable else SinkError
+                raise kind(f"{self.subject}: writing to `{namespace}`: {why}; retry the slice") from None

@@ -1,0 +1,344 @@
+"""Bidirectional groups end to end: concurrent writers on every node, then every node holds the same rows,
+and no change came back as a new one (echoes suppressed), on two and on three nodes."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from actors.harness import Endpoint
+from actors.harness.bidirectional import prepare_bidirectional
+from actors.harness.compare import table_rows
+from actors.harness.secret_files import write_secret_file
+from actors.metrics import REGISTRY
+from config import parse_config
+from tests.pipeline_helpers import running
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+DDL = {
+    "postgresql": "CREATE TABLE public.kv (id bigint PRIMARY KEY, owner varchar(16), n int NOT NULL, note varchar(64))",
+    "mariadb": "CREATE TABLE kv (id bigint PRIMARY KEY, owner varchar(16), n int NOT NULL, note varchar(64))",
+}
+
+
+def namespace(db: Endpoint) -> str:
+    return "public.kv" if db.engine == "postgresql" else f"{db.database}.kv"
+
+
+def node_yaml(name: str, db: Endpoint, tmp_path: Path, priority: int) -> str:
+    """A node whose one account both captures and writes (the harness's capture account, granted writes)."""
+    password = write_secret_file(tmp_path, f"{name}-password", db.capture.password)
+    engine = "postgresql" if db.engine == "postgresql" else "mysql"
+    extra = f"slot_name: ws_{db.database}" if engine == "postgresql" else f"server_id: {4300 + priority}"
+    return (
+        f"  - {{name: {name}, engine: {engine}, host: {db.host}, port: {db.port}, database: {db.database}, "
+        f"username: {db.capture.user}, password_file: {password}, tls: {{mode: disable}}, priority: {priority}, "
+        f"{extra}}}"
+    )
+
+
+def group_config(nodes: dict[str, Endpoint], links: list[tuple[str, str]], tmp_path: Path, policy: str):
+    for db in nodes.values():
+        with db.connect("admin") as conn:
+            conn.cursor().execute(DDL[db.engine])
+        prepare_bidirectional(db, account="capture")
+    node_lines = "\n".join(node_yaml(name, db, tmp_path, i) for i, (name, db) in enumerate(nodes.items()))
+    link_lines = "\n".join(
+        f"  - {{name: {a}-{b}, source: {a}, target: {b}, bidirectional: true, conflict_policy: {policy}, "
+        f"tables: [{{source: {namespace(nodes[a])}, target: {namespace(nodes[b])}}}]}}"
+        for a, b in links
+    )
+    token = write_secret_file(tmp_path, "http-token", "test-token")
+    text = f"""
+nodes:
+{node_lines}
+links:
+{link_lines}
+audit:
+  enabled: false
+supervisor:
+  applier_shards: 2
+  state_dir: {tmp_path / "state"}
+  restart_backoff_initial_s: 0.5
+  restart_backoff_max_s: 2
+http:
+  token_file: {token}
+"""
+    return parse_config(text, source="test config")
+
+
+class Writer(threading.Thread):
+    """Random inserts, updates and deletes on overlapping keys, one row per transaction; counts the rows it
+    changed (what capture must report as this node's own changes, once each)."""
+
+    def __init__(self, name: str, db: Endpoint, ops: int, keys: int, seed: int) -> None:
+        super().__init__(name=f"writer-{name}", daemon=True)
+        self.node, self.db, self.ops, self.keys = name, db, ops, keys
+        self.random = random.Random(seed)
+        self.changed = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            self.error = exc
+
+    def _run(self) -> None:
+        ns = namespace(self.db)
+        pg = self.db.engine == "postgresql"
+        insert = (
+            f"INSERT INTO {ns} VALUES (%s, %s, 0, %s) ON CONFLICT (id) DO NOTHING"
+            if pg
+            else f"INSERT IGNORE INTO {ns} VALUES (%s, %s, 0, %s)"
+        )
+        with self.db.connect("admin") as conn:
+            cur = conn.cursor()
+            for i in range(self.ops):
+                # One key in five is hot: both nodes write it within milliseconds of each other.
+                key = self.random.randint(1, 5) if i % 5 == 0 else self.random.randint(1, self.keys)
+                roll = self.random.random()
+                if roll < 0.4:
+                    cur.execute(insert, (key, self.node, f"{self.node}-{i}"))
+                elif roll < 0.85:
+                    cur.execute(
+                        f"UPDATE {ns} SET n = n + 1, owner = %s, note = %s WHERE id = %s", (self.node, f"u{i}", key)
+                    )
+                else:
+                    cur.execute(f"DELETE FROM {ns} WHERE id = %s", (key,))
+                self.changed += max(cur.rowcount, 0)
+
+
+def counter(name: str) -> float:
+    total = 0.0
+    for metric in REGISTRY.collect():
+        for sample in metric.samples:
+            if sample.name == name:
+                total += sample.value
+    return total
+
+
+def converge(nodes: dict[str, Endpoint], writers: list[Writer], timeout_s: float, supervisor) -> dict[str, float]:
+    """Wait until every node holds the same rows and every change each workload made has been captured;
+    returns the counts the run produced (deltas of the pipeline's counters are taken by the caller)."""
+    deadline = time.monotonic() + timeout_s
+    tables = {}
+    while time.monotonic() < deadline:
+        tables = {name: table_rows(db, namespace(db)) for name, db in nodes.items()}
+        first = next(iter(tables.values()))
+        if all(rows == first for rows in tables.values()) and supervisor.status() and _idle(supervisor):
+            time.sleep(1.0)  # and still so a moment later (nothing left in flight)
+            again = {name: table_rows(db, namespace(db)) for name, db in nodes.items()}
+            if again == tables and _idle(supervisor):
+                return tables
+        time.sleep(0.5)
+    sizes = {name: len(rows) for name, rows in tables.items()}
+    differ = {}
+    names = list(tables)
+    for key in set().union(*[rows.keys() for rows in tables.values()]):
+        values = [tables[n].get(key) for n in names]
+        if any(v != values[0] for v in values):
+            differ[key] = values
+            if len(differ) >= 3:
+                break
+    pytest.fail(f"nodes differ after {timeout_s}s: sizes {sizes}, e.g. {differ}; pipeline: {supervisor.status()}")
+
+
+def streaming(supervisor, timeout_s: float) -> None:
+    """Wait until every stream finished its (empty) initial snapshot and streams changes: a change made
+    before would reach the other nodes as a snapshot row, not as a change (and not be counted as one)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = supervisor.status()
+        if status is not None and status.streams and all(s.committed for s in status.streams):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"streams did not start within {timeout_s}s: {supervisor.status()}")
+
+
+def _idle(supervisor) -> bool:
+    status = supervisor.status()
+    return (
+        status is not None
+        and all(s.batches_in_flight == 0 for s in status.streams)
+        and all(not shard.busy and not shard.queued_parts for shard in status.shards)
+    )
+
+
+def run_group(nodes, links, tmp_path, *, ops: int, keys: int, policy: str = "last_writer_wins"):
+    config = group_config(nodes, links, tmp_path, policy)
+    before = {
+        name: counter(name)
+        for name in (
+            "worker_sync_events_captured_total",
+            "worker_sync_echoes_suppressed_total",
+            "worker_sync_conflicts_total",
+            "worker_sync_offers_total",
+        )
+    }
+    with running(config) as supervisor:
+        streaming(supervisor, timeout_s=120)
+        writers = [Writer(name, db, ops, keys, seed=i) for i, (name, db) in enumerate(nodes.items())]
+        started = time.monotonic()
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(timeout=300)
+            assert writer.error is None, f"{writer.name}: {writer.error}"
+        wrote_s = time.monotonic() - started
+        settle_started = time.monotonic()
+        tables = converge(nodes, writers, 90, supervisor)
+        settled_s = time.monotonic() - settle_started
+    counts = {name: counter(name) - value for name, value in before.items()}
+    changed = sum(w.changed for w in writers)
+    report = {
+        "nodes": len(nodes),
+        "changes_made": changed,
+        "write_s": round(wrote_s, 1),
+        "converged_s_after_writes": round(settled_s, 1),
+        "rows": len(next(iter(tables.values()))),
+        "captured": counts["worker_sync_events_captured_total"],
+        "echoes_suppressed": counts["worker_sync_echoes_suppressed_total"],
+        "offers": counts["worker_sync_offers_total"],
+        "conflicts": counts["worker_sync_conflicts_total"],
+    }
+    report["changed_per_node"] = {w.node: w.changed for w in writers}
+    report["captured_per_stream"] = {
+        s.labels["stream"]: s.value
+        for m in REGISTRY.collect()
+        for s in m.samples
+        if s.name == "worker_sync_events_captured_total"
+    }
+    print("bidirectional run:", json.dumps(report))
+    # Every change a user made was captured once as a change; every other captured event was our own write
+    # coming back, suppressed: nothing bounced back as a new change (that would show as more captured).
+    assert report["captured"] - report["echoes_suppressed"] == changed, report
+    assert 0 < report["echoes_suppressed"] <= changed * (len(nodes) - 1) + report["conflicts"], report
+    # Each change is offered to every member once (its own node included), and at most that many lose.
+    assert report["offers"] == changed * len(nodes), report
+    assert report["conflicts"] <= report["offers"], report
+    return report
+
+
+def test_two_nodes_written_concurrently_converge(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path):
+    report = run_group({"pg": fresh_pg_db, "maria": fresh_mariadb_db}, [("pg", "maria")], tmp_path, ops=1500, keys=150)
+    assert report["conflicts"] > 0, "the hot keys were written on both nodes within milliseconds: some must conflict"
+
+
+def test_three_nodes_in_a_star_converge(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, pg_server, tmp_path):
+    second_pg = pg_server.create_database(f"{fresh_pg_db.database}_b")
+    try:
+        nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db, "pg2": second_pg}
+        run_group(nodes, [("pg", "maria"), ("maria", "pg2")], tmp_path, ops=700, keys=100)
+    finally:
+        pg_server.drop_database(second_pg.database)
+
+
+def http_json(url: str, body: dict | None = None, token: str | None = None) -> dict | list:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path, capsys
+):
+    from actors.cli import main as cli
+    from actors.http import StatusServer
+
+    nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db}
+    config = group_config(nodes, [("pg", "maria")], tmp_path, "manual")
+    with running(config) as supervisor:
+        streaming(supervisor, timeout_s=120)
+        server = StatusServer(
+            "127.0.0.1",
+            0,
+            status=supervisor.status,
+            healthy=supervisor.healthy,
+            ready=supervisor.ready,
+            token="test-token",
+            conflicts=supervisor,
+        )
+        server.start()
+        url = f"http://127.0.0.1:{server.port}"
+        try:
+            # Both nodes insert the same 20 keys at the same moment, each with its own values.
+            barrier = threading.Barrier(2)
+
+            def insert_all(name: str, db: Endpoint) -> None:
+                with db.connect("admin") as conn:
+                    cur = conn.cursor()
+                    for key in range(1, 21):
+                        barrier.wait(timeout=30)
+                        cur.execute(f"INSERT INTO {namespace(db)} VALUES (%s, %s, 0, %s)", (key, name, f"by {name}"))
+
+            threads = [threading.Thread(target=insert_all, args=item) for item in nodes.items()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            converge(nodes, [], 60, supervisor)  # meanwhile the last writer wins everywhere
+
+            capsys.readouterr()
+            assert cli(["conflicts", "list", "--url", url, "--json"]) == 0
+            parked = json.loads(capsys.readouterr().out)
+            assert parked, "simultaneous inserts of the same keys on both nodes must park conflicts"
+            item = parked[0]
+            assert item["state"] == "parked" and item["policy"] == "manual"
+            loser = item["source"]
+            key = int(item["key"]["id"])
+            holds = {n: table_rows(db, namespace(db))[(key,)]["owner"] for n, db in nodes.items()}
+            assert set(holds.values()) == {item["target"]["node"]}, holds  # the winner, on both nodes
+
+            assert cli(["conflicts", "show", item["id"], "--url", url]) == 0
+            shown = capsys.readouterr().out
+            assert f"lost (source): node {loser['node']}" in shown
+
+            token = tmp_path / "http-token"
+            assert (
+                cli(["conflicts", "resolve", item["id"], "--take", "source", "--url", url, "--token-file", str(token)])
+                == 0
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                owners = {n: table_rows(db, namespace(db)).get((key,), {}).get("owner") for n, db in nodes.items()}
+                if (
+                    set(owners.values()) == {loser["node"]}
+                    and supervisor.conflict_get(item["id"])["state"] == "resolved"
+                ):
+                    break
+                time.sleep(0.3)
+            else:
+                pytest.fail(f"resolution did not reach both nodes: {owners}, {supervisor.conflict_get(item['id'])}")
+            converge(nodes, [], 60, supervisor)
+            # A wrong token is refused; an unknown conflict is exit 1.
+            (tmp_path / "bad-token").write_text("nope")
+            assert (
+                cli(
+                    [
+                        "conflicts",
+                        "resolve",
+                        item["id"],
+                        "--take",
+                        "target",
+                        "--url",
+                        url,
+                        "--token-file",
+                        str(tmp_path / "bad-token"),
+                    ]
+                )
+                == 2
+            )
+            assert cli(["conflicts", "show", "0000", "--url", url]) == 1
+        finally:
+            server.stop()
