@@ -19,10 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "conflicts": ("conflicts", "parked conflicts of `manual` bidirectional groups: list, show, resolve"),
     "init": ("init", "create audit schemas, slots and publications; check server settings"),
     "migrate": ("migrate", "upgrade Worker-Sync's own schemas to this version"),
-    "backup": ("pending", "back up the audit store and committed positions"),
-    "restore": ("pending", "restore a backup made by `backup`"),
+    "backup": ("backup", "back up the audit store and committed positions"),
+    "restore": ("restore", "restore a backup made by `backup`"),
     "cleanup": ("cleanup", "apply retention without breaking verifiability"),
-    "probe": ("pending", "write a marker at a source and wait for it at its target"),
+    "probe": ("probe", "write a marker at a source and wait for it at its target"),
     "check-config": ("check_config", "validate a config file (no Ray, no database needed)"),
     "demo": ("demo", "start throwaway local servers and show Worker-Sync at work on them"),
 }

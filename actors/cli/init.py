@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--admin-password-env",
         help="environment variable holding the --admin-user password (never on the command line)",
     )
+    parser.add_argument(
+        "--mysql-admin-user", help="MariaDB/MySQL account that creates Worker-Sync's tables (default: the node's user)"
+    )
+    parser.add_argument(
+        "--mysql-admin-password-env", help="environment variable holding the --mysql-admin-user password"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
         with connect(node, user=args.admin_user, password_env=args.admin_password_env) as conn:
             for spec, target in targets:
                 migrate(conn, spec, target)
+        from actors.cli.probe import init_probe_tables  # the probe table on every link node
+
+        init_probe_tables(config, args)
+        from actors.cli._groups_init import init_group_nodes  # version tables on bidirectional nodes
+
+        prepared = init_group_nodes(config, args)
     except ConfigError as exc:
         print(f"worker-sync init: {exc}", file=sys.stderr)
         return Exit.USAGE
@@ -62,4 +74,6 @@ def run(args: argparse.Namespace) -> int:
         f"audit schema `{config.audit.schema}` ready on {node.host}:{node.port}/{node.database}; "
         f"`{role}` may INSERT and SELECT only"
     )
+    if prepared:
+        print(f"bidirectional sync ready on node(s) {', '.join(prepared)}: version tables and echo markers")
     return Exit.OK

@@ -6,7 +6,7 @@ Pure: no Ray, no drivers. The supervisor routes, the applier shards apply.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import msgspec
 
@@ -16,6 +16,7 @@ from actors.core.encoding import encode_row
 from actors.core.errors import ConfigError
 from actors.core.events import UNCHANGED, ChangeEvent, Op
 from actors.core.groups import build_groups
+from actors.core.probe import probe_routes
 from config.loader import nodes_by_name
 from config.model import Config
 
@@ -43,9 +44,12 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
         return self.columns.get(name, name)
 
 
-def build_routes(config: Config) -> list[Route]:
+def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Route]:
     """Every route the config's links describe: one per table of a one-way link, and for each
-    bidirectional group (actors.core.groups) one per ordered pair of members, self-pairs included."""
+    bidirectional group (actors.core.groups) one per ordered pair of members, self-pairs included.
+
+    ``probe_nodes``: the nodes where `worker-sync init` made the probe table (the caller looks them up,
+    see actors.ops.probe_table); each link between two of them carries it one way, source to target."""
     nodes = nodes_by_name(config)
     routes: list[Route] = []
     for group in build_groups(config):
@@ -80,6 +84,7 @@ def build_routes(config: Config) -> list[Route]:
                     lossy_types=link.lossy_types,
                 )
             )
+    routes.extend(probe_routes(config, probe_nodes, Route))  # type: ignore[arg-type]
     for route in routes:
         for end in (route.source_node, route.target_node):
             if end not in nodes:

@@ -200,6 +200,12 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         """SELECT row_key, stored of ``rows`` row keys of one namespace, locked (FOR UPDATE); parameters:
         namespace, then the row keys."""
 
+    def _claim_versions_sql(self, rows: int) -> str:
+        """Insert ``rows`` (namespace, row_key, empty stored) rows unless they exist. Run before the locking
+        read, it makes a second transaction offering a row no version exists for yet wait for the first,
+        instead of both deciding against "no version"."""
+        raise NotImplementedError(f"{self.subject}: bidirectional sync is not built for this engine")
+
     @abc.abstractmethod
     def _store_versions_sql(self, rows: int) -> str:
         """Insert-or-replace ``rows`` (namespace, row_key, stored) rows of the version table."""
@@ -297,8 +303,10 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         for namespace, digests in by_namespace.items():
             for start in range(0, len(digests), MAX_ROWS):
                 chunk = digests[start : start + MAX_ROWS]
+                execute(self._claim_versions_sql(len(chunk)), [v for d in chunk for v in (namespace, d, b"")])
                 for digest, data in execute(self._lock_versions_sql(len(chunk)), [namespace, *chunk]):
-                    stored[(namespace, bytes(digest))] = decode_stored(bytes(data))
+                    if data:  # empty: claimed, no version yet
+                        stored[(namespace, bytes(digest))] = decode_stored(bytes(data))
         return stored
 
     def _version_statements(self, changed: dict[RowKey, Stored]) -> list[Statement]:

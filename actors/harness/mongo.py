@@ -9,6 +9,11 @@ In order of preference:
 ``LocalMongo.endpoint.real`` says which: the stand-in lacks what real MongoDB semantics need
 (``updateDescription``, pre-images, transactions, cluster times, a bounded oplog), so tests of those skip
 on it with :data:`NEEDS_REAL`.
+
+The stand-in also keeps only the last 1,000 change-log rows behind a stream's *read* point, and resumes after
+a token it pruned at the oldest row left, without an error: a silent gap where real MongoDB answers 286
+(ChangeStreamHistoryLost). ``history_rows`` starts it with more history kept (a test-only patch of its
+retention constant), so that resume tests exercise our code rather than that limit.
 """
 
 from __future__ import annotations
@@ -88,6 +93,19 @@ class MongoEndpoint:
         )
 
 
+#: Runs nx-27017 with ``_RESUME_RETENTION_ROWS`` set to argv[1]; exits at once if that constant is gone.
+_STANDIN_WITH_HISTORY = """
+import sys
+import nx_27017.changestream as changestream
+if not hasattr(changestream, "_RESUME_RETENTION_ROWS"):
+    sys.exit("nx-27017 has no _RESUME_RETENTION_ROWS any more: its history retention cannot be raised")
+changestream._RESUME_RETENTION_ROWS = int(sys.argv[1])
+from nx_27017 import main
+sys.argv = ["nx-27017", *sys.argv[2:]]
+main()
+"""
+
+
 def _wait_ready(endpoint: MongoEndpoint, proc: subprocess.Popen[bytes] | None, log: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -108,9 +126,10 @@ def _wait_ready(endpoint: MongoEndpoint, proc: subprocess.Popen[bytes] | None, l
 class LocalMongo:
     """The endpoint as a context manager: starts (and stops) a local server unless the URI is set."""
 
-    def __init__(self, base: Path, *, prefer: Kind | None = None) -> None:
+    def __init__(self, base: Path, *, prefer: Kind | None = None, history_rows: int | None = None) -> None:
         self.base = base
         self.prefer = prefer
+        self.history_rows = history_rows
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoint: MongoEndpoint | None = None
 
@@ -165,8 +184,12 @@ class LocalMongo:
         data.mkdir(parents=True, exist_ok=True)
         log = self.base / "nx-27017.log"
         port = free_port()
-        cmd = [str(binary), "--data-dir", str(data), "--host", LOOPBACK, "-p", str(port)]
-        cmd += ["--log-file", str(log), "--pid-file", str(self.base / "nx-27017.pid")]
+        args = ["--data-dir", str(data), "--host", LOOPBACK, "-p", str(port)]
+        args += ["--log-file", str(log), "--pid-file", str(self.base / "nx-27017.pid")]
+        if self.history_rows is None:
+            cmd = [str(binary), *args]
+        else:  # the same server, its history retention raised (see the module docstring)
+            cmd = [sys.executable, "-c", _STANDIN_WITH_HISTORY, str(self.history_rows), *args]
         self.proc = spawn(
             cmd, log_path=self.base / "nx-27017.out", run_as=None, cwd=self.base, death_signal=signal.SIGKILL
         )

@@ -15,7 +15,7 @@ from nacl.signing import SigningKey
 
 from actors.cli import main as cli_main
 from actors.cli.exit_codes import Exit
-from actors.core.audit.entries import decode_entry
+from actors.core.audit.entries import EntryKind, decode_entry
 from actors.engines.postgresql.audit_store import AuditStore, create_schema
 from actors.harness import Endpoint
 from config import parse_config
@@ -51,7 +51,11 @@ def audit_config(pg: Endpoint, mariadb: Endpoint, tmp_path: Path, *, init: bool 
 def stored_changes(pg: Endpoint) -> list[tuple[str, str]]:
     """(node, position) of every stored change entry, in log order."""
     with pg.connect("admin") as conn:
-        return [(e.node, e.order_hex) for e in map(decode_entry, _datas(AuditStore(conn, SCHEMA)))]
+        entries = list(map(decode_entry, _datas(AuditStore(conn, SCHEMA))))
+    admin = [e for e in entries if e.kind == EntryKind.ADMIN]
+    # The supervisor records the configuration it runs with, once per distinct configuration.
+    assert [e.op for e in admin] == ["config-loaded"], [e.op for e in admin]
+    return [(e.node, e.order_hex) for e in entries if e.kind == EntryKind.CHANGE]
 
 
 def _datas(store: AuditStore) -> list[bytes]:

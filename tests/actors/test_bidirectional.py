@@ -11,7 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from nacl.signing import SigningKey
 
+from actors.core.audit.entries import EntryKind, admin_detail, decode_entry
+from actors.engines.postgresql.audit_store import AuditStore, create_schema
 from actors.harness import Endpoint
 from actors.harness.bidirectional import prepare_bidirectional
 from actors.harness.compare import table_rows
@@ -21,6 +24,8 @@ from config import parse_config
 from tests.pipeline_helpers import running
 
 pytestmark = pytest.mark.usefixtures("ray_session")
+
+AUDIT_SCHEMA = "worker_sync_audit"
 
 DDL = {
     "postgresql": "CREATE TABLE public.kv (id bigint PRIMARY KEY, owner varchar(16), n int NOT NULL, note varchar(64))",
@@ -44,7 +49,10 @@ def node_yaml(name: str, db: Endpoint, tmp_path: Path, priority: int) -> str:
     )
 
 
-def group_config(nodes: dict[str, Endpoint], links: list[tuple[str, str]], tmp_path: Path, policy: str):
+def group_config(
+    nodes: dict[str, Endpoint], links: list[tuple[str, str]], tmp_path: Path, policy: str, *, audit_on: str = ""
+):
+    """The config (also written to tmp_path/config.yaml); ``audit_on``: the node holding the audit store."""
     for db in nodes.values():
         with db.connect("admin") as conn:
             conn.cursor().execute(DDL[db.engine])
@@ -56,13 +64,24 @@ def group_config(nodes: dict[str, Endpoint], links: list[tuple[str, str]], tmp_p
         for a, b in links
     )
     token = write_secret_file(tmp_path, "http-token", "test-token")
+    audit = "  enabled: false"
+    if audit_on:
+        with nodes[audit_on].connect("admin") as admin:  # as `worker-sync init` does
+            create_schema(admin, AUDIT_SCHEMA, nodes[audit_on].capture.user)
+        key = tmp_path / "signing.key"
+        key.write_text(bytes(SigningKey.generate()).hex())
+        key.chmod(0o600)
+        audit = (
+            f"  enabled: true\n  node: {audit_on}\n  schema: {AUDIT_SCHEMA}\n  signing_key_file: {key}\n"
+            f"  checkpoint_every_ms: 200\n  checkpoint_export_dir: {tmp_path / 'checkpoints'}"
+        )
     text = f"""
 nodes:
 {node_lines}
 links:
 {link_lines}
 audit:
-  enabled: false
+{audit}
 supervisor:
   applier_shards: 2
   state_dir: {tmp_path / "state"}
@@ -71,6 +90,7 @@ supervisor:
 http:
   token_file: {token}
 """
+    (tmp_path / "config.yaml").write_text(text)
     return parse_config(text, source="test config")
 
 
@@ -257,7 +277,7 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
     from actors.http import StatusServer
 
     nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db}
-    config = group_config(nodes, [("pg", "maria")], tmp_path, "manual")
+    config = group_config(nodes, [("pg", "maria")], tmp_path, "manual", audit_on="pg")
     with running(config) as supervisor:
         streaming(supervisor, timeout_s=120)
         server = StatusServer(
@@ -342,3 +362,14 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
             assert cli(["conflicts", "show", "0000", "--url", url]) == 1
         finally:
             server.stop()
+    # Every decision, and the resolution, is in the signed audit log, which verifies.
+    with fresh_pg_db.connect("admin") as conn:
+        entries = [decode_entry(bytes(e.data)) for e in AuditStore(conn, AUDIT_SCHEMA).read()]
+    decisions = [admin_detail(e) for e in entries if e.kind == EntryKind.CONFLICT]
+    outcomes = {d["outcome"] for d in decisions}
+    assert outcomes & {"discard", "repair"} and "resolved-take-source" in outcomes, outcomes
+    lost = [d for d in decisions if d["outcome"] in ("discard", "repair")]
+    assert all(d["policy"] == "manual" and d["lost"]["node"] != d["kept"]["node"] for d in lost)
+    capsys.readouterr()
+    code = cli(["audit", "verify", "--config", str(tmp_path / "config.yaml")])
+    assert code == 0, capsys.readouterr()

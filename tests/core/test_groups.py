@@ -79,3 +79,14 @@ def test_two_columns_onto_one_cannot_run_both_ways() -> None:
     config = parse_config(STAR.replace("{qty: quantity}", "{qty: quantity, n: quantity}"))
     with pytest.raises(ConfigError, match="same target column"):
         build_groups(config)
+
+
+def test_mongodb_nodes_cannot_join_a_group_yet() -> None:
+    config = parse_config(
+        STAR.replace(
+            "{name: west, engine: postgresql, host: h, database: shop, username: u, slot_name: w}",
+            "{name: west, engine: mongodb, host: h, database: shop, username: u}",
+        )
+    )
+    with pytest.raises(ConfigError, match=r"node `west` is MongoDB.*\$\.links\[1\]\.bidirectional"):
+        build_groups(config)

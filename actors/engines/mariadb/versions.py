@@ -39,6 +39,11 @@ def lock_sql(database: str, rows: int) -> str:
     )
 
 
+def claim_sql(database: str, rows: int) -> str:
+    values = ", ".join(["(%s, %s, %s)"] * rows)
+    return f"INSERT IGNORE INTO {_quote(database)}.{VERSIONS} (namespace, row_key, stored) VALUES {values}"
+
+
 def store_sql(database: str, rows: int) -> str:
     values = ", ".join(["(%s, %s, %s)"] * rows)
     return (

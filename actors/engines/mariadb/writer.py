@@ -214,6 +214,9 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
     def _lock_versions_sql(self, rows: int) -> str:
         return versions.lock_sql(self._database, rows)
 
+    def _claim_versions_sql(self, rows: int) -> str:
+        return versions.claim_sql(self._database, rows)
+
     def _store_versions_sql(self, rows: int) -> str:
         return versions.store_sql(self._database, rows)
 

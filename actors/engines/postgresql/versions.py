@@ -42,6 +42,11 @@ def lock_sql(rows: int) -> str:
     return f"SELECT row_key, stored FROM {TABLE} WHERE namespace = %s AND row_key IN ({keys}) FOR UPDATE"
 
 
+def claim_sql(rows: int) -> str:
+    values = ", ".join(["(%s, %s, %s)"] * rows)
+    return f"INSERT INTO {TABLE} (namespace, row_key, stored) VALUES {values} ON CONFLICT DO NOTHING"
+
+
 def store_sql(rows: int) -> str:
     values = ", ".join(["(%s, %s, %s)"] * rows)
     return (

@@ -196,6 +196,9 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
     def _lock_versions_sql(self, rows: int) -> str:
         return versions.lock_sql(rows)
 
+    def _claim_versions_sql(self, rows: int) -> str:
+        return versions.claim_sql(rows)
+
     def _store_versions_sql(self, rows: int) -> str:
         return versions.store_sql(rows)
 
