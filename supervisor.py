@@ -160,7 +160,9 @@ class Supervisor:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.routes = build_routes(config)
+        from actors.ops.probe_table import nodes_with_probe_table
+
+        self.routes = build_routes(config, probe_nodes=nodes_with_probe_table(config))
         self.routes_by_source = routes_by_source(self.routes)
         self.groups = build_groups(config)
         self.group_of = group_index(self.groups)
