@@ -1,0 +1,451 @@
+"""The cost of auditing at the source: pgbench TPS alone, while Worker-Sync captures and audits, and with triggers.
+
+    python bench/pgbench_audit.py [--scale 2] [--clients 2] [--jobs 2] [--duration 20] [--repeat 3]
+                                  [--quick] [--results-dir DIR]
+
+Starts throwaway PostgreSQL and MariaDB servers (actors.harness, in a temp dir) and a local Ray,
+initializes pgbench's tables in PostgreSQL (``pgbench -i -s SCALE``, the pgbench that ships with the
+harness's PostgreSQL: found in the same bin directory, actors.harness.postgres.find_bindir), and runs the
+built-in TPC-B-like script (``pgbench -n -c CLIENTS -j JOBS -T DURATION``) in three variants:
+
+(a) ``alone``: nothing else runs.
+(b) ``worker_sync``: Worker-Sync captures the four pgbench tables (PostgreSQL -> MariaDB link, wal2json,
+    2 applier shards) with the audit actor on (signed hash-chained log in the source PostgreSQL, schema
+    worker_sync_audit, as a production config would keep it). It is started and caught up before pgbench
+    starts, and stopped after (the seconds it needed to catch up after pgbench ended are reported).
+(c) ``trigger_audit``: a classic audit table instead: an AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW
+    trigger on each pgbench table writes (table, operation, time, user, old row, new row as jsonb) to
+    ``audit_trail``; created before the run, dropped after.
+
+pgbench_history has no primary key, which capture needs (Worker-Sync refuses keyless tables); the bench
+adds one to it once, before any run (``ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY``),
+so all three variants run on the same schema: the key costs each of them the same sequence call per
+insert. pgbench's script names its columns, so it is unaffected.
+
+Each repeat runs the three variants in a rotated order; the figures are the medians of ``--repeat`` runs,
+reported as (b)/(a) and (c)/(a). At the end MariaDB's copy of the four tables is compared with PostgreSQL
+row by row (actors.harness.compare.diff_tables) after a last catch-up. Exit codes: 0 ok, 1 a run failed or
+the copy differs, 2 bad usage, 3 servers or pgbench missing, 130 Ctrl-C. JSON on stdout and in
+bench/results/pgbench_audit.json, a plot in bench/results/pgbench_audit.png, progress on stderr.
+``--quick``: scale 1, one client, 2 s runs, one repeat (the smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.harness import Endpoint, HarnessError, local_servers
+from actors.harness.postgres import find_bindir
+from actors.harness.secret_files import write_secret_file
+from bench import report
+
+NAME = "pgbench_audit"
+VARIANTS = ("alone", "worker_sync", "trigger_audit")
+AUDIT_SCHEMA = "worker_sync_audit"
+TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+MARIADB_DDL = (
+    "CREATE TABLE pgbench_accounts (aid int PRIMARY KEY, bid int, abalance int, filler char(84))",
+    "CREATE TABLE pgbench_branches (bid int PRIMARY KEY, bbalance int, filler char(88))",
+    "CREATE TABLE pgbench_tellers (tid int PRIMARY KEY, bid int, tbalance int, filler char(84))",
+    "CREATE TABLE pgbench_history (hid bigint PRIMARY KEY, tid int, bid int, aid int, delta int, "
+    "mtime datetime(6), filler char(22))",
+)
+TRIGGER_FUNCTION = """
+CREATE TABLE IF NOT EXISTS audit_trail (
+    id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), db_user text NOT NULL DEFAULT current_user,
+    table_name text NOT NULL, operation text NOT NULL, old_row jsonb, new_row jsonb);
+CREATE OR REPLACE FUNCTION audit_trail_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO audit_trail (table_name, operation, old_row, new_row)
+    VALUES (TG_TABLE_NAME, TG_OP,
+            CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+            CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+    RETURN NULL;
+END $$;
+"""
+#: Counts and sums that change with the initial copy and every pgbench transaction: equal on both sides means the
+#: copy has caught up (confirmed row by row at the end).
+FINGERPRINT = (
+    "SELECT (SELECT count(*) FROM pgbench_history), (SELECT count(*) FROM pgbench_accounts), "
+    "(SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts), "
+    "(SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers), "
+    "(SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches)"
+)
+TPS_LINE = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.MULTILINE)
+LATENCY_LINE = re.compile(r"^latency average = ([0-9.]+) ms", re.MULTILINE)
+
+
+class BenchError(RuntimeError):
+    """A step of the bench failed (the message says which and why)."""
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def pgbench_path() -> Path:
+    return find_bindir() / "pgbench"
+
+
+def pgbench(pg: Endpoint, args: list[str], timeout_s: float) -> str:
+    """Run pgbench as the admin account (password through PGPASSWORD, never on the command line)."""
+    command = [str(pgbench_path()), "-h", pg.host, "-p", str(pg.port), "-U", pg.admin.user, *args, pg.database]
+    env = {**os.environ, "PGPASSWORD": pg.admin.password}
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"pgbench {' '.join(args)}: no answer in {timeout_s:.0f}s") from None
+    if proc.returncode != 0:
+        raise BenchError(f"pgbench {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return proc.stdout + proc.stderr
+
+
+def fingerprint(endpoint: Endpoint) -> tuple[int, ...]:
+    with endpoint.connect("admin") as conn:
+        if endpoint.engine == "postgresql":
+            row = conn.execute(FINGERPRINT).fetchone()
+        else:
+            with conn.cursor() as cursor:
+                cursor.execute(FINGERPRINT)
+                row = cursor.fetchone()
+    return tuple(int(v) for v in row)
+
+
+def build_config(pg: Endpoint, mariadb: Endpoint, tmp: Path) -> Any:
+    """PostgreSQL -> MariaDB, the four pgbench tables, audit on (store and key in the source's database)."""
+    import msgspec
+    from nacl.signing import SigningKey
+
+    from config import parse_config
+    from config.model import Audit, Config, Databases, Http, Link, MySqlNode, PostgresNode, TableMap, Tls
+    from config.model import Supervisor as SupervisorSettings
+
+    key = write_secret_file(tmp, "audit-signing-key", bytes(SigningKey.generate()).hex())
+    config = Config(
+        databases=Databases(
+            postgresql=PostgresNode(
+                host=pg.host,
+                port=pg.port,
+                database=pg.database,
+                username=pg.capture.user,
+                password_file=write_secret_file(tmp, "pg-password", pg.capture.password),
+                tls=Tls(mode="disable"),
+                slot_name="ws_pgbench",
+            ),
+            mysql=MySqlNode(
+                host=mariadb.host,
+                port=mariadb.port,
+                database=mariadb.database,
+                username=mariadb.apply.user,
+                password_file=write_secret_file(tmp, "mariadb-password", mariadb.apply.password),
+                tls=Tls(mode="disable"),
+            ),
+        ),
+        links=[
+            Link(
+                name="bench-pgbench",
+                source="postgresql",
+                target="mysql",
+                tables=[TableMap(source=f"public.{t}", target=f"{mariadb.database}.{t}") for t in TABLES],
+            )
+        ],
+        audit=Audit(enabled=True, node="postgresql", schema=AUDIT_SCHEMA, signing_key_file=key),
+        supervisor=SupervisorSettings(applier_shards=2, state_dir=str(tmp / "state")),
+        http=Http(token_env=None),
+    )
+    return parse_config(msgspec.yaml.encode(config), source="bench config pgbench")
+
+
+class AuditBench:
+    def __init__(self, pg: Endpoint, mariadb: Endpoint, args: argparse.Namespace, tmp: Path) -> None:
+        self.pg, self.mariadb, self.args, self.tmp = pg, mariadb, args, tmp
+        self.result: dict[str, Any] = {"runs": []}
+        self.sync: Any = None
+        self.ok = True
+
+    def prepare(self) -> None:
+        from actors.engines.postgresql.audit_store import create_schema
+
+        args = self.args
+        say(f"pgbench -i -s {args.scale} ...")
+        pgbench(self.pg, ["-i", "-q", "-s", str(args.scale)], timeout_s=600)
+        with self.pg.connect("admin") as conn:
+            conn.execute("ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY")
+            conn.execute(f"GRANT SELECT ON {', '.join(TABLES)} TO {self.pg.capture.user}")
+            conn.execute(TRIGGER_FUNCTION)
+            create_schema(conn, AUDIT_SCHEMA, self.pg.capture.user)
+        with self.mariadb.connect("admin") as conn, conn.cursor() as cursor:
+            for ddl in MARIADB_DDL:
+                cursor.execute(ddl)
+        self.config = build_config(self.pg, self.mariadb, self.tmp)
+        say("Worker-Sync's first start: the initial snapshot of the pgbench tables ...")
+        self._start_sync()
+        self.result["initial_copy_s"] = self._catch_up(timeout_s=900)
+        self._stop_sync()
+
+    # -- Worker-Sync ---------------------------------------------------------------------------
+
+    def _start_sync(self) -> None:
+        from bench.sync_lag import RunningSync
+
+        self.sync = RunningSync(self.config)
+        self.sync.wait_ready(180)
+
+    def _stop_sync(self) -> None:
+        from contextlib import suppress
+
+        import ray
+
+        if self.sync is None:
+            return
+        sync, self.sync = self.sync, None
+        sync.stop()
+        audit = sync.supervisor.audit
+        if audit is not None:
+            with suppress(Exception):
+                ray.kill(audit.actor)
+
+    def _catch_up(self, timeout_s: float) -> float:
+        """Seconds until MariaDB's copy equals PostgreSQL's (pgbench is not running then)."""
+        started = time.monotonic()
+        want = fingerprint(self.pg)
+        while fingerprint(self.mariadb) != want:
+            self.sync._check()
+            if time.monotonic() - started > timeout_s:
+                raise BenchError(f"Worker-Sync had not caught up {timeout_s:.0f}s after pgbench ended")
+            time.sleep(0.2)
+        return round(time.monotonic() - started, 2)
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        args = self.args
+        for attempt in range(args.repeat):
+            order = VARIANTS[attempt % 3 :] + VARIANTS[: attempt % 3]
+            for variant in order:
+                self.result["runs"].append(self._one(variant, attempt))
+        self.summarize()
+        say("a last catch-up and a row-by-row comparison of MariaDB's copy ...")
+        self._start_sync()
+        try:
+            self.result["final_catch_up_s"] = self._catch_up(timeout_s=900)
+        finally:
+            self._stop_sync()
+        self._compare()
+
+    def _one(self, variant: str, attempt: int) -> dict[str, Any]:
+        args = self.args
+        run: dict[str, Any] = {"variant": variant, "repeat": attempt + 1}
+        if variant == "worker_sync":
+            started = time.monotonic()
+            self._start_sync()
+            run["catch_up_before_s"] = self._catch_up(timeout_s=900)
+            run["start_and_catch_up_s"] = round(time.monotonic() - started, 2)
+        elif variant == "trigger_audit":
+            with self.pg.connect("admin") as conn:
+                for table in TABLES:
+                    conn.execute(
+                        f"CREATE TRIGGER audit_trail_row AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                        "FOR EACH ROW EXECUTE FUNCTION audit_trail_row()"
+                    )
+        try:
+            with self.pg.connect("admin") as conn:
+                conn.execute("CHECKPOINT")  # each run starts without the previous one's dirty pages to write
+            out = pgbench(
+                self.pg,
+                ["-n", "-c", str(args.clients), "-j", str(args.jobs), "-T", str(args.duration)],
+                timeout_s=args.duration + 120,
+            )
+            tps, latency = TPS_LINE.search(out), LATENCY_LINE.search(out)
+            if tps is None:
+                raise BenchError(f"no tps line in pgbench's output: {out[-600:]}")
+            run["tps"] = round(float(tps.group(1)), 1)
+            run["latency_ms"] = float(latency.group(1)) if latency else None
+            run["load_average_1m"] = round(os.getloadavg()[0], 2)
+            if variant == "worker_sync":
+                run["catch_up_after_s"] = self._catch_up(timeout_s=900)
+        finally:
+            if variant == "worker_sync":
+                self._stop_sync()
+            elif variant == "trigger_audit":
+                with self.pg.connect("admin") as conn:
+                    for table in TABLES:
+                        conn.execute(f"DROP TRIGGER audit_trail_row ON {table}")
+        say(f"#{attempt + 1} {variant}: {run['tps']:,.1f} tps, latency {run['latency_ms']} ms")
+        return run
+
+    def summarize(self) -> None:
+        runs = self.result["runs"]
+        tps = {v: report.median([r["tps"] for r in runs if r["variant"] == v]) for v in VARIANTS}
+        self.result["tps_median"] = {v: round(t, 1) for v, t in tps.items()}
+        if tps["alone"] > 0:
+            self.result["ratio_worker_sync_to_alone"] = round(tps["worker_sync"] / tps["alone"], 3)
+            self.result["ratio_trigger_audit_to_alone"] = round(tps["trigger_audit"] / tps["alone"], 3)
+        behind = [r["catch_up_after_s"] for r in runs if r["variant"] == "worker_sync"]
+        self.result["worker_sync_catch_up_after_run_s_median"] = report.median(behind)
+        with self.pg.connect("admin") as conn:
+            self.result["audit_trail_rows"] = conn.execute("SELECT count(*) FROM audit_trail").fetchone()[0]
+            self.result["worker_sync_audit_entries"] = conn.execute(
+                f"SELECT count(*) FROM {AUDIT_SCHEMA}.entries"
+            ).fetchone()[0]
+
+    def _compare(self) -> None:
+        from actors.harness.compare import diff_tables
+
+        differences = []
+        for table in TABLES:
+            found = diff_tables(self.pg, f"public.{table}", self.mariadb, f"{self.mariadb.database}.{table}")
+            differences += [f"{table}: {d}" for d in found]
+        self.result["target_equals_source"] = not differences
+        self.result["differences"] = differences
+        if differences:
+            self.ok = False
+        say(f"MariaDB's copy {'equals' if not differences else 'DIFFERS FROM'} the source")
+
+
+def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
+    medians = result.get("tps_median")
+    if not medians:
+        return None
+    labels = {
+        "alone": "(a) pgbench alone",
+        "worker_sync": "(b) + Worker-Sync capture & audit",
+        "trigger_audit": "(c) + trigger audit table",
+    }
+    settings = result["settings"]
+    return report.bar_plot(
+        name,
+        f"pgbench TPS, scale {settings['scale']}, {settings['clients']} clients, {settings['duration_s']} s "
+        f"(median of {settings['repeat']})",
+        [labels[v] for v in VARIANTS],
+        [medians[v] for v in VARIANTS],
+        "transactions/s",
+    )
+
+
+def answer(result: dict[str, Any]) -> str:
+    medians = result.get("tps_median")
+    if not medians or "ratio_worker_sync_to_alone" not in result:
+        return f"no figures: {result.get('error', 'n/a')}"
+    return (
+        f"pgbench TPS (median): alone {medians['alone']:,.1f}; with Worker-Sync capturing and auditing "
+        f"{medians['worker_sync']:,.1f} ({result['ratio_worker_sync_to_alone']:.2f}x); with a trigger audit table "
+        f"{medians['trigger_audit']:,.1f} ({result['ratio_trigger_audit_to_alone']:.2f}x)"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=2, help="pgbench scale factor (default 2)")
+    parser.add_argument("--clients", type=int, default=2, help="pgbench clients (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="pgbench threads (default 2)")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per pgbench run (default 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per variant; medians reported (default 3)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: scale 1, 1 client, 2 s, one repeat")
+    parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
+    parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.scale, args.clients, args.jobs, args.duration, args.repeat = 1, 1, 1, 2, 1
+    if min(args.scale, args.clients, args.jobs, args.duration, args.repeat) < 1:
+        parser.error("--scale, --clients, --jobs, --duration and --repeat must be positive")
+    if args.jobs > args.clients:
+        parser.error("--jobs may not exceed --clients (pgbench's rule)")
+    return args
+
+
+def _sigterm(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm)
+    if args.results_dir:
+        report.RESULTS = Path(args.results_dir).resolve()
+    if not pgbench_path().exists():
+        print(
+            f"pgbench not found next to PostgreSQL's server ({pgbench_path()}): install postgresql-15", file=sys.stderr
+        )
+        return 3
+    result: dict[str, Any] = {
+        "settings": {
+            "scale": args.scale,
+            "clients": args.clients,
+            "jobs": args.jobs,
+            "duration_s": args.duration,
+            "repeat": args.repeat,
+            "script": "pgbench built-in tpcb-like (-n: no vacuum between runs)",
+            "worker_sync": {"link": "postgresql -> mariadb", "applier_shards": 2, "audit": True},
+            "pgbench_history": "given a primary key (hid bigserial) before any run, in all three variants",
+        },
+        "pgbench_version": subprocess.run(
+            [str(pgbench_path()), "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+        "notes": [
+            "(b) runs while Worker-Sync's capture, two applier shards and the audit actor share the 2 cores with "
+            "PostgreSQL, MariaDB and pgbench; the audit store is in the source database, as in a typical config.",
+            "catch_up_after_s: seconds Worker-Sync needed after pgbench ended until MariaDB's copy equalled the "
+            "source (0 means it kept up).",
+            "Figures from a shared 2-core machine: noisy; compare the ratios of the same run.",
+        ],
+    }
+    ok, interrupted = False, False
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ws-pgbench-") as tmp_name:
+            tmp = Path(tmp_name)
+            say(f"starting throwaway PostgreSQL and MariaDB in {tmp} ...")
+            with local_servers(tmp / "servers") as (pg, mariadb):
+                import ray
+
+                ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+                signal.signal(signal.SIGTERM, _sigterm)
+                bench = AuditBench(pg, mariadb, args, tmp)
+                bench.result = result | bench.result
+                try:
+                    bench.prepare()
+                    bench.run()
+                    ok = bench.ok
+                except Exception as exc:
+                    bench.result["error"] = f"{type(exc).__name__}: {exc}"
+                    say(f"FAILED: {bench.result['error']}")
+                finally:
+                    bench._stop_sync()
+                    ray.shutdown()
+                result = bench.result
+    except KeyboardInterrupt:
+        interrupted = True
+        say("interrupted: everything this bench started has been stopped")
+    except HarnessError as exc:
+        result["error"] = f"cannot start the local servers: {exc}"
+        say(result["error"])
+        print(json.dumps(result, indent=2, default=str))
+        return 3
+    result["elapsed_s"] = round(time.monotonic() - started, 1)
+    result["answer"] = answer(result)
+    result["ok"] = ok and not interrupted
+    if interrupted:
+        print(json.dumps(result, indent=2, default=str))
+        return 130
+    report.write(args.name, result)
+    plot(result, args.name)
+    say(result["answer"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
