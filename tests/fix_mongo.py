@@ -1,6 +1,7 @@
 """The MongoDB endpoint fixture: WORKER_SYNC_MONGO_URI, else a local `mongod` replica set, else the `nx-27017`
 stand-in (actors.harness.mongo). ``fresh_mongo_db`` names a new database per test and drops it afterwards;
-``real_mongo`` skips a test that needs real MongoDB semantics when only the stand-in is there."""
+``real_mongo`` skips a test that needs real MongoDB semantics when only the stand-in is there;
+``standin_full_history`` is an nx-27017 that keeps its whole change history (see actors.harness.mongo)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,9 @@ def fresh_mongo_db(mongo_server: MongoEndpoint, request: pytest.FixtureRequest) 
     yield name
     with mongo_server.client() as client:
         client.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def standin_full_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoEndpoint]:
+    with LocalMongo(tmp_path_factory.mktemp("nx-history"), prefer="nx-27017", history_rows=10**9) as endpoint:
+        yield endpoint
