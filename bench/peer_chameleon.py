@@ -36,7 +36,6 @@ import argparse
 import decimal
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from actors.harness import Endpoint, HarnessError, local_servers
 from bench import report
 from bench.chameleon_tool import SETTINGS as CHAMELEON_SETTINGS
 from bench.chameleon_tool import Chameleon, ChameleonError
+from bench.report import say
 from bench.sync_workload import MIX, ORDERS_DDL, TXN_SIZES, TXN_WEIGHTS, LoadProcess, create_table, qualified
 
 NAME = "peer_chameleon"
@@ -59,10 +59,6 @@ FINGERPRINT = (
     "SELECT count(*), coalesce(sum(id), 0), coalesce(sum(qty), 0), coalesce(sum(price), 0), "
     "coalesce(sum(length(note)), 0) FROM {table}"
 )
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def fingerprint(endpoint: Endpoint, table: str) -> tuple[int, ...]:
@@ -370,14 +366,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sigterm(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _sigterm)
+    report.stop_on_signals()
     if args.results_dir:
         report.RESULTS = Path(args.results_dir).resolve()
     result: dict[str, Any] = {
@@ -416,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 import ray
 
                 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-                signal.signal(signal.SIGTERM, _sigterm)
+                report.stop_on_signals()  # ray.init installed its own SIGTERM handler
                 try:
                     bench = PeerBench(pg, mariadb, args, tmp)
                     result.update(bench.result)
@@ -442,16 +433,10 @@ def main(argv: list[str] | None = None) -> int:
         say(result["error"])
         print(json.dumps(result, indent=2, default=str))
         return 3
-    result["elapsed_s"] = round(time.monotonic() - started, 1)
     result["answer"] = answer(result)
-    result["ok"] = ok and not interrupted
-    if interrupted:
-        print(json.dumps(result, indent=2, default=str))
-        return 130
-    report.write(args.name, result)
-    plot(result, args.name)
-    say(result["answer"])
-    return 0 if ok else 1
+    return report.finish(
+        args.name, result, ok=ok, interrupted=interrupted, started=started, plot=plot, answers=[result["answer"]]
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from actors.harness import Endpoint, HarnessError, local_servers
 from actors.harness.postgres import find_bindir
 from actors.harness.secret_files import write_secret_file
 from bench import report
+from bench.report import say
 
 NAME = "pgbench_audit"
 VARIANTS = ("alone", "worker_sync", "trigger_audit")
@@ -89,10 +89,6 @@ LATENCY_LINE = re.compile(r"^latency average = ([0-9.]+) ms", re.MULTILINE)
 
 class BenchError(RuntimeError):
     """A step of the bench failed (the message says which and why)."""
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def pgbench_path() -> Path:
@@ -366,14 +362,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sigterm(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _sigterm)
+    report.stop_on_signals()
     if args.results_dir:
         report.RESULTS = Path(args.results_dir).resolve()
     if not pgbench_path().exists():
@@ -413,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                 import ray
 
                 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-                signal.signal(signal.SIGTERM, _sigterm)
+                report.stop_on_signals()  # ray.init installed its own SIGTERM handler
                 bench = AuditBench(pg, mariadb, args, tmp)
                 bench.result = result | bench.result
                 try:
@@ -435,16 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         say(result["error"])
         print(json.dumps(result, indent=2, default=str))
         return 3
-    result["elapsed_s"] = round(time.monotonic() - started, 1)
     result["answer"] = answer(result)
-    result["ok"] = ok and not interrupted
-    if interrupted:
-        print(json.dumps(result, indent=2, default=str))
-        return 130
-    report.write(args.name, result)
-    plot(result, args.name)
-    say(result["answer"])
-    return 0 if ok else 1
+    return report.finish(
+        args.name, result, ok=ok, interrupted=interrupted, started=started, plot=plot, answers=[result["answer"]]
+    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -88,3 +91,44 @@ def bar_plot(name: str, title: str, labels: list[str], values: list[float], unit
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so a bench stops what it started on the way out. Set
+    explicitly (a background job of a non-interactive shell inherits SIGINT ignored), and again after
+    ``ray.init``, which installs its own SIGTERM handler."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def finish(
+    name: str,
+    result: dict[str, Any],
+    *,
+    ok: bool,
+    interrupted: bool,
+    started: float,
+    plot: Callable[[dict[str, Any], str], object],
+    answers: list[str],
+) -> int:
+    """Write the result and its plot, say the answer; the exit code. An interrupted run's partial result is
+    printed, but it does not replace the last full one on disk."""
+    result["elapsed_s"] = round(time.monotonic() - started, 1)
+    result["ok"] = ok and not interrupted
+    if interrupted:
+        print(json.dumps(result, indent=2, default=str))
+        return 130
+    write(name, result)
+    plot(result, name)
+    for line in answers:
+        print(line, file=sys.stderr, flush=True)
+    return 0 if ok else 1
+
+
+def say(message: str) -> None:
+    """A progress line on stderr, with the time (stdout is for the JSON result)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

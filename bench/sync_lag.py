@@ -40,11 +40,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import math
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -58,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actors.harness import Endpoint, HarnessError, local_servers
 from actors.harness.secret_files import write_secret_file
 from bench import report
+from bench.report import say
 from bench.sync_workload import (
     MIX,
     ORDERS_DDL,
@@ -100,10 +99,6 @@ NOTES = [
     "machine_cpu_busy is the share of all cores busy during the step (/proc/stat), whoever used them: "
     "other processes on the machine count too (see load_average_1m).",
 ]
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def cpu_times() -> tuple[int, int]:
@@ -764,15 +759,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _sigterm(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Explicitly: a background job of a non-interactive shell inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _sigterm)
+    report.stop_on_signals()
     if args.results_dir:
         report.RESULTS = Path(args.results_dir).resolve()
     warnings = WarningLog()
@@ -795,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 say("starting a local Ray ...")
                 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-                signal.signal(signal.SIGTERM, _sigterm)  # ray.init installs its own (sys.exit)
+                report.stop_on_signals()  # ray.init installed its own SIGTERM handler
                 try:
                     for link in args.links:
                         bench = LinkBench(link, pg, mariadb, args, tmp)
@@ -820,17 +809,11 @@ def main(argv: list[str] | None = None) -> int:
         ok = False
         result["error"] = f"cannot start the local servers: {exc}"
         say(result["error"])
-    result["elapsed_s"] = round(time.monotonic() - started, 1)
     result["answer"] = {link: answer_line(link, data) for link, data in result["links"].items()}
-    result["ok"] = ok and not interrupted
-    if interrupted:  # a partial result: printed, but it does not replace the last full one on disk
-        print(json.dumps(result, indent=2, default=str))
-        return 130
-    report.write(args.name, result)
-    plot(result, args.name)
-    for line in result["answer"].values():
-        say(line)
-    return 0 if ok else 1
+    answers = list(result["answer"].values())
+    return report.finish(
+        args.name, result, ok=ok, interrupted=interrupted, started=started, plot=plot, answers=answers
+    )
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
