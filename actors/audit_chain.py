@@ -187,7 +187,7 @@ class AuditWriter:
         if self._store.find_admin(admin_kind, request_id) is not None:
             return Appended(entries=0, skipped=1, checkpoints=0, size=audit_log.size, pid=os.getpid())
         draft = admin_entry(admin_kind, request_id=request_id, actor=actor, time_us=_now_us(), detail=detail)
-        return self._append_sealed(audit_log, draft, seal=False)
+        return self._append_sealed(audit_log, [draft], seal=False)
 
     def record_conflicts(self, conflicts: list[dict[str, object]]) -> Appended:
         """One CONFLICT entry per decision (see :meth:`AuditChain.record_conflicts`)."""
@@ -205,17 +205,7 @@ class AuditWriter:
             )
             for c in conflicts
         ]
-        try:
-            entries, checkpoints = audit_log.add(drafts)
-            assert self._store is not None
-            self._store.append(entries, checkpoints, audit_log.take_frontiers())
-        except BaseException:
-            self._log = None
-            raise
-        self._export(checkpoints)
-        return Appended(
-            entries=len(entries), skipped=0, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid()
-        )
+        return self._append_sealed(audit_log, drafts, seal=False)
 
     def rotate_key(self, new_key: SigningKey, *, request_id: str, actor: str) -> Appended:
         """Hand signing over to ``new_key``: a key-rotation entry naming both key ids, sealed by a checkpoint
@@ -233,21 +223,24 @@ class AuditWriter:
         draft = admin_entry(
             AdminKind.KEY_ROTATION, request_id=request_id, actor=actor, time_us=_now_us(), detail=detail
         )
-        appended = self._append_sealed(audit_log, draft, seal=True)
+        appended = self._append_sealed(audit_log, [draft], seal=True)
         audit_log.use_key(new_key)
         self._key = new_key
         return appended
 
-    def _append_sealed(self, audit_log: AuditLog, draft: AuditEntry, *, seal: bool) -> Appended:
+    def _append_sealed(self, audit_log: AuditLog, drafts: list[AuditEntry], *, seal: bool) -> Appended:
+        """Store ``drafts`` (and, with ``seal``, a checkpoint covering them) in one transaction."""
         try:
-            entries, checkpoints = audit_log.seal([draft]) if seal else audit_log.add([draft])
+            entries, checkpoints = audit_log.seal(drafts) if seal else audit_log.add(drafts)
             assert self._store is not None
             self._store.append(entries, checkpoints, audit_log.take_frontiers())
         except BaseException:
             self._log = None
             raise
         self._export(checkpoints)
-        return Appended(entries=1, skipped=0, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid())
+        return Appended(
+            entries=len(entries), skipped=0, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid()
+        )
 
     def tick(self) -> bool:
         """Sign a checkpoint if entries are waiting and `checkpoint_every_ms` has passed."""
