@@ -4,13 +4,16 @@ and no change came back as a new one (echoes suppressed), on two and on three no
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import ray
 from nacl.signing import SigningKey
 
 from actors.core.audit.entries import EntryKind, admin_detail, decode_entry
@@ -134,6 +137,7 @@ class Writer(threading.Thread):
                 else:
                     cur.execute(f"DELETE FROM {ns} WHERE id = %s", (key,))
                 self.changed += max(cur.rowcount, 0)
+                time.sleep(0.001)  # spread the load over a few seconds (a kill lands mid-stream)
 
 
 def counter(name: str) -> float:
@@ -192,7 +196,8 @@ def _idle(supervisor) -> bool:
     )
 
 
-def run_group(nodes, links, tmp_path, *, ops: int, keys: int, policy: str = "last_writer_wins"):
+def run_group(nodes, links, tmp_path, *, ops: int, keys: int, policy: str = "last_writer_wins", kill_shard=False):
+    """Concurrent writers on every node; with ``kill_shard``, applier shard 0 is killed (SIGKILL) meanwhile."""
     config = group_config(nodes, links, tmp_path, policy)
     before = {
         name: counter(name)
@@ -209,6 +214,10 @@ def run_group(nodes, links, tmp_path, *, ops: int, keys: int, policy: str = "las
         started = time.monotonic()
         for writer in writers:
             writer.start()
+        if kill_shard:
+            time.sleep(0.5)
+            shard = supervisor.shards[0].actor
+            os.kill(ray.get(shard.pid.remote()), signal.SIGKILL)  # mid-slice: the slice is sent again
         for writer in writers:
             writer.join(timeout=300)
             assert writer.error is None, f"{writer.name}: {writer.error}"
@@ -247,8 +256,11 @@ def run_group(nodes, links, tmp_path, *, ops: int, keys: int, policy: str = "las
     return report
 
 
-def test_two_nodes_written_concurrently_converge(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path):
-    report = run_group({"pg": fresh_pg_db, "maria": fresh_mariadb_db}, [("pg", "maria")], tmp_path, ops=1500, keys=150)
+def test_two_nodes_written_concurrently_converge_also_through_a_kill_9(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
+):
+    nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db}
+    report = run_group(nodes, [("pg", "maria")], tmp_path, ops=1500, keys=150, kill_shard=True)
     assert report["conflicts"] > 0, "the hot keys were written on both nodes within milliseconds: some must conflict"
 
 
