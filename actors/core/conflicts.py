@@ -7,6 +7,7 @@ Every node of a bidirectional group keeps, per row, the *version* of the change 
 - an offer that ranks above the stored version wins: its row is written (or deleted) and its version
   stored;
 - an offer equal to the stored version is a replay (a re-sent slice): nothing happens;
+- an offer that ranks below but carries the row the node keeps changes nothing (no conflict);
 - a *remote* offer that ranks below is discarded (the node already holds a newer change);
 - a *local* offer (the node's own change) that ranks below is a change that raced a newer one from
   elsewhere and lost: the node's row is *repaired* to the stored winner, which the local write
@@ -80,6 +81,9 @@ class Offer(msgspec.Struct, frozen=True, array_like=True):
 class Outcome(enum.StrEnum):
     WIN = "win"
     REPLAY = "replay"
+    #: An older change that carries the very row the node keeps (e.g. the same row in two nodes' initial
+    #: snapshots): nothing to write, and no conflict.
+    SAME = "same"
     DISCARD = "discard"
     REPAIR = "repair"
 
@@ -109,6 +113,8 @@ def decide(stored: Stored | None, offer: Offer) -> Decision:
         return Decision(offer, Outcome.REPLAY, stored, None)
     if offer.version.rank(offer.policy) > stored.version.rank(offer.policy):
         return Decision(offer, Outcome.WIN, stored, mine)
+    if offer.row == stored.row:
+        return Decision(offer, Outcome.SAME, stored, None)
     if offer.local:
         return Decision(offer, Outcome.REPAIR, stored, stored)
     return Decision(offer, Outcome.DISCARD, stored, None)

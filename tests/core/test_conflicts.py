@@ -113,3 +113,11 @@ def test_decide_all_reports_the_final_state_per_row_in_a_slice():
     assert [d.outcome for d in decisions] == [Outcome.WIN, Outcome.DISCARD, Outcome.WIN]
     assert changed[("t", b"1")].row == {"id": 1, "v": 3}
     assert list(itertools.chain(changed)) == [("t", b"1")]
+
+
+def test_an_older_change_with_the_same_row_is_no_conflict():
+    stored = Stored(Version(20, 0, "gamma", b"x"), {"id": 1, "v": 1})
+    same = decide(stored, offer("alpha", 0, 1, at="beta"))
+    assert same.outcome is Outcome.SAME and same.write is None and not same.conflict
+    own = decide(stored, offer("beta", 0, 1, at="beta"))
+    assert own.outcome is Outcome.SAME and own.write is None
