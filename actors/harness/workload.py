@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 # One table shape, two dialects: the demo creates it on both engines (as source and as target).
@@ -32,8 +32,20 @@ class MixedWorkload:
     """
 
     def __init__(
-        self, engine: str, table: str, connect: Callable[[], Any], *, rate: float, txn_size: int = 20, seed: int = 7
+        self,
+        engine: str,
+        table: str,
+        connect: Callable[[], Any],
+        *,
+        rate: float,
+        txn_size: int = 20,
+        seed: int = 7,
+        first_id: int = 1,
+        shared: Sequence[int] = (),
     ):
+        """``first_id``: where this writer's new keys start (writers of one bidirectional table use disjoint
+        ranges); ``shared``: existing keys every writer also updates (one update in five), so writers on
+        two nodes change the same rows at nearly the same time."""
         self.engine = engine
         self.table = table
         self.connect = connect
@@ -41,7 +53,8 @@ class MixedWorkload:
         self.txn_size = txn_size
         self.rng = random.Random(seed)
         self.live: list[int] = []
-        self.next_id = 1
+        self.next_id = first_id
+        self.shared = list(shared)
         self.changes = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -95,9 +108,10 @@ class MixedWorkload:
                 ),
             )
         elif roll < 0.9:
+            keys = self.shared if self.shared and self.rng.random() < 0.2 else self.live
             cursor.execute(
                 f"UPDATE {self.table} SET qty = qty + 1, status = %s WHERE id = %s",
-                (self.rng.choice(_STATUSES), self.rng.choice(self.live)),
+                (self.rng.choice(_STATUSES), self.rng.choice(keys)),
             )
         else:
             key = self.live.pop(self.rng.randrange(len(self.live)))
