@@ -421,7 +421,7 @@ class Supervisor:
         state.seq += 1
         seq = state.seq
         slices: dict[int, list] = defaultdict(list)
-        audited = []
+        own = []  # the batch without echoes: what is audited and what lag is measured on
         for event in batch.events:
             group = self.group_of.get((event.node, event.namespace))
             if group is not None and event.origin is not None:
@@ -430,12 +430,13 @@ class Supervisor:
                 if (event.node, event.namespace) not in self.one_way_sources:
                     continue
             else:
-                audited.append(event)
+                own.append(event)
             for part in split_key_change(event):
                 slices[self._shard(part, group)].append(part)
-        commit_times = [lag_reference_us(e.engine, e.commit_time_us, batch.read_at_us) for e in batch.events]
+        # Echoes carry no meaningful commit time (PostgreSQL reports a stale one for origin-marked writes).
+        commit_times = [lag_reference_us(e.engine, e.commit_time_us, batch.read_at_us) for e in own]
         oldest = min(commit_times, default=0)
-        audit = self.audit if audited else None
+        audit = self.audit if own else None
         parts = len(slices) + (audit is not None)
         state.progress.received(seq, batch.upto, parts, len(batch.events), oldest)
         state.commit_times[seq] = commit_times
@@ -443,8 +444,8 @@ class Supervisor:
             part = Batch(batch.stream, seq, events, None, batch.snapshot, batch.newest_commit_time_us)
             self.shards[index].queue.append(Part(state.spec.stream, seq, encode_batch(part), len(events)))
         if audit is not None:  # the whole batch: one audit entry per change, key changes unsplit
-            whole = Batch(batch.stream, seq, audited, None, batch.snapshot, batch.newest_commit_time_us)
-            audit.queue.append(Part(state.spec.stream, seq, encode_batch(whole), len(audited)))
+            whole = Batch(batch.stream, seq, own, None, batch.snapshot, batch.newest_commit_time_us)
+            audit.queue.append(Part(state.spec.stream, seq, encode_batch(whole), len(own)))
         if batch.upto is not None:
             state.last_received = batch.upto
         state.captured += len(batch.events)

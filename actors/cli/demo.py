@@ -3,8 +3,10 @@
 It starts a PostgreSQL and a MariaDB in a temporary directory, links `public.orders`
 (PostgreSQL -> MariaDB) and `inventory` (MariaDB -> PostgreSQL), writes a mixed load on both
 sources while Worker-Sync runs on a local Ray, shows progress every second, and ends with a
-summary that says whether each target table equals its source, row by row. Everything it
-started is stopped at the end or on Ctrl-C.
+summary that says whether each target table equals its source, row by row. With
+``--bidirectional`` it syncs one table, `customers`, both ways instead, with writers on both
+nodes that also update the same rows, and the summary adds the conflicts decided and the echoes
+suppressed. Everything it started is stopped at the end or on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -21,7 +24,7 @@ import msgspec
 from actors.cli.exit_codes import Exit
 from actors.harness import Endpoint, HarnessError, local_servers
 from actors.harness.secret_files import write_secret_file
-from actors.harness.workload import DDL, MixedWorkload
+from actors.harness.workload import MixedWorkload
 
 CATCH_UP_S = 60
 
@@ -31,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="changes/s written on each source (default 1000)")
     parser.add_argument("--shards", type=int, default=2, help="applier shards (default 2)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON document on stdout")
+    parser.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="sync `customers` both ways, written on both nodes at once (conflicts resolved live)",
+    )
 
 
 def say(message: str) -> None:
@@ -46,6 +54,10 @@ class LinkSummary(msgspec.Struct, kw_only=True):
     end_to_end_lag_ms: dict[str, float]
     target_equals_source: bool
     differences: list[str]
+    #: Bidirectional links: conflict decisions and echoes suppressed during the run.
+    both_ways: bool = False
+    conflicts: int = 0
+    echoes_suppressed: int = 0
 
 
 class Summary(msgspec.Struct, kw_only=True):
@@ -120,28 +132,17 @@ def _demo(args: argparse.Namespace, tmp: Path, pg: Endpoint, mariadb: Endpoint) 
     from actors.http import StatusServer
     from supervisor import Supervisor
 
-    for endpoint, engine in ((pg, "postgresql"), (mariadb, "mariadb")):
-        for table in ("orders", "inventory"):
-            name = f"public.{table}" if engine == "postgresql" else f"`{endpoint.database}`.{table}"
-            with endpoint.connect("admin") as conn:
-                conn.cursor().execute(DDL[engine].format(table=name))
     config = _config(tmp, pg, mariadb, args.shards)
+    if args.bidirectional:
+        from actors.cli import demo_both_ways as scenario
+    else:
+        from actors.cli import demo_one_way as scenario
+    config = scenario.prepare(config, pg, mariadb)
+    loads = scenario.loads(pg, mariadb, args.rate)
     say("starting Ray and the Worker-Sync actors ...")
     # address="local": always a Ray of its own, even when another cluster runs on this machine.
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     supervisor = Supervisor(config)
-    loads = {
-        "demo-orders": MixedWorkload(
-            "postgresql", "public.orders", lambda: pg.connect("admin", autocommit=False), rate=args.rate
-        ),
-        "demo-inventory": MixedWorkload(
-            "mariadb",
-            f"`{mariadb.database}`.inventory",
-            lambda: mariadb.connect("admin", autocommit=False),
-            rate=args.rate,
-            seed=11,
-        ),
-    }
     loop = threading.Thread(target=supervisor.run, name="supervisor", daemon=True)
     server = None
     interrupted = False
@@ -167,8 +168,9 @@ def _demo(args: argparse.Namespace, tmp: Path, pg: Endpoint, mariadb: Endpoint) 
             load.stop()
         elapsed = time.monotonic() - started
         say("load stopped; waiting for every change to be applied ...")
-        _wait(lambda: _caught_up(supervisor, loads), CATCH_UP_S, "the targets to catch up", fail=False)
-        summary = _summary(config, supervisor, loads, pg, mariadb, elapsed, args.rate)
+        caught_up = partial(scenario.caught_up, supervisor, loads, pg, mariadb)
+        _wait(caught_up, CATCH_UP_S, "the targets to catch up", fail=False)
+        summary = scenario.summary(config, supervisor, loads, pg, mariadb, elapsed, args.rate)
     finally:
         supervisor.stop_requested.set()
         if loop.is_alive():
@@ -193,18 +195,6 @@ def _wait(check, timeout_s: float, what: str, *, fail: bool = True) -> None:
         time.sleep(0.1)
 
 
-def _stream_of(link: str) -> str:
-    return "postgresql" if link == "demo-orders" else "mysql"
-
-
-def _caught_up(supervisor, loads: dict[str, MixedWorkload]) -> bool:
-    status = supervisor.status()
-    if status is None:
-        return False
-    applied = {s.stream: s.applied_events for s in status.streams}
-    return all(applied.get(_stream_of(link), 0) >= load.changes for link, load in loads.items())
-
-
 def _watch(supervisor, loads: dict[str, MixedWorkload], *, until: float) -> None:
     previous: dict[str, int] = {}
     while time.monotonic() < until:
@@ -227,40 +217,6 @@ def _watch(supervisor, loads: dict[str, MixedWorkload], *, until: float) -> None
         say("  " + " | ".join(parts))
 
 
-def _summary(config, supervisor, loads, pg: Endpoint, mariadb: Endpoint, elapsed: float, rate: float) -> Summary:
-    from actors.harness.compare import diff_tables
-
-    endpoints = {"postgresql": pg, "mysql": mariadb}
-    status = supervisor.status()
-    by_stream = {s.stream: s for s in status.streams}
-    links = []
-    for link in config.links:
-        table = link.tables[0]
-        differences = diff_tables(
-            endpoints[link.source], table.source, endpoints[link.target], table.target or table.source
-        )
-        stream = by_stream[link.source]
-        links.append(
-            LinkSummary(
-                link=link.name,
-                source=f"{link.source}:{table.source}",
-                target=f"{link.target}:{table.target or table.source}",
-                changes_written=loads[link.name].changes,
-                changes_applied=stream.applied_events,
-                end_to_end_lag_ms=stream.end_to_end_lag_ms,
-                target_equals_source=not differences,
-                differences=differences,
-            )
-        )
-    return Summary(
-        duration_s=round(elapsed, 1),
-        rate_per_source=rate,
-        links=links,
-        target_equals_source=all(link.target_equals_source for link in links),
-        write_errors=[f"{name}: {load.error}" for name, load in loads.items() if load.error is not None],
-    )
-
-
 def _print(summary: Summary, *, as_json: bool) -> None:
     if as_json:
         print(msgspec.json.encode(summary).decode())
@@ -269,11 +225,17 @@ def _print(summary: Summary, *, as_json: bool) -> None:
     for link in summary.links:
         lag = link.end_to_end_lag_ms
         verdict = "target equals source" if link.target_equals_source else "TARGET DIFFERS FROM SOURCE"
+        arrow = "<->" if link.both_ways else "->"
         print(
-            f"  {link.link}: {link.source} -> {link.target}: {link.changes_applied:,} of "
+            f"  {link.link}: {link.source} {arrow} {link.target}: {link.changes_applied:,} of "
             f"{link.changes_written:,} changes applied; end-to-end lag p50 {lag['p50']} ms, "
             f"p99 {lag['p99']} ms; {verdict}"
         )
+        if link.both_ways:
+            print(
+                f"    {link.conflicts:,} conflict decisions (last writer wins), "
+                f"{link.echoes_suppressed:,} echoes of our own writes suppressed"
+            )
         for line in link.differences:
             print(f"    {line}")
     for error in summary.write_errors:

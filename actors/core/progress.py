@@ -65,5 +65,7 @@ class StreamProgress:
 
     def oldest_pending_commit_time_us(self) -> int | None:
         """Source commit time of the oldest change not yet applied everywhere (for lag)."""
-        times = [b.oldest_commit_time_us for b in self._batches.values() if b.pending_parts > 0 and b.events]
+        # 0: no commit time to measure from (a batch of echoes only, see the supervisor).
+        pending = (b for b in self._batches.values() if b.pending_parts > 0)
+        times = [b.oldest_commit_time_us for b in pending if b.oldest_commit_time_us]
         return min(times) if times else None

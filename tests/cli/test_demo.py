@@ -30,6 +30,21 @@ def test_demo_json_summary_says_every_target_equals_its_source(tmp_path: Path) -
     assert "writing ~300 changes/s" in result.stderr  # live progress goes to stderr
 
 
+@pytest.mark.slow
+def test_demo_both_ways_converges_with_conflicts_and_echoes_counted(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [SCRIPT, "demo", "--bidirectional", "--duration", "4", "--rate", "300", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (link,) = json.loads(result.stdout)["links"]
+    assert link["both_ways"] is True and link["target_equals_source"] is True and link["differences"] == []
+    assert link["changes_written"] > 1000 and link["changes_applied"] == link["changes_written"]
+    # Each node's change is written at the other node and re-offered to its own: echoes of both come back.
+    assert link["echoes_suppressed"] >= link["changes_written"]
+    assert 0 <= link["conflicts"] < link["changes_written"]
+
+
 def test_demo_rejects_bad_options() -> None:
     result = subprocess.run([SCRIPT, "demo", "--duration", "0"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
