@@ -9,6 +9,7 @@ import msgspec
 
 from actors.cli.exit_codes import Exit
 from actors.core.errors import ConfigError
+from actors.core.groups import build_groups
 from config import load_config, nodes_by_name
 
 
@@ -20,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
+        groups = build_groups(config)  # topology and conflict-policy errors show here too, not at `run`
     except ConfigError as exc:
         if args.json:
             print(msgspec.json.encode({"ok": False, "error": str(exc)}).decode())
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         "file": args.file,
         "nodes": {name: node.__struct_config__.tag for name, node in nodes.items()},
         "links": [link.name for link in config.links],
+        "bidirectional_groups": {group.name: [f"{node}:{ns}" for node, ns in group.members] for group in groups},
         "audit": config.audit.enabled,
     }
     if args.json:

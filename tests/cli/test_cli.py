@@ -87,3 +87,26 @@ def test_check_config_on_a_missing_file_exits_2(tmp_path: Path) -> None:
     result = cli("check-config", str(tmp_path / "absent.yaml"))
     assert result.returncode == 2
     assert "cannot read the file" in result.stderr
+
+
+def test_check_config_reports_bidirectional_groups_and_their_policy_clashes(tmp_path: Path) -> None:
+    text = """
+audit: {enabled: false}
+nodes:
+  - {name: a, engine: postgresql, host: h, database: d, username: u}
+  - {name: b, engine: mysql, host: h, database: d, username: u}
+links:
+  - {name: ab, source: a, target: b, bidirectional: true, tables: [{source: public.t, target: d.t}]}
+"""
+    path = tmp_path / "both.yaml"
+    path.write_text(text)
+    result = cli("check-config", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["bidirectional_groups"] == {"a:public.t": ["a:public.t", "b:d.t"]}
+    path.write_text(
+        text + "  - {name: ba, source: b, target: a, bidirectional: true, conflict_policy: manual,"
+        " tables: [{source: d.t, target: public.t}]}\n"
+    )
+    result = cli("check-config", str(path))
+    assert result.returncode == 2
+    assert "one table takes one policy" in result.stderr and "$.links[1].tables[0]" in result.stderr
