@@ -68,6 +68,7 @@ def test_check_config_json_summary() -> None:
         "file": "config/example.yaml",
         "nodes": {"postgresql": "postgresql", "mysql": "mysql"},
         "links": ["orders"],
+        "bidirectional_groups": {},
         "audit": True,
     }
 
