@@ -105,3 +105,61 @@ def check_audit(config: Config) -> None:
             f"the audit schema `{audit.schema}` does not exist on node `{audit.node}` (or its user may not read it): "
             "run `worker-sync init --config FILE`",
         )
+
+
+def check_groups(config: Config) -> None:
+    """Every node of a bidirectional group has what its writer needs (the version table; on MariaDB/MySQL the
+    echo marker table; on PostgreSQL the right to mark its sessions), or the run stops at start with "run
+    `worker-sync init`" (ConfigError: exit 2) instead of every offer failing in the applier shards."""
+    from actors.core.errors import ConfigError
+    from actors.core.groups import build_groups
+    from actors.ops.nodes import connect_node
+
+    nodes = nodes_by_name(config)
+    for name in sorted({node for group in build_groups(config) for node, _ in group.members}):
+        node = nodes[name]
+        conn = connect_node(name, node)  # NodeUnreachable (SourceUnavailable): exit 3
+        try:
+            missing = _missing_for_groups(conn, node)
+        finally:
+            conn.close()
+        if missing:
+            raise ConfigError(
+                "config",
+                f"node `{name}` is in a bidirectional group but {'; '.join(missing)}: run `worker-sync init --config "
+                "FILE` (as an administrator, see its --admin-user options)",
+            )
+
+
+def _missing_for_groups(conn: object, node: Node) -> list[str]:
+    if isinstance(node, PostgresNode):
+        import psycopg
+
+        from actors.engines.postgresql import versions
+
+        try:
+            row = conn.execute(  # type: ignore[attr-defined]
+                "SELECT has_table_privilege(to_regclass(%s), 'SELECT, INSERT, UPDATE'), "
+                "has_function_privilege('pg_replication_origin_session_setup(text)', 'EXECUTE'), "
+                "has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')",
+                [versions.TABLE],
+            ).fetchone()
+        except psycopg.Error:  # e.g. no USAGE on its schema
+            row = (False, True, True)
+        missing = []
+        if not row[0]:
+            missing.append(f"its user may not read and write `{versions.TABLE}` (or it does not exist)")
+        if not (row[1] and row[2]):
+            missing.append("its user may not mark its writes with a replication origin")
+        return missing
+    if isinstance(node, MySqlNode):
+        from actors.engines.mariadb import versions
+
+        with conn.cursor() as cur:  # type: ignore[attr-defined]
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name IN (%s, %s)",
+                (node.database, versions.VERSIONS, versions.ECHO),
+            )
+            found = {str(row[0]) for row in cur.fetchall()}
+        return [f"`{node.database}.{t}` is missing" for t in (versions.VERSIONS, versions.ECHO) if t not in found]
+    return []

@@ -90,12 +90,13 @@ def running(config: Config) -> Iterator[object]:
     """A Supervisor looping in a thread; drained and its actors killed on exit."""
     import ray
 
-    from actors.preflight import check_audit, check_routes
+    from actors.preflight import check_audit, check_groups, check_routes
     from supervisor import Supervisor
 
     supervisor = Supervisor(config)
     check_routes(config, supervisor.routes)  # as `worker-sync run` does before starting anything
     check_audit(config)
+    check_groups(config)
     supervisor.start()
     failures: list[BaseException] = []
 

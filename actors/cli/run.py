@@ -30,13 +30,14 @@ def run(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_level or config.log_level)
     from actors.http import StatusServer
-    from actors.preflight import check_audit, check_routes
+    from actors.preflight import check_audit, check_groups, check_routes
     from supervisor import Supervisor, install_signal_handlers
 
     try:
         supervisor = Supervisor(config)
         check_routes(config, supervisor.routes)
         check_audit(config)
+        check_groups(config)
         token = read_secret(env=None, file=config.http.token_file, what="http token")
         if token is None and config.http.token_env:
             import os

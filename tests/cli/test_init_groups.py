@@ -6,6 +6,9 @@ import psycopg
 import pytest
 
 from actors.cli import main
+from actors.core.errors import ConfigError
+from actors.preflight import check_groups
+from config import load_config
 from actors.harness import Endpoint
 from actors.harness.secret_files import write_secret_file
 
@@ -30,6 +33,9 @@ links:
 audit: {{enabled: false, node: pg}}
 """
     )
+    # Before init, `run` stops at start and says what to do.
+    with pytest.raises(ConfigError, match=r"node `maria` is in a bidirectional group.*worker_sync_versions.*init"):
+        check_groups(load_config(config))
     monkeypatch.setenv("PG_ADMIN_PASSWORD", pg.admin.password)
     monkeypatch.setenv("MARIA_ADMIN_PASSWORD", maria.admin.password)
     admin = ["--admin-user", pg.admin.user, "--admin-password-env", "PG_ADMIN_PASSWORD"]
@@ -37,6 +43,7 @@ audit: {{enabled: false, node: pg}}
     assert main(["init", "--config", str(config), *admin]) == 0, capsys.readouterr()
     assert "bidirectional sync ready on node(s) maria, pg" in capsys.readouterr().out
     assert main(["init", "--config", str(config), *admin]) == 0  # again: nothing changes, nothing fails
+    check_groups(load_config(config))  # and now `run` may start
 
     # The node accounts (capture users here) may now use what their writer needs, and nothing more.
     with pg.connect("capture") as conn:
