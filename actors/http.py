@@ -1,5 +1,6 @@
 """The supervisor's one HTTP port: /healthz, /readyz, /status, /metrics, the parked conflicts of
-`manual` groups (GET /conflicts, GET /conflicts/ID, POST /conflicts/ID/resolve) and POST /sync/manual.
+`manual` groups (GET /conflicts, GET /conflicts/ID, POST /conflicts/ID/resolve) and POST /sync/manual
+(re-read a stream's tables from a fresh snapshot).
 
 Runs in a thread of the supervisor process and only reads a status snapshot the supervisor
 publishes each loop, so a slow client never slows the pipeline.
@@ -22,14 +23,16 @@ from actors.metrics import REGISTRY
 log = logging.getLogger(__name__)
 
 
-class Conflicts(Protocol):
-    """What the supervisor offers for parked conflicts (see actors/conflict_store.py)."""
+class Control(Protocol):
+    """What the supervisor offers the HTTP port: parked conflicts (actors/conflict_store.py), manual re-sync."""
 
     def conflict_list(self) -> list[dict[str, Any]]: ...
 
     def conflict_get(self, ident: str) -> dict[str, Any] | None: ...
 
     def resolve_conflict(self, ident: str, take: str) -> dict[str, Any]: ...
+
+    def request_resync(self, stream: str) -> dict[str, Any]: ...
 
 
 class StatusServer:
@@ -42,7 +45,7 @@ class StatusServer:
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
         token: str | None,
-        conflicts: Conflicts | None = None,
+        control: Control | None = None,
     ) -> None:
         outer = self
 
@@ -56,10 +59,10 @@ class StatusServer:
                     outer._send(self, 200, "application/json", msgspec.json.encode(status()))
                 elif self.path == "/metrics":
                     outer._send(self, 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
-                elif self.path == "/conflicts" and conflicts is not None:
-                    outer._json(self, 200, conflicts.conflict_list())
-                elif self.path.startswith("/conflicts/") and conflicts is not None:
-                    found = conflicts.conflict_get(self.path.removeprefix("/conflicts/"))
+                elif self.path == "/conflicts" and control is not None:
+                    outer._json(self, 200, control.conflict_list())
+                elif self.path.startswith("/conflicts/") and control is not None:
+                    found = control.conflict_get(self.path.removeprefix("/conflicts/"))
                     outer._json(self, 200, found) if found else outer._plain(self, 404, "no such conflict")
                 else:
                     outer._plain(self, 404, "not found")
@@ -74,9 +77,9 @@ class StatusServer:
                     outer._plain(self, 401, "a valid bearer token is required")
                     return
                 if not resolving:
-                    outer._plain(self, 501, "manual sync is not built yet in this version")
+                    outer._resync(self, control)
                     return
-                outer._resolve(self, conflicts, self.path.removeprefix("/conflicts/").removesuffix("/resolve"))
+                outer._resolve(self, control, self.path.removeprefix("/conflicts/").removesuffix("/resolve"))
 
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http %s", format % args)
@@ -97,12 +100,28 @@ class StatusServer:
     def _json(self, handler: BaseHTTPRequestHandler, code: int, document: object) -> None:
         self._send(handler, code, "application/json", msgspec.json.encode(document))
 
-    def _resolve(self, handler: BaseHTTPRequestHandler, conflicts: Conflicts | None, ident: str) -> None:
+    @staticmethod
+    def _body(handler: BaseHTTPRequestHandler, field: str) -> object:
         length = int(handler.headers.get("Content-Length") or 0)
         try:
-            take = msgspec.json.decode(handler.rfile.read(length) or b"{}").get("take")
+            return msgspec.json.decode(handler.rfile.read(length) or b"{}").get(field)
         except (msgspec.DecodeError, AttributeError):
-            take = None
+            return None
+
+    def _resync(self, handler: BaseHTTPRequestHandler, control: Control | None) -> None:
+        stream = self._body(handler, "stream")
+        if not isinstance(stream, str):
+            self._plain(handler, 400, 'send {"stream": "NAME"} (a stream is a source node: see /status)')
+        elif control is None:
+            self._plain(handler, 404, "no pipeline runs here")
+        else:
+            try:
+                self._json(handler, 202, control.request_resync(stream))
+            except KeyError:
+                self._plain(handler, 404, f"no stream `{stream}` (see /status for the streams)")
+
+    def _resolve(self, handler: BaseHTTPRequestHandler, conflicts: Control | None, ident: str) -> None:
+        take = self._body(handler, "take")
         if take not in ("source", "target"):
             self._plain(handler, 400, 'send {"take": "source"} or {"take": "target"}')
         elif conflicts is None:

@@ -14,7 +14,7 @@ from actors.cli.exit_codes import Exit
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the sync pipeline in the foreground (what `ray job submit` runs)"),
     "status": ("status", "show a running instance's streams, lag, queues and shards"),
-    "sync": ("pending", "start a manual re-sync (`sync --manual`) of a table or collection"),
+    "sync": ("sync", "re-read a stream's tables from a fresh snapshot (`sync --manual --stream NAME`)"),
     "audit": ("audit", "audit trail: `audit logs`, `audit verify`, `audit prove`"),
     "conflicts": ("conflicts", "parked conflicts of `manual` bidirectional groups: list, show, resolve"),
     "init": ("init", "create audit schemas, slots and publications; check server settings"),
@@ -42,8 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (module_name, summary) in COMMANDS.items():
-        if module_name == "pending":
-            summary += " [not built yet]"
         sub = commands.add_parser(name, help=summary, description=summary)
         module = _module(module_name)
         add_arguments = getattr(module, "add_arguments", None)

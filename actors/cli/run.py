@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             healthy=supervisor.healthy,
             ready=supervisor.ready,
             token=token,
-            conflicts=supervisor,
+            control=supervisor,
         )
     except OSError as exc:
         print(f"worker-sync run: cannot listen on {config.http.host}:{port}: {exc.strerror}", file=sys.stderr)

@@ -299,7 +299,7 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
             healthy=supervisor.healthy,
             ready=supervisor.ready,
             token="test-token",
-            conflicts=supervisor,
+            control=supervisor,
         )
         server.start()
         url = f"http://127.0.0.1:{server.port}"

@@ -8,10 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from actors.cli import COMMANDS
-
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = shutil.which("worker-sync", path=str(Path(sys.executable).parent)) or "worker-sync"
 
@@ -44,14 +40,6 @@ def test_no_command_is_a_usage_error() -> None:
     result = cli()
     assert result.returncode == 2
     assert "COMMAND" in result.stderr
-
-
-@pytest.mark.parametrize("name", [n for n, (module, _) in COMMANDS.items() if module == "pending"])
-def test_unbuilt_commands_say_so_and_fail(name: str) -> None:
-    result = cli(name)
-    assert result.returncode == 1
-    assert "not built yet" in result.stderr
-    assert result.stdout == ""
 
 
 def test_check_config_accepts_the_example() -> None:

@@ -7,10 +7,10 @@ import pytest
 
 from actors.cli import main
 from actors.core.errors import ConfigError
-from actors.preflight import check_groups
-from config import load_config
 from actors.harness import Endpoint
 from actors.harness.secret_files import write_secret_file
+from actors.preflight import check_groups
+from config import load_config
 
 
 def test_init_creates_version_tables_the_node_accounts_can_write(

@@ -673,7 +673,7 @@ def test_a_purged_binlog_is_offset_lost_with_the_remedy(db: Endpoint, admin: Any
             list(sources(["p"], resume_via=via).changes(committed, threading.Event()))
         message = str(lost.value)
         assert lost_file in message, via
-        assert "re-snapshot (`worker-sync sync --manual`, or forget the stream's offset)" in message, via
+        assert "re-snapshot (`worker-sync sync --manual --stream NAME`, or forget the stream's offset)" in message, via
         if via == "file":
             assert f"binlog file `{lost_file}` no longer exists on the server (purged" in message
 

@@ -246,8 +246,8 @@ class BinlogStream:
             if exc.args and exc.args[0] == _BINLOG_GONE:
                 raise OffsetLost(
                     f"{self._subject}: the server cannot stream from {start.encode()}: {exc.args[1]}; the changes "
-                    "since then are lost to capture: re-snapshot (`worker-sync sync --manual`, or forget the "
-                    "stream's offset)"
+                    "since then are lost to capture: re-snapshot (`worker-sync sync --manual --stream NAME`, or "
+                    "forget the stream's offset)"
                 ) from exc
             raise translate(exc, self._subject, "reading the binlog") from exc
         except OSError as exc:

@@ -112,7 +112,7 @@ class MariaDbSource:
             except ValueError:
                 raise OffsetLost(
                     f"{self.subject}: the committed position `{resume_after.resume}` is not a binlog "
-                    "position; re-snapshot (`worker-sync sync --manual`, or forget the stream's "
+                    "position; re-snapshot (`worker-sync sync --manual --stream NAME`, or forget the stream's "
                     "offset)"
                 ) from None
             via_gtid = self._route(start, facts)
@@ -233,13 +233,13 @@ class MariaDbSource:
             raise OffsetLost(
                 f"{self.subject}: the committed position {start.encode()} is gone: binlog file `{start.file}` no "
                 f"longer exists on the server (purged; oldest is `{files[0] if files else 'none'}`), so the "
-                "changes since then are lost to capture: re-snapshot (`worker-sync sync --manual`, or forget the "
-                "stream's offset)"
+                "changes since then are lost to capture: re-snapshot (`worker-sync sync --manual --stream NAME`, "
+                "or forget the stream's offset)"
             )
         raise OffsetLost(
             f"{self.subject}: the committed position {start.encode()} belongs to server {start.server}, this is "
             f"server {facts.server}, and it has no GTID to find the same point here: re-snapshot "
-            "(`worker-sync sync --manual`, or forget the stream's offset)"
+            "(`worker-sync sync --manual --stream NAME`, or forget the stream's offset)"
         )
 
     def _current_point(self, facts: ServerFacts) -> BinlogPoint:

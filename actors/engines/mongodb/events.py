@@ -216,7 +216,7 @@ class EventMapper:
     def _ended(self, kind: str, namespace: str, change: Mapping[str, Any]) -> str:
         remedy = (
             "the stream cannot go on without a gap: restore the collection (or change the link to the new "
-            "name), then re-snapshot (`worker-sync sync --manual`, or forget the stream's offset)"
+            "name), then re-snapshot (`worker-sync sync --manual --stream NAME`, or forget the stream's offset)"
         )
         if kind == "rename":
             to = change.get("to") or {}

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: How long one getMore waits on the server for new changes before the source reports idle.
 AWAIT_MS = 200
-_REMEDY = "re-snapshot (`worker-sync sync --manual`, or forget the stream's offset)"
+_REMEDY = "re-snapshot (`worker-sync sync --manual --stream NAME`, or forget the stream's offset)"
 
 
 class MongoSource:

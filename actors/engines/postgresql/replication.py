@@ -85,7 +85,7 @@ class ReplicationStream:
             return OffsetLost(
                 f"postgresql stream `{self.stream}`: replication slot `{slot}` does not exist ({message}); "
                 "changes since the last committed position are gone - re-snapshot the tables "
-                "(remove the stream's committed offset and restart, or run `worker-sync sync --manual`)"
+                "(remove the stream's committed offset and restart, or run `worker-sync sync --manual --stream NAME`)"
             )
         return SourceUnavailable(f"postgresql stream `{self.stream}`: {what} failed: {message}")
 
