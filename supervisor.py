@@ -108,6 +108,10 @@ class StreamState:
     commit_times: dict[int, list[int]] = field(default_factory=dict)
     lags_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLE))
     outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
+    #: A manual re-sync was asked for: polling stops, and once nothing is in flight the stream restarts
+    #: from a fresh snapshot (see Supervisor._advance_resyncs).
+    resync: bool = False
+    generation: int = 0
 
 
 @dataclass
@@ -176,6 +180,8 @@ class Supervisor:
         self._audit_conflicts: list[dict[str, object]] = []
         self._audit_conflicts_sending: list[dict[str, object]] = []
         self._resolution_lock = threading.Lock()
+        self._resyncs_requested: set[str] = set()
+        self._resyncs_done = 0
         self.run_id = uuid.uuid4().hex[:8]
         self.started_at = time.time()
         self.streams: dict[str, StreamState] = {}
@@ -233,10 +239,11 @@ class Supervisor:
         s = self.config.supervisor
         return Backoff(s.restart_backoff_initial_s / 10, s.restart_backoff_max_s)
 
-    def _new_capture(self, spec: StreamSpec):
+    def _new_capture(self, spec: StreamSpec, generation: int = 0):
         from actors.capture import CaptureActor
 
-        return CaptureActor.options(name=f"capture:{spec.stream}:{self.run_id}").remote(spec)
+        name = f"capture:{spec.stream}:{self.run_id}" + (f":{generation}" if generation else "")
+        return CaptureActor.options(name=name).remote(spec)
 
     def _new_audit(self, specs: Sequence[StreamSpec], generation: int = 0) -> object:
         from actors.audit_chain import AuditChain
@@ -262,6 +269,7 @@ class Supervisor:
         import ray
 
         self._heartbeat = time.monotonic()
+        self._advance_resyncs()
         self._submit_polls()
         self._submit_resolutions()
         self._submit_applies()
@@ -325,7 +333,7 @@ class Supervisor:
             return
         settings = self.config.supervisor
         for state in self.streams.values():
-            if state.polling or state.error or not state.backoff.ready:
+            if state.polling or state.error or state.resync or not state.backoff.ready:
                 continue
             if state.progress.in_flight >= settings.queue_max_batches:
                 continue  # back-pressure: the capture actor's buffer fills, then it stops reading
@@ -402,7 +410,8 @@ class Supervisor:
     def _recreate_capture(self, state: StreamState) -> None:
         from actors.metrics import ACTOR_RESTARTS
 
-        state.actor = self._new_capture(state.spec)
+        state.generation += 1  # a fresh name: the dead actor's may not be released yet
+        state.actor = self._new_capture(state.spec, state.generation)
         ACTOR_RESTARTS.labels("capture").inc()
 
     def _route(self, state: StreamState, batch: Batch) -> None:
@@ -588,6 +597,47 @@ class Supervisor:
         ident = decode_batch(part.data).stream.removeprefix("resolve:")
         self.conflicts.set_state(ident, "resolved")
         log.info("conflict %s resolved: the parked change now holds on every node of its group", ident)
+
+    # -- manual re-sync -----------------------------------------------------------------------
+
+    def request_resync(self, stream: str) -> dict[str, object]:
+        """Called from the HTTP thread (`worker-sync sync --manual`): re-read every table of ``stream`` from
+        a fresh consistent snapshot and apply it, then stream on. Also the way out of a stream stopped on an
+        error such as a lost position. KeyError for an unknown stream."""
+        if stream not in self.streams:
+            raise KeyError(stream)
+        with self._resolution_lock:
+            self._resyncs_requested.add(stream)
+        return {"stream": stream, "state": "requested", "tables": self.streams[stream].spec.tables}
+
+    def _advance_resyncs(self) -> None:
+        """Stop polling a stream to re-sync, wait until what it sent is applied, then forget its position and
+        start a new capture actor, which snapshots (rows are applied as upserts, in order with what follows)."""
+        import ray
+
+        with self._resolution_lock:
+            requested, self._resyncs_requested = self._resyncs_requested, set()
+        for name in requested:
+            self.streams[name].resync = True
+        for state in self.streams.values():
+            if not state.resync or state.polling or state.progress.in_flight:
+                continue
+            name = state.spec.stream
+            ray.kill(state.actor, no_restart=True)
+            self.offsets.forget(name)
+            applied = state.progress.applied_events
+            state.progress = StreamProgress(None)
+            state.progress.applied_events = applied
+            state.last_received, state.error, state.resync = None, None, False
+            state.generation += 1
+            state.actor = self._new_capture(state.spec, state.generation)
+            state.backoff.succeeded()
+            self._resyncs_done += 1
+            log.info("stream %s: manual re-sync: re-reading %s from a fresh snapshot", name, state.spec.tables)
+            if self.audit is not None:
+                detail = {"stream": name, "tables": list(state.spec.tables)}
+                request = f"resync:{self.run_id}:{self._resyncs_done}"
+                self._pending[self.audit.actor.record_admin.remote("manual-sync", detail, request)] = ("admin", None)
 
     def _on_audit(self, ref: object) -> None:
         import ray
