@@ -109,8 +109,10 @@ class StreamState:
     lags_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLE))
     outcomes: deque[tuple[float, bool]] = field(default_factory=deque)
     #: A manual re-sync was asked for: polling stops, and once nothing is in flight the stream restarts
-    #: from a fresh snapshot (see Supervisor._advance_resyncs).
+    #: with a fresh snapshot (see Supervisor._advance_resyncs).
     resync: bool = False
+    #: The committed position a re-sync's snapshot follows, until the snapshot is committed.
+    resync_after: Position | None = None
     generation: int = 0
 
 
@@ -413,6 +415,8 @@ class Supervisor:
         state.generation += 1  # a fresh name: the dead actor's may not be released yet
         state.actor = self._new_capture(state.spec, state.generation)
         ACTOR_RESTARTS.labels("capture").inc()
+        if state.resync_after is not None:  # its re-sync snapshot may be unfinished: take it again
+            state.resync = True
 
     def _route(self, state: StreamState, batch: Batch) -> None:
         from actors.metrics import ECHOES_SUPPRESSED, EVENTS_CAPTURED
@@ -611,8 +615,11 @@ class Supervisor:
         return {"stream": stream, "state": "requested", "tables": self.streams[stream].spec.tables}
 
     def _advance_resyncs(self) -> None:
-        """Stop polling a stream to re-sync, wait until what it sent is applied, then forget its position and
-        start a new capture actor, which snapshots (rows are applied as upserts, in order with what follows)."""
+        """Stop polling a stream to re-sync; once everything it sent is applied and committed, replace its
+        capture actor with one that first re-reads every table from a fresh snapshot, positioned right
+        after the committed position, then streams on from that position: changes made meanwhile, deletes
+        included, are replayed after the snapshot rows, so none is lost. A stream without a position (its
+        initial snapshot never finished) or one stopped on a lost position starts over from a snapshot."""
         import ray
 
         with self._resolution_lock:
@@ -622,15 +629,21 @@ class Supervisor:
         for state in self.streams.values():
             if not state.resync or state.polling or state.progress.in_flight:
                 continue
+            if state.progress.committed != state.last_received:
+                continue  # the last commit is on its way
             name = state.spec.stream
             ray.kill(state.actor, no_restart=True)
-            self.offsets.forget(name)
-            applied = state.progress.applied_events
-            state.progress = StreamProgress(None)
-            state.progress.applied_events = applied
-            state.last_received, state.error, state.resync = None, None, False
+            after = state.progress.committed
+            if state.error is not None or after is None or not after.resume:
+                self.offsets.forget(name)  # nothing to resume from: a snapshot like the first one
+                applied = state.progress.applied_events
+                state.progress = StreamProgress(None)
+                state.progress.applied_events = applied
+                state.last_received = after = None
+            state.error, state.resync, state.resync_after = None, False, after
             state.generation += 1
-            state.actor = self._new_capture(state.spec, state.generation)
+            spec = msgspec.structs.replace(state.spec, resnapshot=after is not None)
+            state.actor = self._new_capture(spec, state.generation)
             state.backoff.succeeded()
             self._resyncs_done += 1
             log.info("stream %s: manual re-sync: re-reading %s from a fresh snapshot", name, state.spec.tables)
@@ -732,6 +745,10 @@ class Supervisor:
             position = state.progress.committable()
             if position is not None:
                 self.offsets.save(state.spec.stream, position)
+                if state.resync_after is not None and position > state.resync_after:
+                    # The re-sync snapshot is applied. (Should Ray restart this actor later, it re-reads
+                    # the tables once more, harmlessly: its creation arguments ask for a snapshot.)
+                    state.resync_after = None
                 ref = state.actor.commit.remote(position)
                 self._pending[ref] = ("commit", state)
 

@@ -121,3 +121,24 @@ def running(config: Config) -> Iterator[object]:
             ray.kill(supervisor.audit.actor)
     if failures:
         raise failures[0]
+
+
+@contextmanager
+def serving(supervisor, token: str) -> Iterator[str]:
+    """The supervisor's HTTP port (as `worker-sync run` serves it) on a free port; yields its base URL."""
+    from actors.http import StatusServer
+
+    server = StatusServer(
+        "127.0.0.1",
+        0,
+        status=supervisor.status,
+        healthy=supervisor.healthy,
+        ready=supervisor.ready,
+        token=token,
+        control=supervisor,
+    )
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()

@@ -2,10 +2,11 @@
 `sync:manual`), through the running instance's HTTP port.
 
 A stream is one source node and every table its links carry. The supervisor stops polling it, lets what
-it already sent be applied, forgets its committed position and starts a new capture actor, which takes a
-consistent snapshot and streams on from there: every source row is applied again as an upsert, in order
-with the changes that follow. It is also the remedy for a stream stopped because its position was lost
-(a purged binlog, a dropped slot). Rows that exist only at the target are left alone.
+it already sent be applied and committed, and starts a new capture actor that re-reads every table from a
+fresh consistent snapshot, positioned right after the committed position, then streams on from that
+position, so changes made meanwhile (deletes included) are replayed after the snapshot rows and none is
+lost. It is also the remedy for a stream stopped because its position was lost (a purged binlog, a
+dropped slot): that one starts over from a snapshot. Rows that exist only at the target are left alone.
 """
 
 from __future__ import annotations

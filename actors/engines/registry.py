@@ -23,6 +23,7 @@ def build_source(spec: StreamSpec) -> ChangeSource:
             slot=node.slot_name,
             tables=spec.tables,
             snapshot_chunk_rows=spec.snapshot_chunk_rows,
+            resnapshot=spec.resnapshot,
         )
     if isinstance(node, MySqlNode):
         from actors.engines.mariadb import source_for_node

@@ -24,7 +24,7 @@ from actors.harness.compare import table_rows
 from actors.harness.secret_files import write_secret_file
 from actors.metrics import REGISTRY
 from config import parse_config
-from tests.pipeline_helpers import running
+from tests.pipeline_helpers import running, serving
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -286,24 +286,12 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
     fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path, capsys
 ):
     from actors.cli import main as cli
-    from actors.http import StatusServer
 
     nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db}
     config = group_config(nodes, [("pg", "maria")], tmp_path, "manual", audit_on="pg")
     with running(config) as supervisor:
         streaming(supervisor, timeout_s=120)
-        server = StatusServer(
-            "127.0.0.1",
-            0,
-            status=supervisor.status,
-            healthy=supervisor.healthy,
-            ready=supervisor.ready,
-            token="test-token",
-            control=supervisor,
-        )
-        server.start()
-        url = f"http://127.0.0.1:{server.port}"
-        try:
+        with serving(supervisor, "test-token") as url:
             # Both nodes insert the same 20 keys at the same moment, each with its own values.
             barrier = threading.Barrier(2)
 
@@ -372,8 +360,6 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
                 == 2
             )
             assert cli(["conflicts", "show", "0000", "--url", url]) == 1
-        finally:
-            server.stop()
     # Every decision, and the resolution, is in the signed audit log, which verifies.
     with fresh_pg_db.connect("admin") as conn:
         entries = [decode_entry(bytes(e.data)) for e in AuditStore(conn, AUDIT_SCHEMA).read()]

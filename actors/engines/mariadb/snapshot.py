@@ -74,13 +74,16 @@ def read_tables(
     stop: threading.Event,
     chunk_rows: int = 5_000,
     progress_every_rows: int = 50_000,
+    follows: Position | None = None,
 ) -> Generator[Change, None, bool]:
     """READ events for every row, then a TxnEnd whose resume is ``point``. Returns False when stopped.
 
     Positions: ``order`` = the point's prefix + a row counter (all before any streamed event, see
     positions.py); ``resume`` = "" for rows (a crash mid-snapshot redoes it), ``point`` for the TxnEnd.
+    With ``follows`` (a re-snapshot of a running stream): ``follows.order`` + a row counter, which sorts
+    after that position and before every event streamed after it, and the TxnEnd resumes there.
     """
-    prefix = order_prefix(point.seq, point.pos)
+    prefix = order_prefix(point.seq, point.pos) if follows is None else follows.order
     commit_time_us = time.time_ns() // 1_000
     txid = f"snapshot:{point.file}:{point.pos}"
     counter = 0
@@ -144,5 +147,9 @@ def read_tables(
         time.monotonic() - started,
         point.encode(),
     )
-    yield TxnEnd(Position(order(point.seq, point.pos, END_OF_TRANSACTION), point.encode()), txid, commit_time_us)
+    if follows is None:
+        end = Position(order(point.seq, point.pos, END_OF_TRANSACTION), point.encode())
+    else:
+        end = Position(follows.order + END_OF_TRANSACTION.to_bytes(8, "big"), follows.resume)
+    yield TxnEnd(end, txid, commit_time_us)
     return True

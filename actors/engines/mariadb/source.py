@@ -65,6 +65,7 @@ class MariaDbSource:
         heartbeat_s: float = 0.5,
         progress_every_rows: int = 50_000,
         echo_table: str | None = None,
+        resnapshot: bool = False,
     ) -> None:
         for name in tables:
             split_namespace(name)
@@ -83,6 +84,8 @@ class MariaDbSource:
         self.progress_every_rows = progress_every_rows
         #: Worker-Sync's echo marker table on this node, when it is in a bidirectional group.
         self.echo_table = echo_table
+        #: A manual re-sync: re-read every table before streaming on from the committed position.
+        self.resnapshot = resnapshot
         self.subject = f"{flavor} node `{node_name}`"
         #: The last position downstream reported as applied (binlogs need no acknowledgement).
         self.acknowledged: Position | None = None
@@ -116,6 +119,15 @@ class MariaDbSource:
                     "offset)"
                 ) from None
             via_gtid = self._route(start, facts)
+            if self.resnapshot:
+                if self.flavor == "mysql":
+                    raise SourceMisconfigured(
+                        f"{self.subject}: a re-sync needs a consistent snapshot with its binlog position, which "
+                        "MySQL does not report without locks; not supported for MySQL servers"
+                    )
+                done = yield from self._snapshot(infos, facts, stop, after=resume_after)
+                if done is None:
+                    return
         elif self.snapshot:
             if self.flavor == "mysql":
                 raise SourceMisconfigured(
@@ -268,8 +280,10 @@ class MariaDbSource:
         return BinlogPoint(file, pos, gtid, facts.server)
 
     def _snapshot(
-        self, infos: dict[str, TableInfo], facts: ServerFacts, stop: threading.Event
+        self, infos: dict[str, TableInfo], facts: ServerFacts, stop: threading.Event, after: Position | None = None
     ) -> Generator[Change, None, BinlogPoint | None]:
+        """The tables as of a consistent snapshot; ``after``: positioned right after it (a manual re-sync,
+        see snapshot.read_tables), else at the snapshot's own binlog point (the initial snapshot)."""
         conn = self._connect()
         try:
             point = snapshot.begin(conn, server=facts.server)
@@ -283,6 +297,7 @@ class MariaDbSource:
                 stop=stop,
                 chunk_rows=self.chunk_rows,
                 progress_every_rows=self.progress_every_rows,
+                follows=after,
             )
         except pymysql.err.MySQLError as exc:
             if self._closed.is_set():
@@ -306,5 +321,6 @@ def source_for_node(spec: StreamSpec, password: str | None) -> MariaDbSource:
         flavor=node.flavor,
         stream=spec.stream,
         chunk_rows=spec.snapshot_chunk_rows,
+        resnapshot=spec.resnapshot,
         echo_table=f"{node.database}.{versions.ECHO}" if spec.echo_marker else None,
     )

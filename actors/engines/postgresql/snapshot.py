@@ -34,8 +34,12 @@ def read_snapshot(
     consistent_lsn: int,
     chunk_rows: int,
     stop: threading.Event,
+    follows: Position | None = None,
 ) -> Iterator[ChangeEvent]:
-    """Every row of ``tables`` as of the exported snapshot, as READ events."""
+    """Every row of ``tables`` as of the exported snapshot, as READ events.
+
+    With ``follows`` (a re-snapshot of a running stream), positions are ``follows.order`` + a row
+    counter: right after that position, before every change streamed after it."""
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_name)))
     conn.execute("SET LOCAL TimeZone = 'UTC'")
@@ -60,7 +64,12 @@ def read_snapshot(
                     txid="snapshot",
                     # Sorts before every streamed change (their commit LSN is >= the consistent point);
                     # no resume point: a snapshot interrupted by a crash starts again.
-                    position=Position(order_of(consistent_lsn - 1, index), ""),
+                    position=Position(
+                        order_of(consistent_lsn - 1, index)
+                        if follows is None
+                        else follows.order + index.to_bytes(8, "big"),
+                        "",
+                    ),
                 )
                 done += 1
                 if done % 50_000 == 0:

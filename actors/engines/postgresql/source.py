@@ -37,6 +37,7 @@ class PostgresSource:
         slot: str,
         tables: list[str],
         snapshot_chunk_rows: int = 5_000,
+        resnapshot: bool = False,
     ) -> None:
         self.stream = stream
         self.node = node
@@ -44,6 +45,7 @@ class PostgresSource:
         self.slot = slot
         self.table_names = list(tables)
         self.snapshot_chunk_rows = snapshot_chunk_rows
+        self.resnapshot = resnapshot
         self._replication: ReplicationStream | None = None
         self._ack_lsn = 0
         self._lock = threading.Lock()
@@ -66,6 +68,10 @@ class PostgresSource:
                     return
             else:
                 start_lsn = parse_lsn(resume_after.resume)
+                if self.resnapshot:
+                    yield from self._resnapshot(list(tables.values()), resume_after, stop)
+                    if stop.is_set():
+                        return
         yield from self._stream(tables, start_lsn, stop)
 
     def _open_replication(self) -> ReplicationStream:
@@ -104,6 +110,35 @@ class PostgresSource:
         end = Position(order_of(consistent_lsn - 1, 2**64 - 1), format_lsn(consistent_lsn))
         yield TxnEnd(end, "snapshot", 0)
         return consistent_lsn
+
+    def _resnapshot(self, tables: list[TableInfo], after: Position, stop: threading.Event):
+        """A manual re-sync: every row as of a fresh snapshot, positioned right after ``after``, before the
+        stream replays from ``after`` (so changes since then, deletes included, follow the rows in order).
+        The snapshot comes from a temporary slot: the stream's own slot keeps its place."""
+        exporter = ReplicationStream(self.conninfo, stream=self.stream)
+        try:
+            rows = exporter.command(
+                f'CREATE_REPLICATION_SLOT "{self.slot}_resync" TEMPORARY LOGICAL wal2json EXPORT_SNAPSHOT'
+            )
+            _, consistent_point, snapshot_name, _ = rows[0]
+            log.info("postgresql stream %s: re-sync snapshot %s at %s", self.stream, snapshot_name, consistent_point)
+            with psycopg.connect(self.conninfo) as snap_conn:
+                yield from read_snapshot(
+                    snap_conn,
+                    snapshot_name,
+                    tables,
+                    node=self.node,
+                    consistent_lsn=parse_lsn(consistent_point),
+                    chunk_rows=self.snapshot_chunk_rows,
+                    stop=stop,
+                    follows=after,
+                )
+        except SourceUnavailable as exc:
+            raise self._explain_slot_error(exc) from None
+        finally:
+            exporter.close()  # a temporary slot goes with its session
+        if not stop.is_set():
+            yield TxnEnd(Position(after.order + (2**64 - 1).to_bytes(8, "big"), after.resume), "resync", 0)
 
     def _explain_slot_error(self, exc: SourceUnavailable) -> Exception:
         text = str(exc)
