@@ -56,6 +56,8 @@ class MixedWorkload:
         self.next_id = first_id
         self.shared = list(shared)
         self.changes = 0
+        #: Transactions rolled back after a deadlock and written anew.
+        self.retries = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"workload-{engine}", daemon=True)
@@ -85,10 +87,21 @@ class MixedWorkload:
             if delay > 0:
                 self._stop.wait(delay)
                 continue
-            cursor = conn.cursor()
-            for _ in range(self.txn_size):
-                self._one_change(cursor)
-            conn.commit()
+            live, next_id = list(self.live), self.next_id
+            try:
+                cursor = conn.cursor()
+                for _ in range(self.txn_size):
+                    self._one_change(cursor)
+                conn.commit()
+            except Exception as exc:
+                if not _deadlock(exc):
+                    raise
+                # Another writer (Worker-Sync applying the other node's changes to the same rows, say) won
+                # the lock race: as an application would, roll back and write a new transaction.
+                conn.rollback()
+                self.live, self.next_id = live, next_id
+                self.retries += 1
+                continue
             self.changes += self.txn_size
 
     def _one_change(self, cursor: Any) -> None:
@@ -116,3 +129,9 @@ class MixedWorkload:
         else:
             key = self.live.pop(self.rng.randrange(len(self.live)))
             cursor.execute(f"DELETE FROM {self.table} WHERE id = %s", (key,))
+
+
+def _deadlock(exc: BaseException) -> bool:
+    """A deadlock or lock timeout (MariaDB 1213/1205, PostgreSQL 40P01/40001): the transaction may be retried."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return code in (1205, 1213) or getattr(exc, "sqlstate", None) in ("40P01", "40001")
