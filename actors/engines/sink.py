@@ -249,7 +249,9 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
 
         Reads (and locks) the stored versions of the rows offered, decides each offer in order
         (actors.core.conflicts), writes the winners' rows and repairs, stores the new versions, commits.
-        A replayed slice meets its own versions and changes nothing. Errors as in :meth:`apply`.
+        A replayed slice meets its own versions and changes nothing. A row that already holds exactly what
+        would be written is not written again (a node's own change, offered back to it, usually is): that
+        write would only come back as one more echo. Errors as in :meth:`apply`.
         """
         if not offers:
             return []
@@ -260,7 +262,8 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
             stored = self._locked_versions(execute, {row_key for row_key, _ in keyed})
             decided, changed = decide_all(stored, keyed)
             decisions.extend(decided)
-            writes = [_row_change(offers_by_key[row_key], state) for row_key, state in changed.items()]
+            needed = self._needed_writes(conn, execute, changed, offers_by_key)
+            writes = [_row_change(offers_by_key[row_key], state) for row_key, state in needed.items()]
             statements = self._echo_statements()
             for table_changes in by_table(writes):
                 deletes, upserts = self._statements(self._table(conn, table_changes.namespace), table_changes)
@@ -284,13 +287,51 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
     def _row_key(self, conn: Conn, offer: Offer) -> RowKey:
         """(namespace, digest of the key as this table's parameters): equal for one row whichever node's
         change names it (a UUID key from PostgreSQL and its text from MariaDB land on the same digest)."""
-        schema = self._schema(self._table(conn, offer.namespace))
-        check_keys(self.subject, schema, [offer.key])
-        table = self._table(conn, offer.namespace)
-        params = converted(
-            self.subject, offer.namespace, offer.key, offer.key, self._converters(table), schema.primary_key
-        )
-        return offer.namespace, hashlib.sha256(encode_row(dict(zip(schema.primary_key, params, strict=True)))).digest()
+        check_keys(self.subject, self._schema(self._table(conn, offer.namespace)), [offer.key])
+        return offer.namespace, self._digest(conn, offer.namespace, offer.key)
+
+    def _digest(self, conn: Conn, namespace: str, key: dict[str, Any]) -> bytes:
+        table = self._table(conn, namespace)
+        primary_key = self._schema(table).primary_key
+        params = converted(self.subject, namespace, key, key, self._converters(table), primary_key)
+        return hashlib.sha256(encode_row(dict(zip(primary_key, params, strict=True)))).digest()
+
+    def _current_rows(
+        self, conn: Conn, execute: Execute, namespace: str, keys: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """The rows with these keys as they are now, typed as this node's capture types its changes (so a
+        row equals the after-image of the change that wrote it); None when the engine cannot tell."""
+        return None
+
+    def _needed_writes(
+        self, conn: Conn, execute: Execute, changed: dict[RowKey, Stored], offers: dict[RowKey, Offer]
+    ) -> dict[RowKey, Stored]:
+        """``changed`` without the rows that already hold exactly that (compared as canonical bytes: any
+        doubt, such as another engine's types or an UNCHANGED column, means the write happens). Only rows
+        whose winner is this node's own change are read: those usually hold it already, while another
+        node's change rarely is there yet, and reading costs more than it saves then."""
+        by_namespace: dict[str, list[RowKey]] = {}
+        for row_key, state in changed.items():
+            if state.version.node == self.node:  # this node's own change: its user likely left the row so
+                by_namespace.setdefault(row_key[0], []).append(row_key)
+        needed = dict(changed)
+        for namespace, row_keys in by_namespace.items():
+            for start in range(0, len(row_keys), MAX_ROWS):
+                chunk = row_keys[start : start + MAX_ROWS]
+                rows = self._current_rows(conn, execute, namespace, [offers[row_key].key for row_key in chunk])
+                if rows is None:
+                    return needed
+                schema = self._schema(self._table(conn, namespace))
+                now = {
+                    self._digest(conn, namespace, {k: row[k] for k in schema.primary_key}): encode_row(row)
+                    for row in rows
+                }
+                for row_key in chunk:
+                    want = changed[row_key].row
+                    have = now.get(row_key[1])
+                    if (want is None and have is None) or (want is not None and have == encode_row(want)):
+                        del needed[row_key]
+        return needed
 
     def _converters(self, table: Table) -> dict[str, Converter | None]:
         return table.converters  # type: ignore[attr-defined]  # both engines' targets carry them

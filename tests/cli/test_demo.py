@@ -40,8 +40,9 @@ def test_demo_both_ways_converges_with_conflicts_and_echoes_counted(tmp_path: Pa
     (link,) = json.loads(result.stdout)["links"]
     assert link["both_ways"] is True and link["target_equals_source"] is True and link["differences"] == []
     assert link["changes_written"] > 1000 and link["changes_applied"] == link["changes_written"]
-    # Each node's change is written at the other node and re-offered to its own: echoes of both come back.
-    assert link["echoes_suppressed"] >= link["changes_written"]
+    # Each node's change is written at the other node and comes back from there as an echo (its own node's
+    # re-offer finds the row as its user left it and writes nothing, mostly).
+    assert 0 < link["echoes_suppressed"] < 2 * link["changes_written"]
     assert 0 <= link["conflicts"] < link["changes_written"]
 
 

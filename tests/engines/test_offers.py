@@ -89,3 +89,29 @@ def test_without_the_version_table_the_error_says_run_init(target: tuple[Endpoin
     with writer_for(db) as writer, pytest.raises(SinkError, match="worker-sync init"):
         writer.apply_offers([offer(ns, "there", 10, "ten")])
     assert table_rows(db, ns) == []
+
+
+def test_a_row_that_already_holds_the_winner_is_not_written_again(fresh_pg_db: Endpoint) -> None:
+    """A node's own change offered back to it usually finds the row as its user left it: writing it again
+    would only make one more echo. (PostgreSQL shows a rewrite as a new row version: a new xmin.)"""
+    db, ns = fresh_pg_db, "public.kv"
+    with db.connect("admin") as conn:
+        conn.execute(f"CREATE TABLE {ns} (id integer PRIMARY KEY, v varchar(20))")
+        conn.execute(f"INSERT INTO {ns} VALUES (1, 'mine')")
+    prepare_bidirectional(db)
+
+    def xmin() -> str:
+        with db.connect("admin") as conn:
+            return conn.execute(f"SELECT xmin::text FROM {ns} WHERE id = 1").fetchone()[0]
+
+    before = xmin()
+    with writer_for(db) as writer:
+        (own,) = writer.apply_offers([offer(ns, "here", 10, "mine", local=True)])
+        assert own.outcome is Outcome.WIN
+        assert xmin() == before  # the version is stored, the row left alone
+        (newer,) = writer.apply_offers([offer(ns, "there", 20, "theirs")])
+        assert newer.outcome is Outcome.WIN and xmin() != before
+        assert table_rows(db, ns) == [{"id": 1, "v": "theirs"}]
+        # A replay of the first offer now meets a newer version: discarded, the row stays.
+        (old,) = writer.apply_offers([offer(ns, "elsewhere", 5, "old")])
+        assert old.outcome is Outcome.DISCARD and table_rows(db, ns) == [{"id": 1, "v": "theirs"}]

@@ -30,8 +30,9 @@ from actors.core.changes import TableChanges
 from actors.core.typemap import ColumnType, TableSchema
 from actors.engines.mariadb import versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
-from actors.engines.mariadb.schema import split_namespace
+from actors.engines.mariadb.schema import load_tables, split_namespace
 from actors.engines.mariadb.table_schema import table_schema
+from actors.engines.mariadb.values import SnapshotQuery, snapshot_query
 from actors.engines.sink import (
     BatchWriter,
     Converter,
@@ -146,18 +147,30 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
 
     engine = "mariadb"
 
-    def __init__(self, params: ConnectParams, *, node: str, database: str = "", echo_writer: str | None = None) -> None:
+    def __init__(
+        self,
+        params: ConnectParams,
+        *,
+        node: str,
+        database: str = "",
+        echo_writer: str | None = None,
+        flavor: str = "mariadb",
+    ) -> None:
         super().__init__(node=node)
         self._params = params
         #: The node's database, home of the version and echo marker tables (bidirectional groups).
         self._database = database
         self._echo_writer = echo_writer
+        self._flavor = flavor
+        #: How the capture's snapshot reads each table (for _current_rows).
+        self._captured: dict[str, SnapshotQuery] = {}
 
     @classmethod
     def for_node(
         cls, name: str, node: MySqlNode, password: str | None, *, echo_writer: str | None = None
     ) -> MariaDbWriter:
-        return cls(ConnectParams.for_node(node, password), node=name, database=node.database, echo_writer=echo_writer)
+        params = ConnectParams.for_node(node, password)
+        return cls(params, node=name, database=node.database, echo_writer=echo_writer, flavor=node.flavor)
 
     def _secrets(self) -> Sequence[str]:
         return (self._params.password,)
@@ -210,6 +223,26 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
             conn.commit()
         else:
             conn.rollback()
+
+    def _current_rows(
+        self, conn: pymysql.Connection, execute: Execute, namespace: str, keys: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """Read as the capture's snapshot reads (values typed like the binlog's)."""
+        query = self._captured.get(namespace)
+        if query is None:
+            info = load_tables(conn, [namespace], flavor=self._flavor).get(namespace)
+            if info is None:
+                return None
+            query = self._captured[namespace] = snapshot_query(info)
+        table = self._table(conn, namespace)
+        key = table.schema.primary_key
+        sql = (
+            f"SELECT {query.select_list} FROM {table.qualified} WHERE ({', '.join(quote(k) for k in key)}) "
+            f"IN ({_rows(len(keys), len(key))})"
+        )
+        params = [p for k in keys for p in converted(self.subject, namespace, k, k, table.converters, key)]
+        names = query.column_names
+        return [query.plan.apply(dict(zip(names, raw, strict=True))) for raw in execute(sql, params)]
 
     def _lock_versions_sql(self, rows: int) -> str:
         return versions.lock_sql(self._database, rows)

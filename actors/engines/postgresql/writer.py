@@ -21,11 +21,14 @@ from psycopg.types.json import Json, Jsonb
 
 from actors.core import convert
 from actors.core.changes import TableChanges
-from actors.core.errors import SinkError, SourceUnavailable
+from actors.core.errors import SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.typemap import ColumnType, TableSchema
 from actors.engines.postgresql import versions
+from actors.engines.postgresql.catalog import TableInfo
+from actors.engines.postgresql.catalog import load_table as load_captured_table
 from actors.engines.postgresql.connection import conninfo_for
 from actors.engines.postgresql.schema import PgTable, load_table, split_namespace
+from actors.engines.postgresql.wal2json import row_from_text
 from actors.engines.sink import (
     BatchWriter,
     Converter,
@@ -131,6 +134,8 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
         #: Set for nodes in a bidirectional group: the session runs under replication origin
         #: ``worker_sync_<echo_writer>``, so the node's capture recognises these writes as echoes.
         self._origin = None if echo_writer is None else versions.ORIGIN_PREFIX + echo_writer
+        #: Tables as the capture reads them (for _current_rows).
+        self._captured: dict[str, TableInfo] = {}
 
     @classmethod
     def for_node(
@@ -192,6 +197,27 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
                 return cur.fetchall() if cur.description is not None else []
 
             yield execute
+
+    def _current_rows(
+        self, conn: psycopg.Connection[Any], execute: Execute, namespace: str, keys: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """Read as the capture's snapshot reads (every column as text, then typed like a streamed change)."""
+        info = self._captured.get(namespace)
+        if info is None:
+            try:
+                info = self._captured[namespace] = load_captured_table(conn, namespace, stream=f"writer {self.node}")
+            except WorkerSyncError:
+                return None
+        table = self._table(conn, namespace)
+        key = table.schema.primary_key
+        select_list = ", ".join(f"{quote(c)}::text" for c in info.columns)
+        row_sql = "(" + ", ".join(table.placeholder[k] for k in key) + ")"
+        sql = (
+            f"SELECT {select_list} FROM {table.qualified} WHERE ({', '.join(quote(k) for k in key)}) "
+            f"IN ({', '.join([row_sql] * len(keys))})"
+        )
+        params = [p for k in keys for p in converted(self.subject, namespace, k, k, table.converters, key)]
+        return [row_from_text(info, values) for values in execute(sql, params)]
 
     def _lock_versions_sql(self, rows: int) -> str:
         return versions.lock_sql(rows)
