@@ -398,3 +398,11 @@ def test_two_nodes_converge_across_a_supervisor_restart_mid_write(
     captured, echoes = (counter(name) - before[name] for name in names)
     # Every user change captured once as a change across both runs, none bounced back.
     assert captured - echoes == changed, (captured, echoes, changed)
+
+
+def test_two_nodes_converge_under_source_priority(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path):
+    """The same concurrent load under `source_priority`: every node ends with the same rows (the node with the
+    higher `priority`, MariaDB here, wins each conflict) and nothing bounces back."""
+    nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db}
+    report = run_group(nodes, [("pg", "maria")], tmp_path, ops=800, keys=80, policy="source_priority")
+    assert report["conflicts"] > 0
