@@ -172,6 +172,10 @@ class Supervisor:
         self.routes_by_source = routes_by_source(self.routes)
         self.groups = build_groups(config)
         self.group_of = group_index(self.groups)
+        #: (node, namespace) of a member -> its column renames into its group's canonical member (sharding).
+        self._to_canonical = {
+            member: group.rename(member, group.canonical) for group in self.groups for member in group.members
+        }
         #: Sources of one-way routes: their echoes (if also group members) still go to those routes.
         self.one_way_sources = {(r.source_node, r.source_namespace) for r in self.routes if not r.group}
         #: Parked `manual` conflicts (created in start(), in the state directory).
@@ -473,7 +477,7 @@ class Supervisor:
         shards = len(self.shards)
         if group is None:
             return shard_of(event.namespace, event.key, shards)
-        rename = group.rename((event.node, event.namespace), group.canonical)
+        rename = self._to_canonical[(event.node, event.namespace)]
         canonical = {rename.get(name, name): str(value) for name, value in event.key.items()}
         return shard_of(group.name, canonical, shards)
 
