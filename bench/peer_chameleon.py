@@ -297,13 +297,8 @@ def answer(result: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        say("matplotlib is not installed (pip install -e '.[bench]'): no plot written")
+    plt = report.pyplot()
+    if plt is None:
         return None
     backlog = result.get("backlog", {})
     tools = [t for t in ("worker_sync", "chameleon") if f"{t}_steady_per_s_median" in backlog]

@@ -70,8 +70,8 @@ def write(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
-def bar_plot(name: str, title: str, labels: list[str], values: list[float], unit: str) -> Path | None:
-    """A simple labelled bar chart as results/NAME.png; None (with a note) without matplotlib."""
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend, or None (with a note) when the bench extra is missing."""
     try:
         import matplotlib
 
@@ -79,6 +79,14 @@ def bar_plot(name: str, title: str, labels: list[str], values: list[float], unit
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed (pip install -e '.[bench]'): no plot written", file=sys.stderr)
+        return None
+    return plt
+
+
+def bar_plot(name: str, title: str, labels: list[str], values: list[float], unit: str) -> Path | None:
+    """A simple labelled bar chart as results/NAME.png; None (with a note) without matplotlib."""
+    plt = pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(labels) + 1.5))
     bars = ax.barh(labels, values, color="#4c72b0")

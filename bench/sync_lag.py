@@ -654,13 +654,8 @@ class LinkBench:
 
 
 def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        say("matplotlib is not installed (pip install -e '.[bench]'): no plot written")
+    plt = report.pyplot()
+    if plt is None:
         return None
     links = result["links"]
     fig, (lag_ax, bar_ax) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2.4]})

@@ -142,3 +142,22 @@ def serving(supervisor, token: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.port}"
     finally:
         server.stop()
+
+
+def unreachable_config(tmp_path: Path, password: str) -> Path:
+    """A valid config whose PostgreSQL and MariaDB nodes listen nowhere (port 1), its one link `l` between
+    them, and ``password`` in a password file: for "cannot reach" paths that must never print it."""
+    secret = tmp_path / "pw"
+    secret.write_text(password)
+    path = tmp_path / "down.yaml"
+    node = f"host: 127.0.0.1, port: 1, database: d, username: u, password_file: {secret}, tls: {{mode: disable}}"
+    path.write_text(
+        f"""
+databases:
+  postgresql: {{{node}}}
+  mysql: {{{node}}}
+links: [{{name: l, source: postgresql, target: mysql, tables: [{{source: public.t, target: d.t}}]}}]
+audit: {{enabled: false}}
+"""
+    )
+    return path

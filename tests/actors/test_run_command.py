@@ -18,7 +18,7 @@ import ray
 from actors.harness import Endpoint
 from actors.harness.compare import table_rows
 from tests.actors.test_pipeline import Load, create_orders, wait_equal
-from tests.pipeline_helpers import pg_to_mariadb_config
+from tests.pipeline_helpers import pg_to_mariadb_config, unreachable_config
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,18 +139,7 @@ def test_run_refuses_a_bad_config_and_an_unreachable_database(tmp_path: Path) ->
     bad.write_text("links: [{name: x}]\n")
     result = subprocess.run([SCRIPT, "run", "--config", str(bad)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "missing required field" in result.stderr
-    secret = tmp_path / "pw"
-    secret.write_text("never-print-me-4711")
-    down = tmp_path / "down.yaml"
-    down.write_text(
-        f"""
-databases:
-  postgresql: {{host: 127.0.0.1, port: 1, database: d, username: u, password_file: {secret}, tls: {{mode: disable}}}}
-  mysql: {{host: 127.0.0.1, port: 1, database: d, username: u, password_file: {secret}, tls: {{mode: disable}}}}
-links: [{{name: l, source: postgresql, target: mysql, tables: [{{source: public.t, target: d.t}}]}}]
-audit: {{enabled: false}}
-"""
-    )
+    down = unreachable_config(tmp_path, "never-print-me-4711")
     result = subprocess.run([SCRIPT, "run", "--config", str(down)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ from actors.harness.compare import table_rows
 from actors.ops.probe_table import create_probe_table, nodes_with_probe_table
 from config import nodes_by_name
 from tests.actors.test_pipeline import create_orders, wait_ready
-from tests.pipeline_helpers import pg_to_mariadb_config, running
+from tests.pipeline_helpers import pg_to_mariadb_config, running, unreachable_config
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -87,18 +87,7 @@ def test_probe_round_trip_through_a_running_pipeline(
 
 
 def test_bad_link_is_2_and_an_unreachable_node_is_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    secret = tmp_path / "pw"
-    secret.write_text("never-print-me-0815")
-    path = tmp_path / "down.yaml"
-    path.write_text(
-        f"""
-databases:
-  postgresql: {{host: 127.0.0.1, port: 1, database: d, username: u, password_file: {secret}, tls: {{mode: disable}}}}
-  mysql: {{host: 127.0.0.1, port: 1, database: d, username: u, password_file: {secret}, tls: {{mode: disable}}}}
-links: [{{name: l, source: postgresql, target: mysql, tables: [{{source: public.t, target: d.t}}]}}]
-audit: {{enabled: false}}
-"""
-    )
+    path = unreachable_config(tmp_path, "never-print-me-0815")
     code, _, err = cli(capsys, "probe", "--config", str(path), "--link", "nope")
     assert code == 2 and "no link named `nope`" in err and "`l`" in err
     code, out, err = cli(capsys, "probe", "--config", str(path), "--json")
