@@ -43,7 +43,7 @@ from actors.core.routing import Route, build_routes, routes_by_source, shard_of,
 from actors.core.streams import StreamSpec
 from actors.status import ShardStatus, Status, StreamStatus, percentile
 from config.loader import nodes_by_name
-from config.model import Config, MySqlNode
+from config.model import Config, MongoNode, MySqlNode
 
 log = logging.getLogger("worker_sync.supervisor")
 
@@ -143,7 +143,7 @@ def stream_specs(config: Config, routes: Sequence[Route]) -> list[StreamSpec]:
             node_name=node_name,
             node=nodes[node_name],
             tables=names,
-            echo_marker=node_name in grouped and isinstance(nodes[node_name], MySqlNode),
+            echo_marker=node_name in grouped and isinstance(nodes[node_name], MySqlNode | MongoNode),
         )
         for node_name, names in tables.items()
     ]

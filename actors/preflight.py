@@ -108,27 +108,58 @@ def check_audit(config: Config) -> None:
 
 
 def check_groups(config: Config) -> None:
-    """Every node of a bidirectional group has what its writer needs (the version table; on MariaDB/MySQL the
-    echo marker table; on PostgreSQL the right to mark its sessions), or the run stops at start with "run
-    `worker-sync init`" (ConfigError: exit 2) instead of every offer failing in the applier shards."""
+    """Every node of a bidirectional group has what its writer needs (the version table; on MariaDB/MySQL and
+    MongoDB the echo marker table; on PostgreSQL the right to mark its sessions), or the run stops at start
+    with "run `worker-sync init`" (ConfigError: exit 2) instead of every offer failing in the applier shards."""
     from actors.core.errors import ConfigError
     from actors.core.groups import build_groups
     from actors.ops.nodes import connect_node
 
     nodes = nodes_by_name(config)
-    for name in sorted({node for group in build_groups(config) for node, _ in group.members}):
+    namespaces: dict[str, list[str]] = {}
+    for group in build_groups(config):
+        for node_name, namespace in group.members:
+            namespaces.setdefault(node_name, []).append(namespace)
+    for name in sorted(namespaces):
         node = nodes[name]
-        conn = connect_node(name, node)  # NodeUnreachable (SourceUnavailable): exit 3
-        try:
-            missing = _missing_for_groups(conn, node)
-        finally:
-            conn.close()
+        if isinstance(node, MongoNode):
+            missing = _missing_for_mongo_group(name, node, namespaces[name])
+        else:
+            conn = connect_node(name, node)  # NodeUnreachable (SourceUnavailable): exit 3
+            try:
+                missing = _missing_for_groups(conn, node)
+            finally:
+                conn.close()
         if missing:
             raise ConfigError(
                 "config",
                 f"node `{name}` is in a bidirectional group but {'; '.join(missing)}: run `worker-sync init --config "
                 "FILE` (as an administrator, see its --admin-user options)",
             )
+
+
+def _missing_for_mongo_group(name: str, node: MongoNode, namespaces: list[str]) -> list[str]:
+    """The marker and version collections a MongoDB member lacks; ConfigError when it has no transactions."""
+    from pymongo import errors
+
+    from actors.core.errors import ConfigError
+    from actors.engines.mongodb import versions
+    from actors.engines.mongodb.connection import connect, is_replica_set, translate
+
+    client = connect(node, node_password(name, node), name=name, app="worker-sync:preflight")
+    try:
+        if not is_replica_set(client):
+            raise ConfigError(
+                "config",
+                f"mongodb node `{name}` is in a bidirectional group, but it is neither a replica set member nor a "
+                "mongos: bidirectional sync needs multi-document transactions (a single node can be a replica set: "
+                "`mongod --replSet rs0`, then `rs.initiate()`)",
+            )
+        return versions.missing(client, versions.databases_of(namespaces))
+    except errors.PyMongoError as exc:
+        raise translate(exc, f"mongodb node `{name}`", "checking bidirectional sync") from None
+    finally:
+        client.close()
 
 
 def _missing_for_groups(conn: object, node: Node) -> list[str]:

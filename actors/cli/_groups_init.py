@@ -1,5 +1,6 @@
-"""`worker-sync init`, bidirectional part: the version table (and MariaDB's echo marker table) on every node
-of a bidirectional group, with what the node's account needs (actors/engines/*/versions.py)."""
+"""`worker-sync init`, bidirectional part: the version table (and the echo marker table of MariaDB and
+MongoDB) on every node of a bidirectional group, with what the node's account needs
+(actors/engines/*/versions.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from actors.cli._audit_db import CliError
 from actors.cli.exit_codes import Exit
 from actors.core.groups import build_groups
 from config.loader import nodes_by_name
-from config.model import Config, MySqlNode, PostgresNode
+from config.model import Config, MongoNode, MySqlNode, PostgresNode
 
 
 def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
@@ -19,9 +20,16 @@ def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
     from actors.ops.nodes import NodeUnreachable, connect_node
 
     nodes = nodes_by_name(config)
-    members = sorted({node for group in build_groups(config) for node, _ in group.members})
+    namespaces: dict[str, list[str]] = {}
+    for group in build_groups(config):
+        for node_name, namespace in group.members:
+            namespaces.setdefault(node_name, []).append(namespace)
+    members = sorted(namespaces)
     for name in members:
         node = nodes[name]
+        if isinstance(node, MongoNode):
+            _prepare_mongo(name, node, namespaces[name])
+            continue
         user, password = _admin(args, node)
         try:
             conn = connect_node(name, node, user=user, password=password)
@@ -45,6 +53,27 @@ def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
         finally:
             conn.close()
     return members
+
+
+def _prepare_mongo(name: str, node: MongoNode, namespaces: list[str]) -> None:
+    """The collections, created as the node's own account (MongoDB's readWrite role may create them)."""
+    from pymongo import errors
+
+    from actors.core.errors import SourceUnavailable
+    from actors.engines.mongodb import versions
+    from actors.engines.mongodb.connection import connect, translate
+    from config.secrets import node_password
+
+    client = connect(node, node_password(name, node), name=name, app="worker-sync:init")
+    try:
+        versions.create(client, versions.databases_of(namespaces))
+    except errors.PyMongoError as exc:
+        error = translate(exc, f"mongodb node `{name}`", "preparing bidirectional sync")
+        code = Exit.UNAVAILABLE if isinstance(error, SourceUnavailable) else Exit.FINDINGS
+        advice = "the node's account needs the readWrite role on those databases"
+        raise CliError(f"{error.message}; {advice}", code) from None
+    finally:
+        client.close()
 
 
 def _is_driver_error(exc: BaseException) -> bool:

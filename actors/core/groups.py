@@ -19,7 +19,7 @@ import msgspec
 
 from actors.core.errors import ConfigError
 from config.loader import nodes_by_name
-from config.model import Config, MongoNode
+from config.model import Config
 
 Member = tuple[str, str]  # (node, namespace)
 
@@ -76,13 +76,6 @@ def build_groups(config: Config) -> list[Group]:
     for i, link in enumerate(config.links):
         if not link.bidirectional or link.source not in nodes or link.target not in nodes:
             continue
-        for end in (link.source, link.target):
-            if isinstance(nodes[end], MongoNode):
-                raise ConfigError(
-                    "config",
-                    f"link `{link.name}` is bidirectional, but node `{end}` is MongoDB, which bidirectional sync "
-                    f"does not cover yet (one-way links to and from MongoDB work) - at `$.links[{i}].bidirectional`",
-                )
         for j, table in enumerate(link.tables):
             where = f"`$.links[{i}].tables[{j}]`"
             a = (link.source, table.source)

@@ -17,7 +17,7 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     tables: list[str]
     snapshot_chunk_rows: int = 5_000
     #: The node is in a bidirectional group: recognise Worker-Sync's own writes (echoes) where the engine
-    #: needs a marker table for that (MariaDB/MySQL).
+    #: needs a marker for that (MariaDB/MySQL, MongoDB).
     echo_marker: bool = False
     #: Before streaming on from the committed position, re-read every table from a fresh snapshot (a manual
     #: re-sync): its rows sort right after the committed position, then the stream replays from there.

@@ -53,5 +53,5 @@ def build_writer(node_name: str, node: Node, *, echo_writer: str | None = None) 
     if isinstance(node, MongoNode):
         from actors.engines.mongodb.writer import MongoWriter
 
-        return MongoWriter.for_node(node_name, node, password)
+        return MongoWriter.for_node(node_name, node, password, echo_writer=echo_writer)
     raise NotImplementedError(f"writing to `{type(node).__name__}` nodes is not built yet")

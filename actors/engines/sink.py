@@ -263,7 +263,7 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
             decided, changed = decide_all(stored, keyed)
             decisions.extend(decided)
             needed = self._needed_writes(conn, execute, changed, offers_by_key)
-            writes = [_row_change(offers_by_key[row_key], state) for row_key, state in needed.items()]
+            writes = [winner_write(offers_by_key[row_key], state) for row_key, state in needed.items()]
             statements = self._echo_statements()
             for table_changes in by_table(writes):
                 deletes, upserts = self._statements(self._table(conn, table_changes.namespace), table_changes)
@@ -297,14 +297,15 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         return hashlib.sha256(encode_row(dict(zip(primary_key, params, strict=True)))).digest()
 
     def _current_rows(
-        self, conn: Conn, execute: Execute, namespace: str, keys: list[dict[str, Any]]
+        self, conn: Conn, reader: Any, namespace: str, keys: list[dict[str, Any]]
     ) -> list[dict[str, Any]] | None:
         """The rows with these keys as they are now, typed as this node's capture types its changes (so a
-        row equals the after-image of the change that wrote it); None when the engine cannot tell."""
+        row equals the after-image of the change that wrote it); None when the engine cannot tell.
+        ``reader`` reads inside the open transaction: an Execute on SQL engines, a session on MongoDB."""
         return None
 
     def _needed_writes(
-        self, conn: Conn, execute: Execute, changed: dict[RowKey, Stored], offers: dict[RowKey, Offer]
+        self, conn: Conn, reader: Any, changed: dict[RowKey, Stored], offers: dict[RowKey, Offer]
     ) -> dict[RowKey, Stored]:
         """``changed`` without the rows that already hold exactly that (compared as canonical bytes: any
         doubt, such as another engine's types or an UNCHANGED column, means the write happens). Only rows
@@ -318,7 +319,7 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         for namespace, row_keys in by_namespace.items():
             for start in range(0, len(row_keys), MAX_ROWS):
                 chunk = row_keys[start : start + MAX_ROWS]
-                rows = self._current_rows(conn, execute, namespace, [offers[row_key].key for row_key in chunk])
+                rows = self._current_rows(conn, reader, namespace, [offers[row_key].key for row_key in chunk])
                 if rows is None:
                     return needed
                 schema = self._schema(self._table(conn, namespace))
@@ -480,7 +481,7 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         return SinkError(f"{subject}, one of the keys {keys}{more}: {reason}; nothing of the slice was applied")
 
 
-def _row_change(offer: Offer, state: Stored) -> RowChange:
+def winner_write(offer: Offer, state: Stored) -> RowChange:
     """The write that puts ``state`` (a winner, or a stored winner to repair) into the offered row."""
     if state.row is None:
         return RowChange(offer.namespace, "delete", offer.key, None)

@@ -81,12 +81,19 @@ def test_two_columns_onto_one_cannot_run_both_ways() -> None:
         build_groups(config)
 
 
-def test_mongodb_nodes_cannot_join_a_group_yet() -> None:
+def test_a_mongodb_node_joins_a_group_with_the_key_mapped_to_id() -> None:
     config = parse_config(
         STAR.replace(
             "{name: west, engine: postgresql, host: h, database: shop, username: u, slot_name: w}",
             "{name: west, engine: mongodb, host: h, database: shop, username: u}",
+        ).replace(
+            "{source: shop.orders, target: public.orders, columns: {quantity: amount}}",
+            "{source: shop.orders, target: shop.orders, columns: {quantity: amount, id: _id}}",
         )
     )
-    with pytest.raises(ConfigError, match=r"node `west` is MongoDB.*\$\.links\[1\]\.bidirectional"):
-        build_groups(config)
+    (group,) = build_groups(config)
+    assert group.members == [("east", "public.orders"), ("hub", "shop.orders"), ("west", "shop.orders")]
+    assert group.rename(("east", "public.orders"), ("west", "shop.orders")) == {"qty": "amount", "id": "_id"}
+    assert group.rename(("west", "shop.orders"), ("east", "public.orders")) == {"amount": "qty", "_id": "id"}
+    from_west = [r for r in build_routes(config) if r.source_node == "west" and r.target_node == "east"]
+    assert [r.columns for r in from_west] == [{"amount": "qty", "_id": "id"}]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ from bson.binary import UuidRepresentation
 from bson.json_util import JSONOptions
 from bson.timestamp import Timestamp
 
-from actors.core.batches import Batch
+from actors.core.batches import Batch, TxnEnd
 from actors.core.encoding import decode_batch, encode_batch
 from actors.core.errors import SourceMisconfigured
 from actors.core.events import UNCHANGED, Op
 from actors.engines.mongodb.events import EventMapper, apply_update
 from actors.engines.mongodb.positions import Resume, after, order_of
+from actors.engines.mongodb.source import MongoSource
+from config.model import MongoNode
 
 EVENTS = Path(__file__).parent / "mongo_events"
 OPTIONS = JSONOptions(tz_aware=True, tzinfo=dt.UTC, uuid_representation=UuidRepresentation.STANDARD)
@@ -132,6 +135,52 @@ def test_transaction_events_share_a_txid_and_keep_their_order() -> None:
     assert first.txid == second.txid == "dd5e72ee455d43a999f1bde8d16ab6b0:7"
     assert first.position < second.position  # same cluster time: seq orders them
     assert Resume.decode(second.position.resume).seq == 2
+
+
+class Recorded:
+    """A change stream that hands out recorded documents, then reports nothing new (``try_next`` is None)."""
+
+    def __init__(self, documents: list[Any], stop: threading.Event) -> None:
+        self.documents, self.stop = list(documents), stop
+
+    def try_next(self) -> Any:
+        if self.documents:
+            return self.documents.pop(0)
+        self.stop.set()
+        return None
+
+
+def test_a_transaction_writing_the_echo_marker_is_passed_on_as_echoes_whatever_the_marker_order() -> None:
+    """Worker-Sync's transaction (marker first, then an insert and a replace), a user's transaction, a second
+    Worker-Sync transaction whose marker comes last, then a write outside any transaction."""
+    source = MongoSource(stream="s", node_name="mongo", node=MongoNode(host="h", database="shop", username="u"), password=None,
+                         tables=[NS], echo_marker=True)  # fmt: skip
+    assert source.echo_namespaces == {"shop.worker_sync_echo"}
+    stop = threading.Event()
+    items = [i for i in source._follow(Recorded(load("transaction_echo.json"), stop), mapper(), stop) if i is not None]
+    kinds = [(type(i).__name__, getattr(i, "key", None), getattr(i, "origin", None)) for i in items]
+    assert kinds == [
+        ("ChangeEvent", {"_id": "k1"}, "pg_1"),
+        ("ChangeEvent", {"_id": "k2"}, "pg_1"),
+        ("TxnEnd", None, None),
+        ("ChangeEvent", {"_id": "k3"}, None),
+        ("TxnEnd", None, None),
+        ("ChangeEvent", {"_id": "k3"}, "pg_1"),
+        ("TxnEnd", None, None),
+        ("ChangeEvent", {"_id": "k4"}, None),
+        ("TxnEnd", None, None),
+    ]
+    ends = [i for i in items if isinstance(i, TxnEnd)]
+    events = [i for i in items if not isinstance(i, TxnEnd)]
+    assert [e.position for e in ends] == [events[1].position, events[2].position, events[3].position,
+                                          events[4].position]  # fmt: skip
+    assert events[2].origin is None and events[2].txid.endswith(":41")
+
+
+def test_without_the_echo_marker_option_marker_writes_are_not_watched() -> None:
+    source = MongoSource(stream="s", node_name="mongo", node=MongoNode(host="h", database="shop", username="u"), password=None,
+                         tables=[NS])  # fmt: skip
+    assert source.echo_namespaces == set()
 
 
 def test_resumed_mapper_orders_after_the_committed_position() -> None:

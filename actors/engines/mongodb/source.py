@@ -10,6 +10,10 @@ Where a stream starts (``changes(resume_after)``): with no resumable position, t
 (or ``startAtOperationTime`` for a position at a snapshot's end). A resume point the oplog no longer holds
 (ChangeStreamHistoryLost, code 286) or a token the server refuses (code 280) raises OffsetLost naming the
 remedy, a re-snapshot: never a silent gap.
+
+On a node in a bidirectional group (``echo_marker``) the stream also covers Worker-Sync's echo marker
+collections and always watches the database(s), not a single collection: a transaction that writes a marker
+is Worker-Sync's own (versions.py), so its events are passed on as echoes (``origin`` set to the writer).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pymongo
 from pymongo import errors
 
@@ -30,9 +35,10 @@ from actors.core.streams import StreamSpec
 from actors.engines.base import Change
 from actors.engines.mongodb import snapshot
 from actors.engines.mongodb.connection import FATAL, HISTORY_LOST, connect, translate
-from actors.engines.mongodb.events import EventMapper
+from actors.engines.mongodb.events import EventMapper, namespace_of, txid_of
 from actors.engines.mongodb.positions import Resume, after, order_of
 from actors.engines.mongodb.schema import declared_fields, split_namespace
+from actors.engines.mongodb.versions import ECHO, databases_of
 from config.model import MongoNode
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ class MongoSource:
         password: str | None,
         tables: list[str],
         chunk_rows: int = 5_000,
+        echo_marker: bool = False,
     ) -> None:
         for name in tables:
             split_namespace(name)
@@ -61,6 +68,8 @@ class MongoSource:
         self.password = password
         self.tables = list(dict.fromkeys(tables))
         self.chunk_rows = chunk_rows
+        #: Worker-Sync's echo marker collections on this node (a member of a bidirectional group), else none.
+        self.echo_namespaces = {f"{db}.{ECHO}" for db in databases_of(self.tables)} if echo_marker else set()
         self.subject = f"mongodb node `{node_name}`"
         #: The last position downstream applied (the oplog is kept by the server's own retention).
         self.acknowledged: Position | None = None
@@ -132,7 +141,7 @@ class MongoSource:
             options["resume_after"] = resume.token
         elif resume is not None and resume.at is not None:
             options["start_at_operation_time"] = resume.at
-        parts = [split_namespace(ns) for ns in self.tables]
+        parts = [split_namespace(ns) for ns in [*self.tables, *sorted(self.echo_namespaces)]]
         databases = {db for db, _ in parts}
         if len(parts) == 1:
             database, collection = parts[0]
@@ -176,26 +185,57 @@ class MongoSource:
 
     def _follow(self, stream: Any, mapper: EventMapper, stop: threading.Event) -> Iterator[Change]:
         """Events, with a TxnEnd after each transaction (a change outside one is its own transaction)."""
-        open_txn: ChangeEvent | None = None
+        transaction = _Transaction()
         while not stop.is_set() and not self._closed.is_set():
             change = stream.try_next()
-            if change is None:
-                if open_txn is not None:  # a transaction's events are all visible at its commit
-                    yield TxnEnd(open_txn.position, open_txn.txid, open_txn.commit_time_us)
-                    open_txn = None
+            if change is None:  # a transaction's events are all visible at its commit: it has ended
+                yield from transaction.flush()
                 yield None
+                continue
+            txid = txid_of(change, mapper.seq) if change.get("txnNumber") is not None else None
+            if txid != transaction.txid:
+                yield from transaction.flush()
+            if namespace_of(change) in self.echo_namespaces:
+                transaction.mark(txid, change)
                 continue
             event = mapper.map(change)
             if event is None:
                 continue
-            if open_txn is not None and open_txn.txid != event.txid:
-                yield TxnEnd(open_txn.position, open_txn.txid, open_txn.commit_time_us)
-                open_txn = None
-            yield event
-            if change.get("txnNumber") is None:
+            if txid is None:
+                yield event
                 yield TxnEnd(event.position, event.txid, event.commit_time_us)
             else:
-                open_txn = event
+                transaction.add(txid, event)
+
+
+class _Transaction:
+    """The events of the transaction being read, held until it ends: only then is it known whether one of
+    its writes was Worker-Sync's echo marker (whatever the order of events within it)."""
+
+    def __init__(self) -> None:
+        self.txid: str | None = None
+        self.events: list[ChangeEvent] = []
+        self.writer: str | None = None
+
+    def mark(self, txid: str | None, marker: dict[str, Any]) -> None:
+        """A marker write: outside a transaction it marks nothing (Worker-Sync writes it in one)."""
+        if txid is not None:
+            self.txid = txid
+            self.writer = str((marker.get("documentKey") or {}).get("_id", ECHO))
+
+    def add(self, txid: str, event: ChangeEvent) -> None:
+        self.txid = txid
+        self.events.append(event)
+
+    def flush(self) -> Iterator[Change]:
+        events, writer = self.events, self.writer
+        self.txid, self.events, self.writer = None, [], None
+        if not events:
+            return
+        for event in events:
+            yield event if writer is None else msgspec.structs.replace(event, origin=writer)
+        last = events[-1]
+        yield TxnEnd(last.position, last.txid, last.commit_time_us)
 
 
 def source_for_node(spec: StreamSpec, password: str | None) -> MongoSource:
@@ -210,4 +250,5 @@ def source_for_node(spec: StreamSpec, password: str | None) -> MongoSource:
         password=password,
         tables=spec.tables,
         chunk_rows=spec.snapshot_chunk_rows,
+        echo_marker=spec.echo_marker,
     )

@@ -11,6 +11,9 @@ On a replica set or mongos (``hello`` says so) the whole slice runs in one multi
 (majority write concern): all of it, or nothing. On a server without transactions the bulk writes run
 plain and ordered: a failure leaves a prefix applied, which the idempotent retry of the same slice
 completes. Values are converted per field by the collection's declared BSON types (values.py).
+
+In a bidirectional group (``apply_offers``) transactions are required: the versions, the row writes and
+the echo marker (versions.py) must commit together.
 """
 
 from __future__ import annotations
@@ -26,17 +29,23 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from actors.core.changes import RowChange, TableChanges, collapse
-from actors.core.errors import SinkError, SourceUnavailable
+from actors.core.conflicts import Decision, Offer, RowKey, decide_all
+from actors.core.errors import SinkError, SourceMisconfigured, SourceUnavailable
 from actors.core.events import UNCHANGED
 from actors.core.typemap import TableSchema
+from actors.engines.mongodb import versions
 from actors.engines.mongodb.connection import client_options, is_replica_set, reason
+from actors.engines.mongodb.events import EventMapper
 from actors.engines.mongodb.schema import collection_schema, declared_fields, split_namespace
 from actors.engines.mongodb.values import bson_converter
-from actors.engines.sink import BatchWriter, Execute, Statement, describe_key
+from actors.engines.sink import BatchWriter, Execute, Statement, describe_key, winner_write
 from config.model import MongoNode
 
 #: Error classes that mean "the server or network, not the data": retry the slice.
 _RETRYABLE = (errors.ConnectionFailure, errors.ServerSelectionTimeoutError, errors.NotPrimaryError)
+_NOT_SQL = "not used: MongoDB is written with bulk operations (see apply and apply_offers)"
+#: Per collection: the target, its bulk operations and the key of each (to name a refused one).
+Bulks = dict[str, tuple["_Collection", list[Any], list[dict[str, Any]]]]
 
 
 class _Collection:
@@ -51,15 +60,23 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
 
     engine = "mongodb"
 
-    def __init__(self, node: MongoNode, password: str | None, *, name: str) -> None:
+    def __init__(self, node: MongoNode, password: str | None, *, name: str, echo_writer: str | None = None) -> None:
         super().__init__(node=name)
         self._config = node
         self._password = password or ""
         self._transactions: bool | None = None
+        #: The name this writer's transactions are marked with in a bidirectional group (versions.py).
+        self._echo_writer = echo_writer or name
+        #: Documents typed as the node's capture types them (for _current_rows).
+        self._mapper = EventMapper(
+            node=name, fields={ns: declared_fields(node.collections, ns) for ns in node.collections}
+        )
 
     @classmethod
-    def for_node(cls, name: str, node: MongoNode, password: str | None) -> MongoWriter:
-        return cls(node, password, name=name)
+    def for_node(
+        cls, name: str, node: MongoNode, password: str | None, *, echo_writer: str | None = None
+    ) -> MongoWriter:
+        return cls(node, password, name=name, echo_writer=echo_writer)
 
     # --- BatchWriter hooks -----------------------------------------------------------------------------------
 
@@ -95,18 +112,31 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
         return None
 
     def _statements(self, table: _Collection, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
-        raise NotImplementedError("MongoDB is written with bulk operations, not statements (see apply)")
+        raise NotImplementedError(_NOT_SQL)
 
     @contextlib.contextmanager
     def _transaction(self, conn: pymongo.MongoClient, *, commit: bool) -> Iterator[Execute]:
-        raise NotImplementedError("MongoDB is written with bulk operations, not statements (see apply)")
+        raise NotImplementedError(_NOT_SQL)
         yield  # pragma: no cover
 
     def _lock_versions_sql(self, rows: int) -> str:
-        raise NotImplementedError("bidirectional links with a MongoDB node are not built (no version table)")
+        raise NotImplementedError(_NOT_SQL)
 
     def _store_versions_sql(self, rows: int) -> str:
-        raise NotImplementedError("bidirectional links with a MongoDB node are not built (no version table)")
+        raise NotImplementedError(_NOT_SQL)
+
+    def _current_rows(
+        self, conn: pymongo.MongoClient, reader: Any, namespace: str, keys: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """The documents read in the transaction (``reader`` is its session), shaped as the capture shapes
+        them; None (write anyway) when one has a field the collection does not declare."""
+        target = self._table(conn, namespace)
+        ids = [self._value(target, key, "_id", key["_id"]) for key in keys]
+        documents = conn[target.database][target.name].find({"_id": {"$in": ids}}, session=reader)
+        try:
+            return [self._mapper.shape(namespace, document) for document in documents]  # type: ignore[misc]
+        except SourceMisconfigured:
+            return None
 
     # --- applying --------------------------------------------------------------------------------------------
 
@@ -120,21 +150,11 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
             return
         try:
             client = self._connection()
-            per_collection: dict[str, tuple[_Collection, list[Any], list[dict[str, Any]]]] = {}
-            for change in net:
-                target = self._table(client, change.namespace)
-                _, ops, keys = per_collection.setdefault(change.namespace, (target, [], []))
-                ops.append(self._operation(target, change))
-                keys.append(change.key)
+            bulks = self._bulks(client, net)
             if self._transactions:
-                with client.start_session() as session:
-                    session.with_transaction(
-                        lambda s: self._write(client, per_collection, s),
-                        read_concern=ReadConcern("majority"),
-                        write_concern=WriteConcern("majority"),
-                    )
+                self._in_transaction(client, lambda session: self._write(client, bulks, session))
             else:
-                self._write(client, per_collection, None)
+                self._write(client, bulks, None)
         except SourceUnavailable:
             self._disconnect()
             raise
@@ -142,6 +162,68 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
             for change in net:
                 self._tables.pop(change.namespace, None)
             raise
+
+    def apply_offers(self, offers: Sequence[Offer]) -> list[Decision]:
+        """Offer changes of a bidirectional group to this node: the BatchWriter contract, in one
+        multi-document transaction that marks the echo, claims and reads the versions, writes the winners
+        and repairs, and stores the new versions (versions.py).
+
+        Raises SinkError when the server has no transactions (not a replica set or mongos), else as ``apply``.
+        """
+        if not offers:
+            return []
+        decisions: list[Decision] = []
+        try:
+            client = self._connection()
+            if not self._transactions:
+                raise SinkError(
+                    f"{self.subject}: bidirectional sync needs multi-document transactions, and this server is "
+                    "neither a replica set member nor a mongos (a single node can be one: `mongod --replSet rs0`)"
+                )
+            keyed = [(self._row_key(client, offer), offer) for offer in offers]
+            offers_by_key: dict[RowKey, Offer] = {}
+            for row_key, offer in keyed:
+                offers_by_key.setdefault(row_key, offer)
+            databases = versions.databases_of(offer.namespace for offer in offers)
+
+            def attempt(session: ClientSession) -> None:  # run again from the start on a transient error
+                decisions.clear()
+                versions.mark_echo(client, databases, self._echo_writer, session)
+                stored = versions.claim_and_read(client, offers_by_key, session)
+                decided, changed = decide_all(dict(stored), keyed)
+                needed = self._needed_writes(client, session, changed, offers_by_key)
+                writes = [winner_write(offers_by_key[row_key], state) for row_key, state in needed.items()]
+                self._write(client, self._bulks(client, writes), session)
+                versions.store(client, changed, session)
+                decisions.extend(decided)
+
+            self._in_transaction(client, attempt)
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+        except SinkError:
+            self._tables.clear()
+            raise
+        except errors.PyMongoError as exc:
+            translated = self._translate(exc, "offering changes of a bidirectional group")
+            if isinstance(translated, SourceUnavailable):
+                self._disconnect()
+            raise translated from None
+        return decisions
+
+    def _in_transaction(self, client: pymongo.MongoClient, body: Any) -> None:
+        """Run ``body(session)`` in a transaction, retried whole on TransientTransactionError (write conflicts)."""
+        with client.start_session() as session:
+            session.with_transaction(body, read_concern=ReadConcern("majority"), write_concern=WriteConcern("majority"))
+
+    def _bulks(self, client: pymongo.MongoClient, changes: Sequence[RowChange]) -> Bulks:
+        bulks: Bulks = {}
+        for change in changes:
+            target = self._table(client, change.namespace)
+            _, ops, keys = bulks.setdefault(change.namespace, (target, [], []))
+            ops.append(self._operation(target, change))
+            keys.append(change.key)
+        return bulks
 
     def _operation(self, target: _Collection, change: RowChange) -> Any:
         schema = target.schema
@@ -179,13 +261,8 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
                 f"{exc}; nothing of the slice was applied"
             ) from None
 
-    def _write(
-        self,
-        client: pymongo.MongoClient,
-        per_collection: dict[str, tuple[_Collection, list[Any], list[dict[str, Any]]]],
-        session: ClientSession | None,
-    ) -> None:
-        for namespace, (target, ops, keys) in per_collection.items():
+    def _write(self, client: pymongo.MongoClient, bulks: Bulks, session: ClientSession | None) -> None:
+        for namespace, (target, ops, keys) in bulks.items():
             try:
                 client[target.database][target.name].bulk_write(ops, ordered=True, session=session)
             except errors.BulkWriteError as exc:
