@@ -155,7 +155,7 @@ def _missing_for_mongo_group(name: str, node: MongoNode, namespaces: list[str]) 
                 "mongos: bidirectional sync needs multi-document transactions (a single node can be a replica set: "
                 "`mongod --replSet rs0`, then `rs.initiate()`)",
             )
-        return versions.missing(client, versions.databases_of(namespaces))
+        return versions.missing(client, namespaces)
     except errors.PyMongoError as exc:
         raise translate(exc, f"mongodb node `{name}`", "checking bidirectional sync") from None
     finally:

@@ -28,7 +28,7 @@ def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
     for name in members:
         node = nodes[name]
         if isinstance(node, MongoNode):
-            _prepare_mongo(name, node, namespaces[name])
+            _prepare_mongo(name, node, namespaces[name], args)
             continue
         user, password = _admin(args, node)
         try:
@@ -55,8 +55,10 @@ def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
     return members
 
 
-def _prepare_mongo(name: str, node: MongoNode, namespaces: list[str]) -> None:
-    """The collections, created as the node's own account (MongoDB's readWrite role may create them)."""
+def _prepare_mongo(name: str, node: MongoNode, namespaces: list[str], args: argparse.Namespace) -> None:
+    """The marker and version collections and pre-images on the synced collections (actors/engines/mongodb/
+    versions.py), as --mongo-admin-user when given (``collMod`` needs dbAdmin), else as the node's account."""
+    import msgspec
     from pymongo import errors
 
     from actors.core.errors import SourceUnavailable
@@ -64,13 +66,18 @@ def _prepare_mongo(name: str, node: MongoNode, namespaces: list[str]) -> None:
     from actors.engines.mongodb.connection import connect, translate
     from config.secrets import node_password
 
-    client = connect(node, node_password(name, node), name=name, app="worker-sync:init")
+    user, password = _admin(args, node)
+    if user is None:
+        password = node_password(name, node)
+    else:
+        node = msgspec.structs.replace(node, username=user)
+    client = connect(node, password, name=name, app="worker-sync:init")
     try:
-        versions.create(client, versions.databases_of(namespaces))
+        versions.prepare(client, namespaces)
     except errors.PyMongoError as exc:
-        error = translate(exc, f"mongodb node `{name}`", "preparing bidirectional sync")
+        error = translate(exc, f"mongodb node `{name}`", "preparing bidirectional sync", (password or "",))
         code = Exit.UNAVAILABLE if isinstance(error, SourceUnavailable) else Exit.FINDINGS
-        advice = "the node's account needs the readWrite role on those databases"
+        advice = "run init as an account with readWrite and dbAdmin on those databases (--mongo-admin-user)"
         raise CliError(f"{error.message}; {advice}", code) from None
     finally:
         client.close()
@@ -85,7 +92,7 @@ def _is_driver_error(exc: BaseException) -> bool:
 
 def _admin(args: argparse.Namespace, node: object) -> tuple[str | None, str | None]:
     """The administrator init was given for this engine (None: the node's own account)."""
-    prefix = "" if isinstance(node, PostgresNode) else "mysql_"
+    prefix = "" if isinstance(node, PostgresNode) else "mongo_" if isinstance(node, MongoNode) else "mysql_"
     user = getattr(args, f"{prefix}admin_user", None)
     env = getattr(args, f"{prefix}admin_password_env", None)
     return user, (os.environ.get(env) if user and env else None)

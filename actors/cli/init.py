@@ -33,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mysql-admin-password-env", help="environment variable holding the --mysql-admin-user password"
     )
+    parser.add_argument(
+        "--mongo-admin-user",
+        help="MongoDB account that prepares bidirectional group members: creates Worker-Sync's collections and "
+        "turns on pre-images (needs readWrite and dbAdmin; default: the node's user)",
+    )
+    parser.add_argument(
+        "--mongo-admin-password-env", help="environment variable holding the --mongo-admin-user password"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ EVENTS = Path(__file__).parent / "mongo_events"
 OPTIONS = JSONOptions(tz_aware=True, tzinfo=dt.UTC, uuid_representation=UuidRepresentation.STANDARD)
 OID = "65a1b2c3d4e5f60718293a4b"
 NS = "shop.orders"
+SHOP_NODE = MongoNode(host="h", database="shop", username="u")
 
 
 def load(name: str) -> Any:
@@ -153,8 +154,7 @@ class Recorded:
 def test_a_transaction_writing_the_echo_marker_is_passed_on_as_echoes_whatever_the_marker_order() -> None:
     """Worker-Sync's transaction (marker first, then an insert and a replace), a user's transaction, a second
     Worker-Sync transaction whose marker comes last, then a write outside any transaction."""
-    source = MongoSource(stream="s", node_name="mongo", node=MongoNode(host="h", database="shop", username="u"), password=None,
-                         tables=[NS], echo_marker=True)  # fmt: skip
+    source = MongoSource(stream="s", node_name="mongo", node=SHOP_NODE, password=None, tables=[NS], echo_marker=True)
     assert source.echo_namespaces == {"shop.worker_sync_echo"}
     stop = threading.Event()
     items = [i for i in source._follow(Recorded(load("transaction_echo.json"), stop), mapper(), stop) if i is not None]
@@ -178,8 +178,7 @@ def test_a_transaction_writing_the_echo_marker_is_passed_on_as_echoes_whatever_t
 
 
 def test_without_the_echo_marker_option_marker_writes_are_not_watched() -> None:
-    source = MongoSource(stream="s", node_name="mongo", node=MongoNode(host="h", database="shop", username="u"), password=None,
-                         tables=[NS])  # fmt: skip
+    source = MongoSource(stream="s", node_name="mongo", node=SHOP_NODE, password=None, tables=[NS])
     assert source.echo_namespaces == set()
 
 

@@ -51,18 +51,24 @@ def documents(endpoint: MongoEndpoint, database: str, collection: str = "kv") ->
         return list(client[database][collection].find())
 
 
+PRE_IMAGES = "does not record pre-images (changeStreamPreAndPostImages)"
+
+
 @pytest.fixture
 def prepared(mongo_server: MongoEndpoint, fresh_mongo_db: str) -> str:
-    """``database.kv`` with the version and marker collections `worker-sync init` creates."""
+    """``database.kv`` prepared as `worker-sync init` prepares a group member."""
+    namespace = f"{fresh_mongo_db}.kv"
     with mongo_server.client() as client:
-        versions.create(client, [fresh_mongo_db])
-        versions.create(client, [fresh_mongo_db])  # idempotent
-        assert versions.missing(client, [fresh_mongo_db]) == []
-        assert versions.missing(client, ["elsewhere"]) == [
-            "`elsewhere.worker_sync_versions` is missing",
-            "`elsewhere.worker_sync_echo` is missing",
+        assert versions.missing(client, [namespace]) == [
+            f"`{fresh_mongo_db}.worker_sync_versions` is missing",
+            f"`{fresh_mongo_db}.worker_sync_echo` is missing",
+            f"`{namespace}` {PRE_IMAGES}",
         ]
-    return f"{fresh_mongo_db}.kv"
+        versions.prepare(client, [namespace])
+        versions.prepare(client, [namespace])  # idempotent (the collections exist now)
+        # The stand-in accepts collMod but keeps no collection options, so it never shows pre-images on.
+        assert versions.missing(client, [namespace]) == ([] if mongo_server.real else [f"`{namespace}` {PRE_IMAGES}"])
+    return namespace
 
 
 def test_offers_are_refused_by_a_server_without_transactions(mongo_server: MongoEndpoint, prepared: str) -> None:

@@ -92,20 +92,39 @@ def store(client: pymongo.MongoClient, changed: dict[RowKey, Stored], session: C
         client[database][VERSIONS].bulk_write(updates, ordered=True, session=session)
 
 
-def create(client: pymongo.MongoClient, databases: Iterable[str]) -> None:
-    """Create both collections in each database (idempotent): a transaction can then write them on every
-    server version (implicit creation inside a transaction needs MongoDB 4.4+ and no sharding)."""
-    for database in databases:
+def prepare(client: pymongo.MongoClient, namespaces: Iterable[str]) -> None:
+    """What a group member needs (idempotent): both collections in each database, and pre-images on every
+    synced collection (created if absent). The collections are created up front so that a transaction can
+    write them on every server version (implicit creation inside one needs 4.4+ and no sharding).
+
+    Pre-images make an update event's after-image exact (events.py: the pre-image with the update applied).
+    Without them it is the document looked up later, which may already hold a write Worker-Sync applied
+    after this change; offered with this change's older version, that row would overwrite the user's newer
+    value on the other nodes. ``collMod`` needs the dbAdmin role (MongoDB 6.0+)."""
+    namespaces = list(namespaces)
+    for database in databases_of(namespaces):
         present = set(client[database].list_collection_names())
         for name in (VERSIONS, ECHO):
             if name not in present:
                 client[database].create_collection(name)
+    for namespace in namespaces:
+        database, collection = split_namespace(namespace)
+        if collection in client[database].list_collection_names():
+            client[database].command("collMod", collection, changeStreamPreAndPostImages={"enabled": True})
+        else:
+            client[database].create_collection(collection, changeStreamPreAndPostImages={"enabled": True})
 
 
-def missing(client: pymongo.MongoClient, databases: Iterable[str]) -> list[str]:
-    """What a group member lacks: the collections ``create`` makes."""
+def missing(client: pymongo.MongoClient, namespaces: Iterable[str]) -> list[str]:
+    """What ``prepare`` would still do, in words."""
+    namespaces = list(namespaces)
     absent = []
-    for database in databases:
-        present = set(client[database].list_collection_names())
-        absent += [f"`{database}.{name}` is missing" for name in (VERSIONS, ECHO) if name not in present]
+    options: dict[str, dict[str, Any]] = {}
+    for database in databases_of(namespaces):
+        for info in client[database].list_collections():
+            options[f"{database}.{info['name']}"] = info.get("options") or {}
+        absent += [f"`{ns}` is missing" for ns in (f"{database}.{VERSIONS}", f"{database}.{ECHO}") if ns not in options]
+    for namespace in namespaces:
+        if not (options.get(namespace, {}).get("changeStreamPreAndPostImages") or {}).get("enabled"):
+            absent.append(f"`{namespace}` does not record pre-images (changeStreamPreAndPostImages)")
     return absent

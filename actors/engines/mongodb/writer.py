@@ -43,6 +43,8 @@ from config.model import MongoNode
 
 #: Error classes that mean "the server or network, not the data": retry the slice.
 _RETRYABLE = (errors.ConnectionFailure, errors.ServerSelectionTimeoutError, errors.NotPrimaryError)
+#: WriteConflict: a concurrent transaction wrote the same document; running the slice again resolves it.
+_WRITE_CONFLICT = 112
 _NOT_SQL = "not used: MongoDB is written with bulk operations (see apply and apply_offers)"
 #: Per collection: the target, its bulk operations and the key of each (to name a refused one).
 Bulks = dict[str, tuple["_Collection", list[Any], list[dict[str, Any]]]]
@@ -106,9 +108,7 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
         if isinstance(exc, _RETRYABLE):
             return True, reason(exc)
         if isinstance(exc, errors.PyMongoError):
-            if exc.has_error_label("TransientTransactionError"):
-                return True, reason(exc)
-            return False, reason(exc)
+            return _write_conflict(exc) or exc.has_error_label("TransientTransactionError"), reason(exc)
         return None
 
     def _statements(self, table: _Collection, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
@@ -267,6 +267,8 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
                 client[target.database][target.name].bulk_write(ops, ordered=True, session=session)
             except errors.BulkWriteError as exc:
                 failed = (exc.details.get("writeErrors") or [{}])[0]
+                if session is not None and (exc.has_error_label("TransientTransactionError") or _write_conflict(exc)):
+                    raise  # with_transaction retries a labelled error; otherwise the slice is retried (retryable)
                 index = failed.get("index")
                 which = describe_key(keys[index]) if isinstance(index, int) and index < len(keys) else "?"
                 done = "nothing of the slice was applied" if session is not None else "earlier keys may be applied"
@@ -280,3 +282,10 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
                 retryable, why = self._reason(exc)
                 kind = SourceUnavailable if retryable else SinkError
                 raise kind(f"{self.subject}: writing to `{namespace}`: {why}; retry the slice") from None
+
+
+def _write_conflict(exc: errors.PyMongoError) -> bool:
+    """A WriteConflict, as a command error or as the write error of a bulk write."""
+    if isinstance(exc, errors.BulkWriteError):
+        return any(error.get("code") == _WRITE_CONFLICT for error in exc.details.get("writeErrors") or ())
+    return isinstance(exc, errors.OperationFailure) and exc.code == _WRITE_CONFLICT
