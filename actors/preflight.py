@@ -112,14 +112,11 @@ def check_groups(config: Config) -> None:
     MongoDB the echo marker table; on PostgreSQL the right to mark its sessions), or the run stops at start
     with "run `worker-sync init`" (ConfigError: exit 2) instead of every offer failing in the applier shards."""
     from actors.core.errors import ConfigError
-    from actors.core.groups import build_groups
+    from actors.core.groups import build_groups, namespaces_by_node
     from actors.ops.nodes import connect_node
 
     nodes = nodes_by_name(config)
-    namespaces: dict[str, list[str]] = {}
-    for group in build_groups(config):
-        for node_name, namespace in group.members:
-            namespaces.setdefault(node_name, []).append(namespace)
+    namespaces = namespaces_by_node(build_groups(config))
     for name in sorted(namespaces):
         node = nodes[name]
         if isinstance(node, MongoNode):

@@ -140,8 +140,13 @@ class PostgresBench:
     def read_actor(self, expected: int) -> int:
         secret = write_secret_file(self.base_dir, "capture-password", self.db.capture.password)
         node = PostgresNode(
-            host=self.db.host, port=self.db.port, database=self.db.database, username=self.db.capture.user,
-            password_file=secret, tls=Tls(mode="disable"), slot_name=self.slot,
+            host=self.db.host,
+            port=self.db.port,
+            database=self.db.database,
+            username=self.db.capture.user,
+            password_file=secret,
+            tls=Tls(mode="disable"),
+            slot_name=self.slot,
         )
         spec = StreamSpec(stream="bench", node_name="pg", node=node, tables=[f"public.{TABLE}"])
         return _read_through_actor(spec, self.resume, expected)
@@ -167,8 +172,12 @@ class MariaDbBench:
     def _node(self) -> MySqlNode:
         secret = write_secret_file(self.base_dir, "capture-password", self.db.capture.password)
         return MySqlNode(
-            host=self.db.host, port=self.db.port, database=self.db.database, username=self.db.capture.user,
-            password_file=secret, tls=Tls(mode="disable"),
+            host=self.db.host,
+            port=self.db.port,
+            database=self.db.database,
+            username=self.db.capture.user,
+            password_file=secret,
+            tls=Tls(mode="disable"),
         )
 
     def _spec(self) -> StreamSpec:
@@ -219,10 +228,19 @@ class MariaDbBench:
 
         fields = dict(part.split("=", 1) for part in self.resume.resume.split(";"))
         reader = BinLogStreamReader(
-            connection_settings={"host": self.db.host, "port": self.db.port, "user": self.db.capture.user,
-                                 "passwd": self.db.capture.password},
-            server_id=4299, blocking=False, resume_stream=True, log_file=fields["file"], log_pos=int(fields["pos"]),
-            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent], only_tables=[TABLE],
+            connection_settings={
+                "host": self.db.host,
+                "port": self.db.port,
+                "user": self.db.capture.user,
+                "passwd": self.db.capture.password,
+            },
+            server_id=4299,
+            blocking=False,
+            resume_stream=True,
+            log_file=fields["file"],
+            log_pos=int(fields["pos"]),
+            only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+            only_tables=[TABLE],
             only_schemas=[self.db.database],
         )
         count = 0

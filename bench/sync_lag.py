@@ -806,9 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         say(result["error"])
     result["answer"] = {link: answer_line(link, data) for link, data in result["links"].items()}
     answers = list(result["answer"].values())
-    return report.finish(
-        args.name, result, ok=ok, interrupted=interrupted, started=started, plot=plot, answers=answers
-    )
+    return report.finish(args.name, result, ok=ok, interrupted=interrupted, started=started, plot=plot, answers=answers)
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:

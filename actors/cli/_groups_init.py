@@ -10,7 +10,7 @@ import sys
 
 from actors.cli._audit_db import CliError
 from actors.cli.exit_codes import Exit
-from actors.core.groups import build_groups
+from actors.core.groups import build_groups, namespaces_by_node
 from config.loader import nodes_by_name
 from config.model import Config, MongoNode, MySqlNode, PostgresNode
 
@@ -20,10 +20,7 @@ def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
     from actors.ops.nodes import NodeUnreachable, connect_node
 
     nodes = nodes_by_name(config)
-    namespaces: dict[str, list[str]] = {}
-    for group in build_groups(config):
-        for node_name, namespace in group.members:
-            namespaces.setdefault(node_name, []).append(namespace)
+    namespaces = namespaces_by_node(build_groups(config))
     members = sorted(namespaces)
     for name in members:
         node = nodes[name]

@@ -158,3 +158,12 @@ def _check_no_one_way_target(config: Config, groups: Iterable[Group]) -> None:
 
 def group_index(groups: Iterable[Group]) -> dict[Member, Group]:
     return {member: group for group in groups for member in group.members}
+
+
+def namespaces_by_node(groups: Iterable[Group]) -> dict[str, list[str]]:
+    """Each member node's synced tables (or collections), over all groups: what `init` prepares on it."""
+    found: dict[str, list[str]] = {}
+    for group in groups:
+        for node, namespace in group.members:
+            found.setdefault(node, []).append(namespace)
+    return found

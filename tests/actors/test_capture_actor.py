@@ -133,9 +133,7 @@ def _mariadb_workload(db: Endpoint, tmp_path: Path, total: int):
     def write() -> None:
         with db.connect("admin") as conn, conn.cursor() as cursor:
             for start in range(1, total + 1, 500):
-                cursor.execute(
-                    f"INSERT INTO orders SELECT seq, seq % 7 FROM seq_{start}_to_{min(start + 499, total)}"
-                )
+                cursor.execute(f"INSERT INTO orders SELECT seq, seq % 7 FROM seq_{start}_to_{min(start + 499, total)}")
 
     return mariadb_spec(db, tmp_path, [f"{db.database}.orders"]), write
 

@@ -275,7 +275,7 @@ def test_postgresql_to_mariadb_every_mapped_type_arrives(
             conn.execute(
                 "INSERT INTO public.types VALUES (2, -7, 12345678901234.123456, 0.1, 1.5, true, 'naïve ☃', "
                 "repeat('long ', 5000), '\\x00ff10', '1999-12-31', '13:14:15.5', '2024-02-29 23:59:58.123456', "
-                "'2024-03-01 12:00:00.5+05:30', '{\"a\": [1, 2.50, null], \"b\": {\"c\": \"x\"}}', "
+                '\'2024-03-01 12:00:00.5+05:30\', \'{"a": [1, 2.50, null], "b": {"c": "x"}}\', '
                 "'12345678-1234-5678-1234-567812345678', '{red,\"with space\",NULL}')"
             )
             conn.execute("INSERT INTO public.types (id, label) VALUES (3, 'nulls everywhere')")

@@ -17,7 +17,10 @@ SCRIPT = shutil.which("worker-sync", path=str(Path(sys.executable).parent)) or "
 def test_demo_json_summary_says_every_target_equals_its_source(tmp_path: Path) -> None:
     result = subprocess.run(
         [SCRIPT, "demo", "--duration", "4", "--rate", "300", "--json"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
@@ -34,7 +37,10 @@ def test_demo_json_summary_says_every_target_equals_its_source(tmp_path: Path) -
 def test_demo_both_ways_converges_with_conflicts_and_echoes_counted(tmp_path: Path) -> None:
     result = subprocess.run(
         [SCRIPT, "demo", "--bidirectional", "--duration", "4", "--rate", "300", "--json"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (link,) = json.loads(result.stdout)["links"]

@@ -81,6 +81,7 @@ MY_BIT_8 = T("bit", "bit(8)", length=8, fixed=True)
 MY_BIT_1 = T("bit", "bit(1)", length=1, fixed=True)
 MY_UUID = T("uuid")
 
+# fmt: off
 LOSSLESS = [
     # PostgreSQL -> MariaDB
     (PG_SMALLINT, MY_SMALLINT), (PG_INT, MY_INT), (PG_BIGINT, MY_BIGINT), (PG_INT, MY_BIGINT),
@@ -104,6 +105,7 @@ LOSSLESS = [
     (MY_ENUM, PG_MOOD), (MY_SET, PG_TEXT_ARRAY), (MY_SET, PG_TEXT), (MY_SET, PG_JSONB), (MY_BIT_8, PG_BIT_8),
     (MY_BIT_1, PG_BOOL), (MY_UUID, PG_UUID), (MY_CHAR_36, T("text", "character(36)", length=36, fixed=True)),
 ]
+# fmt: on
 
 LOSSY = [
     (PG_NUMERIC_30_10, MY_DECIMAL_12_2, "integer digits"),
@@ -148,8 +150,11 @@ LOSSY = [
     (PG_BIT_8, MY_INT, "map `bit(8)` to a BIT column"),
     (PG_INET, T("other", "inet6"), "no known exact mapping"),
     (PG_INET, MY_VARCHAR_64, "holds 64 characters"),
-    (T("decimal", "decimal(10,2)", precision=10, scale=2), T("decimal", "decimal(10,2) unsigned", precision=10,
-                                                             scale=2, unsigned=True), "unsigned"),
+    (
+        T("decimal", "decimal(10,2)", precision=10, scale=2),
+        T("decimal", "decimal(10,2) unsigned", precision=10, scale=2, unsigned=True),
+        "unsigned",
+    ),
 ]
 
 
@@ -178,36 +183,56 @@ def C(name: str, kind: ColumnType, **kw: object) -> Column:
     return Column(name=name, type=kind, type_text=kind.name, **kw)  # type: ignore[arg-type]
 
 
-SOURCE = _table("public.orders", ("id",), C("id", PG_BIGINT, nullable=False), C("total", PG_NUMERIC_30_10),
-                C("note", PG_TEXT))
+SOURCE = _table(
+    "public.orders", ("id",), C("id", PG_BIGINT, nullable=False), C("total", PG_NUMERIC_30_10), C("note", PG_TEXT)
+)
 
 
 def test_check_mapping_accepts_a_lossless_mapping_with_a_rename() -> None:
-    target = _table("shop.orders", ("id",), C("id", MY_BIGINT, nullable=False), C("amount", MY_DECIMAL_30_10),
-                    C("note", MY_LONGTEXT), C("extra", MY_INT))
+    target = _table(
+        "shop.orders",
+        ("id",),
+        C("id", MY_BIGINT, nullable=False),
+        C("amount", MY_DECIMAL_30_10),
+        C("note", MY_LONGTEXT),
+        C("extra", MY_INT),
+    )
     assert check_mapping(SOURCE, target, {"total": "amount"}, "refuse") == []
     assert column_map(SOURCE, {"total": "amount"}) == {"id": "id", "total": "amount", "note": "note"}
 
 
 def test_check_mapping_refuses_listing_every_problem() -> None:
-    target = _table("shop.orders", ("id", "region"), C("id", MY_INT, nullable=False), C("total", MY_DECIMAL_12_2),
-                    C("region", MY_INT, nullable=False), C("must", MY_INT, nullable=False))
+    target = _table(
+        "shop.orders",
+        ("id", "region"),
+        C("id", MY_INT, nullable=False),
+        C("total", MY_DECIMAL_12_2),
+        C("region", MY_INT, nullable=False),
+        C("must", MY_INT, nullable=False),
+    )
     with pytest.raises(ConfigError) as caught:
         check_mapping(SOURCE, target, {"nope": "x"}, "refuse")
     message = str(caught.value)
-    for part in ("`nope` in `columns` is not a column of the source",
-                 "source column `note` maps to `note`, which the target does not have",
-                 "the target primary key (id, region) must be the mapped source primary key (id)",
-                 "target column `must` is NOT NULL without a default",
-                 "column `id` bigint -> `id` int(11): `int(11)` holds",
-                 "column `total` numeric(30,10) -> `total` decimal(12,2)",
-                 "set `lossy_types: warn` to accept"):
+    for part in (
+        "`nope` in `columns` is not a column of the source",
+        "source column `note` maps to `note`, which the target does not have",
+        "the target primary key (id, region) must be the mapped source primary key (id)",
+        "target column `must` is NOT NULL without a default",
+        "column `id` bigint -> `id` int(11): `int(11)` holds",
+        "column `total` numeric(30,10) -> `total` decimal(12,2)",
+        "set `lossy_types: warn` to accept",
+    ):
         assert part in message
 
 
 def test_check_mapping_warns_about_losses_under_warn() -> None:
-    target = _table("shop.orders", ("id",), C("id", MY_BIGINT), C("total", MY_DECIMAL_12_2, nullable=False),
-                    C("note", MY_VARCHAR_64))
+    target = _table(
+        "shop.orders",
+        ("id",),
+        C("id", MY_BIGINT),
+        C("total", MY_DECIMAL_12_2, nullable=False),
+        C("note", MY_VARCHAR_64),
+    )
     warnings = check_mapping(SOURCE, target, {}, "warn")
     assert len(warnings) == 3
     assert any("`total` may be NULL but target column `total` is NOT NULL" in w for w in warnings)
@@ -215,12 +240,14 @@ def test_check_mapping_warns_about_losses_under_warn() -> None:
 
 
 def test_check_mapping_refuses_structural_problems_even_under_warn() -> None:
-    target = _table("shop.orders", ("id",), C("id", MY_BIGINT), C("total", MY_DECIMAL_30_10, generated=True),
-                    C("note", MY_LONGTEXT))
+    target = _table(
+        "shop.orders", ("id",), C("id", MY_BIGINT), C("total", MY_DECIMAL_30_10, generated=True), C("note", MY_LONGTEXT)
+    )
     with pytest.raises(ConfigError, match="`total` is generated"):
         check_mapping(SOURCE, target, {}, "warn")
 
 
+# fmt: off
 @pytest.mark.parametrize(("value", "text"), [
     ("x", "x"), (True, "true"), (5, "5"), (1.5, "1.5"), (decimal.Decimal("1E+3"), "1000"),
     (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
@@ -233,6 +260,7 @@ def test_check_mapping_refuses_structural_problems_even_under_warn() -> None:
 ])
 def test_text_forms(value: object, text: str) -> None:
     assert convert.text(value) == text
+# fmt: on
 
 
 def test_duration_and_time_of_day() -> None:

@@ -81,7 +81,7 @@ def pg_rows() -> list[str]:
     return [
         "(1, -32768, -2147483648, -9223372036854775808, -12345678901234567890.0123456789, -1.5e308, -3.4e38, "
         "true, 'héllo ✓ 😀', 'code-1', 'ab', '\\x00ff10', '0001-01-01', '00:00:00', '2024-02-29 23:59:59.999999', "
-        "'2024-06-30 22:00:00.000001+02', '{\"n\": 0.1000000000000000000001, \"a\": [1, \"x\", null], \"o\": {}}', "
+        '\'2024-06-30 22:00:00.000001+02\', \'{"n": 0.1000000000000000000001, "a": [1, "x", null], "o": {}}\', '
         "'[1, 2.5, \"s\"]', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a,b\",\"c\\\"d\",NULL}', '{1,NULL,-3}', "
         "'it''s complicated', B'10100101')",
         "(2, 32767, 2147483647, 9223372036854775807, 99999999999999999999.9999999999, 2.2250738585072014e-308, "
@@ -97,7 +97,7 @@ def mariadb_rows() -> list[str]:
     return [
         "(1, -128, -8388608, 18446744073709551615, -12345678901234567890.0123456789, -1.5e308, -3.4e38, 1, "
         "'héllo ✓ 😀', 'code-1', 'ab', X'00ff10', '1000-01-01', '-838:59:59.000000', '2024-02-29 23:59:59.999999', "
-        "'2038-01-19 03:14:07.999999', '{\"n\": 0.5, \"a\": [1, \"x\", null], \"deep\": {\"k\": true}}', "
+        '\'2038-01-19 03:14:07.999999\', \'{"n": 0.5, "a": [1, "x", null], "deep": {"k": true}}\', '
         "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'it''s complicated', 'write,read', b'101010101010', 2155)",
         "(4294967295, 127, 8388607, 0, 99999999999999999999.9999999999, 2.2250738585072014e-308, 1.1, 0, '', "
         "'', 'abcdefgh', X'', '9999-12-31', '838:59:59.999999', '1970-01-01 00:00:00', '1970-01-01 00:00:01', "
@@ -151,15 +151,26 @@ def upserts(target_ns: str, rows: dict[Any, dict[str, Any]]) -> list[RowChange]:
 
 
 def pg_writer(db: Endpoint) -> PostgresWriter:
-    conninfo = make_conninfo(host=db.host, port=db.port, user=db.apply.user, password=db.apply.password,
-                             dbname=db.database, sslmode="disable")
+    conninfo = make_conninfo(
+        host=db.host,
+        port=db.port,
+        user=db.apply.user,
+        password=db.apply.password,
+        dbname=db.database,
+        sslmode="disable",
+    )
     return PostgresWriter(conninfo, node="pg")
 
 
 def mariadb_writer(db: Endpoint, password: str | None = None) -> MariaDbWriter:
-    params = ConnectParams(host=db.host, port=db.port, user=db.apply.user,
-                           password=db.apply.password if password is None else password,
-                           database=db.database, tls=Tls(mode="disable"))
+    params = ConnectParams(
+        host=db.host,
+        port=db.port,
+        user=db.apply.user,
+        password=db.apply.password if password is None else password,
+        database=db.database,
+        tls=Tls(mode="disable"),
+    )
     return MariaDbWriter(params, node="maria")
 
 
@@ -220,10 +231,13 @@ def test_every_mapped_type_arrives_and_replays_are_harmless(direction: Direction
     # Updates (one keeping its big text column UNCHANGED, as PostgreSQL sends unchanged TOASTed values),
     # a delete, and a key change (delete of the old key + upsert of the new one).
     first, second = (1,), max(k for k in d.captured() if k != (3,))
-    run_sql(d.source, f"UPDATE {d.source_ns} SET code = 'changed', name = NULL WHERE id = {first[0]}",
-            f"UPDATE {d.source_ns} SET code = 'kept name' WHERE id = {second[0]}",
-            f"DELETE FROM {d.source_ns} WHERE id = 3",
-            f"UPDATE {d.source_ns} SET id = 77 WHERE id = {first[0]}")
+    run_sql(
+        d.source,
+        f"UPDATE {d.source_ns} SET code = 'changed', name = NULL WHERE id = {first[0]}",
+        f"UPDATE {d.source_ns} SET code = 'kept name' WHERE id = {second[0]}",
+        f"DELETE FROM {d.source_ns} WHERE id = 3",
+        f"UPDATE {d.source_ns} SET id = 77 WHERE id = {first[0]}",
+    )
     now = d.captured()
     kept = dict(now[second], name=UNCHANGED)
     slice_ = [
@@ -236,8 +250,10 @@ def test_every_mapped_type_arrives_and_replays_are_harmless(direction: Direction
     history.append(slice_)
     d.apply(slice_)
     d.assert_equal()
-    assert table_rows(d.target, d.target_ns)[(second[0],)]["name"] == table_rows(d.source, d.source_ns)[
-        (second[0],)]["name"]
+    assert (
+        table_rows(d.target, d.target_ns)[(second[0],)]["name"]
+        == table_rows(d.source, d.source_ns)[(second[0],)]["name"]
+    )
 
     # Idempotence: the whole history again, then every overlapping suffix, then each slice twice in one.
     expected = checksum(table_rows(d.target, d.target_ns))
@@ -288,8 +304,11 @@ def test_a_refused_row_names_table_and_key_and_rolls_the_slice_back(direction: D
 
     # A NOT NULL violation is named the same way; a value the column type cannot take (converted before
     # anything is sent) too.
-    run_sql(d.target, f"ALTER TABLE {d.target_ns} " + (
-        "MODIFY code VARCHAR(64) NOT NULL" if d.target.engine == "mariadb" else "ALTER COLUMN code SET NOT NULL"))
+    run_sql(
+        d.target,
+        f"ALTER TABLE {d.target_ns} "
+        + ("MODIFY code VARCHAR(64) NOT NULL" if d.target.engine == "mariadb" else "ALTER COLUMN code SET NOT NULL"),
+    )
     d.writer.forget()
     with pytest.raises(SinkError, match=r"key \(id=42\)"):
         d.apply([RowChange(d.target_ns, "upsert", {"id": 42}, {"id": 42, "code": None})])
@@ -310,12 +329,17 @@ def test_a_refused_row_names_table_and_key_and_rolls_the_slice_back(direction: D
 def _kill_sessions(endpoint: Endpoint) -> None:
     """End every session of the apply user from the admin side (a server restart, as the writer sees it)."""
     if endpoint.engine == "postgresql":
-        run_sql(endpoint, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
-                          f"'{endpoint.apply.user}' AND datname = '{endpoint.database}'")
+        run_sql(
+            endpoint,
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
+            f"'{endpoint.apply.user}' AND datname = '{endpoint.database}'",
+        )
         return
     with endpoint.connect("admin") as conn, conn.cursor() as cur:
-        cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND DB = %s",
-                    (endpoint.apply.user, endpoint.database))
+        cur.execute(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND DB = %s",
+            (endpoint.apply.user, endpoint.database),
+        )
         for (session,) in cur.fetchall():
             cur.execute(f"KILL {int(session)}")
 
@@ -347,8 +371,12 @@ def test_missing_table_and_missing_key_are_sink_errors(fresh_pg_db: Endpoint, fr
 def test_bad_password_never_shows_in_errors(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint) -> None:
     secret = "hunter2-" + uuid.uuid4().hex
     db = fresh_pg_db
-    pg = PostgresWriter(make_conninfo(host=db.host, port=db.port, user=db.apply.user, password=secret,
-                                      dbname=db.database, sslmode="disable"), node="pg")
+    pg = PostgresWriter(
+        make_conninfo(
+            host=db.host, port=db.port, user=db.apply.user, password=secret, dbname=db.database, sslmode="disable"
+        ),
+        node="pg",
+    )
     for writer in (pg, mariadb_writer(fresh_mariadb_db, password=secret)):
         with pytest.raises((SinkError, SourceUnavailable)) as caught:
             writer.apply([RowChange("x.y", "delete", {"id": 1}, None)])
@@ -364,8 +392,10 @@ def test_timestamps_are_stored_in_utc(fresh_pg_db: Endpoint, fresh_mariadb_db: E
     values = {"ts": dt.datetime(2024, 6, 1, 12, tzinfo=paris), "tstz": dt.datetime(2024, 6, 1, 12)}
     expected = {"ts": dt.datetime(2024, 6, 1, 10), "tstz": dt.datetime(2024, 6, 1, 12)}
     maria_ns = f"{fresh_mariadb_db.database}.t"
-    for writer, endpoint, ns in ((pg_writer(fresh_pg_db), fresh_pg_db, "public.t"),
-                                 (mariadb_writer(fresh_mariadb_db), fresh_mariadb_db, maria_ns)):
+    for writer, endpoint, ns in (
+        (pg_writer(fresh_pg_db), fresh_pg_db, "public.t"),
+        (mariadb_writer(fresh_mariadb_db), fresh_mariadb_db, maria_ns),
+    ):
         with writer:
             writer.apply([RowChange(ns, "upsert", {"id": 1}, {"id": 1, **values})])
         row = table_rows(endpoint, ns)[(1,)]
@@ -373,15 +403,20 @@ def test_timestamps_are_stored_in_utc(fresh_pg_db: Endpoint, fresh_mariadb_db: E
 
 
 def test_schemas_read_types_keys_and_column_flags(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint) -> None:
-    run_sql(fresh_pg_db, "CREATE TYPE mood AS ENUM ('happy', 'it''s')",
-            "CREATE DOMAIN short_code AS varchar(10) NOT NULL",
-            "CREATE TABLE public.s (a int GENERATED ALWAYS AS IDENTITY, b text, n numeric(30,10), u numeric, "
-            "c char(8), t timestamptz(3), i interval, bits bit(8), vb varbit, m mood, ms mood[], code short_code, "
-            "g int GENERATED ALWAYS AS (a * 2) STORED, PRIMARY KEY (b, a))")
-    run_sql(fresh_mariadb_db,
-            "CREATE TABLE s (a INT UNSIGNED, b VARCHAR(64) CHARACTER SET latin1, f TINYINT(1) NOT NULL DEFAULT 0, "
-            "d DECIMAL(12,2), fl FLOAT(7,4), tx TEXT, j JSON, e ENUM('x', 'it''s'), st SET('r', 'w'), bits BIT(3), "
-            "tm TIME(3), ts TIMESTAMP(6) NULL, y YEAR, u UUID, v INT AS (a + 1) VIRTUAL, PRIMARY KEY (b, a))")
+    run_sql(
+        fresh_pg_db,
+        "CREATE TYPE mood AS ENUM ('happy', 'it''s')",
+        "CREATE DOMAIN short_code AS varchar(10) NOT NULL",
+        "CREATE TABLE public.s (a int GENERATED ALWAYS AS IDENTITY, b text, n numeric(30,10), u numeric, "
+        "c char(8), t timestamptz(3), i interval, bits bit(8), vb varbit, m mood, ms mood[], code short_code, "
+        "g int GENERATED ALWAYS AS (a * 2) STORED, PRIMARY KEY (b, a))",
+    )
+    run_sql(
+        fresh_mariadb_db,
+        "CREATE TABLE s (a INT UNSIGNED, b VARCHAR(64) CHARACTER SET latin1, f TINYINT(1) NOT NULL DEFAULT 0, "
+        "d DECIMAL(12,2), fl FLOAT(7,4), tx TEXT, j JSON, e ENUM('x', 'it''s'), st SET('r', 'w'), bits BIT(3), "
+        "tm TIME(3), ts TIMESTAMP(6) NULL, y YEAR, u UUID, v INT AS (a + 1) VIRTUAL, PRIMARY KEY (b, a))",
+    )
     pg = schema_of(fresh_pg_db, "public.s")
     assert pg.primary_key == ("b", "a")
     types = {c.name: c.type for c in pg.columns}
@@ -389,7 +424,8 @@ def test_schemas_read_types_keys_and_column_flags(fresh_pg_db: Endpoint, fresh_m
     assert (types["c"].length, types["c"].fixed, types["t"].precision, types["t"].family) == (8, True, 3, "timestamptz")
     assert (types["bits"].length, types["bits"].fixed, types["vb"].length) == (8, True, None)
     assert types["m"].labels == ("happy", "it's") and types["ms"].element == types["m"].__class__(
-        family="enum", name="mood", labels=("happy", "it's"))
+        family="enum", name="mood", labels=("happy", "it's")
+    )
     assert (types["code"].family, types["code"].length) == ("text", 10)
     flags = {c.name: (c.nullable, c.has_default, c.generated) for c in pg.columns}
     assert flags["a"] == (False, True, False) and flags["g"] == (True, False, True) and flags["code"][0] is False
@@ -402,9 +438,17 @@ def test_schemas_read_types_keys_and_column_flags(fresh_pg_db: Endpoint, fresh_m
     assert (types["f"].family, types["fl"].scale, types["tx"].length) == ("boolean", 4, 16383)
     assert types["j"].family == "json" and types["e"].labels == ("x", "it's") and types["st"].labels == ("r", "w")
     assert (types["bits"].length, types["tm"].family, types["tm"].precision, types["tm"].max_hours) == (
-        3, "interval", 3, 838)
+        3,
+        "interval",
+        3,
+        838,
+    )
     assert (types["ts"].family, types["ts"].bits, types["y"].name, types["u"].family) == (
-        "timestamptz", 32, "year", "uuid")
+        "timestamptz",
+        32,
+        "year",
+        "uuid",
+    )
     flags = {c.name: (c.nullable, c.has_default, c.generated) for c in maria.columns}
     assert flags["f"] == (False, True, False) and flags["v"][2] is True and flags["a"][0] is False
 

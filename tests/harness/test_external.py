@@ -20,7 +20,8 @@ def test_postgres_dsn_gets_accounts_and_its_own_database(tmp_path: Path) -> None
     with LocalPostgres(tmp_path) as server:
         admin = server.endpoint.admin
         endpoint = postgres_from_dsn(
-            f"host=127.0.0.1 port={server.port} user={admin.user} password={admin.password} dbname=postgres")
+            f"host=127.0.0.1 port={server.port} user={admin.user} password={admin.password} dbname=postgres"
+        )
         assert endpoint.database.startswith("worker_sync_")
         assert endpoint.capture.password != server.endpoint.capture.password  # reset: we cannot read it back
         with endpoint.connect("admin") as conn:
@@ -32,7 +33,8 @@ def test_postgres_dsn_gets_accounts_and_its_own_database(tmp_path: Path) -> None
         endpoint.drop_database(endpoint.database)
         with server.endpoint.connect() as conn:
             assert conn.execute(
-                "SELECT count(*) FROM pg_database WHERE datname = %s", (endpoint.database,)).fetchone() == (0,)
+                "SELECT count(*) FROM pg_database WHERE datname = %s", (endpoint.database,)
+            ).fetchone() == (0,)
 
 
 @pytest.mark.mariadb

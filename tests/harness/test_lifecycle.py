@@ -102,8 +102,11 @@ def test_keep_data_keeps_the_home_and_the_sweep_spares_it(tmp_path: Path) -> Non
 
 def _start_driver(base: Path) -> tuple[subprocess.Popen[str], list[tuple[int, Path]]]:
     proc = subprocess.Popen(
-        [sys.executable, str(DRIVER)], env={**os.environ, "WS_BASE_DIR": str(base)}, cwd="/",
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, str(DRIVER)],
+        env={**os.environ, "WS_BASE_DIR": str(base)},
+        cwd="/",
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # bounded by the harness's own start timeout
@@ -134,8 +137,11 @@ def test_servers_stop_when_their_owner_is_signalled(tmp_path: Path, sig: signal.
         proc.send_signal(sig)
         assert proc.wait(timeout=60) == -sig  # SIGINT and SIGTERM still end the process by that signal
         for home, pids in running.items():
-            wait_until(lambda home=home, pids=pids: all_exited(home, pids), timeout_s=30,
-                       what=f"servers in {home} to exit after {sig.name}")
+            wait_until(
+                lambda home=home, pids=pids: all_exited(home, pids),
+                timeout_s=30,
+                what=f"servers in {home} to exit after {sig.name}",
+            )
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -21,9 +21,14 @@ def _query(endpoint: Endpoint, sql: str, role: str = "admin") -> list[tuple[obje
 
 
 def test_binlog_is_row_based_with_full_images_and_column_names(mariadb_server: Endpoint) -> None:
-    variables = dict(_query(mariadb_server, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ("
-                            "'log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', "
-                            "'gtid_strict_mode', 'server_id', 'performance_schema')"))
+    variables = dict(
+        _query(
+            mariadb_server,
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ("
+            "'log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', "
+            "'gtid_strict_mode', 'server_id', 'performance_schema')",
+        )
+    )
     assert variables == {
         "log_bin": "ON",
         "binlog_format": "ROW",
@@ -45,8 +50,12 @@ def test_each_account_logs_in_with_its_password(mariadb_server: Endpoint, role: 
 @pytest.mark.parametrize("role", ["admin", "capture", "apply"])
 def test_a_wrong_password_is_refused(mariadb_server: Endpoint, role: str) -> None:
     with pytest.raises(pymysql.err.OperationalError) as denied:
-        pymysql.connect(host=mariadb_server.host, port=mariadb_server.port,
-                        user=mariadb_server.credentials(role).user, password="wrong")
+        pymysql.connect(
+            host=mariadb_server.host,
+            port=mariadb_server.port,
+            user=mariadb_server.credentials(role).user,
+            password="wrong",
+        )
     assert denied.value.args[0] == ER_ACCESS_DENIED
 
 
@@ -68,8 +77,12 @@ def test_apply_writes_rows_but_cannot_change_the_schema(fresh_mariadb_db: Endpoi
         cur.execute("DELETE FROM items WHERE id = 2")
         cur.execute("SELECT id, name FROM items")
         assert cur.fetchall() == ((1, "uno"),)
-        for ddl in ("CREATE TABLE other (id INT)", "DROP TABLE items", "ALTER TABLE items ADD extra INT",
-                    "TRUNCATE items"):
+        for ddl in (
+            "CREATE TABLE other (id INT)",
+            "DROP TABLE items",
+            "ALTER TABLE items ADD extra INT",
+            "TRUNCATE items",
+        ):
             with pytest.raises(pymysql.err.OperationalError) as denied:
                 cur.execute(ddl)
             assert denied.value.args[0] == ER_TABLEACCESS_DENIED, ddl
@@ -98,10 +111,19 @@ def test_capture_reads_a_row_event_with_column_names(fresh_mariadb_db: Endpoint)
         cur.execute("INSERT INTO items VALUES (1, 'héllo')")
     capture = fresh_mariadb_db.capture
     stream = BinLogStreamReader(
-        connection_settings={"host": fresh_mariadb_db.host, "port": fresh_mariadb_db.port,
-                             "user": capture.user, "password": capture.password},
-        server_id=4242, blocking=False, only_events=[WriteRowsEvent], only_schemas=[fresh_mariadb_db.database],
-        resume_stream=True, log_file=log_file, log_pos=log_pos,
+        connection_settings={
+            "host": fresh_mariadb_db.host,
+            "port": fresh_mariadb_db.port,
+            "user": capture.user,
+            "password": capture.password,
+        },
+        server_id=4242,
+        blocking=False,
+        only_events=[WriteRowsEvent],
+        only_schemas=[fresh_mariadb_db.database],
+        resume_stream=True,
+        log_file=log_file,
+        log_pos=log_pos,
     )
     try:
         rows = [(event.table, row["values"]) for event in stream for row in event.rows]

@@ -35,8 +35,9 @@ def test_each_account_logs_in_with_its_password(pg_server: Endpoint, role: str) 
 def test_a_wrong_password_is_refused(pg_server: Endpoint, role: str) -> None:
     user = pg_server.credentials(role).user
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host=pg_server.host, port=pg_server.port, user=user, password="wrong",
-                        dbname=pg_server.database)
+        psycopg.connect(
+            host=pg_server.host, port=pg_server.port, user=user, password="wrong", dbname=pg_server.database
+        )
 
 
 def test_role_attributes_are_least_privilege(pg_server: Endpoint) -> None:
@@ -111,8 +112,7 @@ def test_fresh_databases_are_separate_and_empty(pg_server: Endpoint, fresh_pg_db
     assert fresh_pg_db.database != pg_server.database
     assert (fresh_pg_db.host, fresh_pg_db.port) == (pg_server.host, pg_server.port)
     with fresh_pg_db.connect("apply") as apply:
-        assert apply.execute(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+        assert apply.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
 
 
 def test_drop_database_also_drops_its_slots(pg_server: Endpoint) -> None:
@@ -121,10 +121,10 @@ def test_drop_database_also_drops_its_slots(pg_server: Endpoint) -> None:
         capture.execute("SELECT pg_create_logical_replication_slot('t_drop_with_slot_s', 'wal2json')")
     pg_server.drop_database("t_drop_with_slot")
     with pg_server.connect() as admin:
+        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname = 't_drop_with_slot'").fetchone() == (0,)
         assert admin.execute(
-            "SELECT count(*) FROM pg_database WHERE datname = 't_drop_with_slot'").fetchone() == (0,)
-        assert admin.execute(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 't_drop_with_slot_s'").fetchone() == (0,)
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 't_drop_with_slot_s'"
+        ).fetchone() == (0,)
 
 
 def test_passwords_stay_out_of_repr(pg_server: Endpoint) -> None:

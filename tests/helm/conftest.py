@@ -13,9 +13,7 @@ from tests.helm.chart_support import CHART_DIR, NAMESPACE, RELEASE, SCENARIOS, R
 
 @pytest.fixture(scope="session")
 def helm():
-    return pytest.importorskip(
-        "helm_python", reason="helm-python-sdk is not installed (pip install -e '.[chart]')"
-    )
+    return pytest.importorskip("helm_python", reason="helm-python-sdk is not installed (pip install -e '.[chart]')")
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +27,7 @@ def render(chart):
 
     def _render(values: dict | None = None, *, name: str = RELEASE, is_upgrade: bool = False) -> Rendering:
         values = values or {}
-        files = chart.render(
-            values, name=name, namespace=NAMESPACE, is_install=not is_upgrade, is_upgrade=is_upgrade
-        )
+        files = chart.render(values, name=name, namespace=NAMESPACE, is_install=not is_upgrade, is_upgrade=is_upgrade)
         return Rendering(values=values, files=files)
 
     return _render

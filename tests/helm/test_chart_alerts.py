@@ -78,22 +78,28 @@ def down_cases(groups) -> list[dict]:
     severity = rule(groups, "WorkerSyncDown")["labels"]["severity"]
     target = {**SCOPE, "instance": "worker-sync:9080"}
     return [
-        {   # Up, then the scrape fails: quiet until `for` has passed, then firing.
+        {  # Up, then the scrape fails: quiet until `for` has passed, then firing.
             "interval": "1m",
             "input_series": [series("up", target, f"1x4 0x{hold + 5}")],
             "alert_rule_test": [
                 {"eval_time": "4m", "alertname": "WorkerSyncDown", "exp_alerts": []},
                 {"eval_time": f"{4 + hold - 1}m", "alertname": "WorkerSyncDown", "exp_alerts": []},
-                {"eval_time": f"{4 + hold + 1}m", "alertname": "WorkerSyncDown",
-                 "exp_alerts": [{"exp_labels": {**target, "severity": severity}}]},
+                {
+                    "eval_time": f"{4 + hold + 1}m",
+                    "alertname": "WorkerSyncDown",
+                    "exp_alerts": [{"exp_labels": {**target, "severity": severity}}],
+                },
             ],
         },
-        {   # No target at all (the Service lost its endpoint): absent() fires.
+        {  # No target at all (the Service lost its endpoint): absent() fires.
             "interval": "1m",
             "input_series": [series("up", {**SCOPE, "job": "other-release", "instance": "x"}, f"1x{hold + 5}")],
             "alert_rule_test": [
-                {"eval_time": f"{hold + 1}m", "alertname": "WorkerSyncDown",
-                 "exp_alerts": [{"exp_labels": {**SCOPE, "severity": severity}}]},
+                {
+                    "eval_time": f"{hold + 1}m",
+                    "alertname": "WorkerSyncDown",
+                    "exp_alerts": [{"exp_labels": {**SCOPE, "severity": severity}}],
+                },
             ],
         },
     ]

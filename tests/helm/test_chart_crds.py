@@ -32,8 +32,10 @@ CRD_FILES = {
 def crd_dir() -> Path:
     value = os.environ.get("WORKER_SYNC_CRD_DIR")
     if not value:
-        pytest.skip("WORKER_SYNC_CRD_DIR is not set: RayCluster, RayJob, ServiceMonitor and PrometheusRule "
-                    "were NOT validated against their CRD schemas")
+        pytest.skip(
+            "WORKER_SYNC_CRD_DIR is not set: RayCluster, RayJob, ServiceMonitor and PrometheusRule "
+            "were NOT validated against their CRD schemas"
+        )
     path = Path(value)
     assert path.is_dir(), f"WORKER_SYNC_CRD_DIR={value} is not a directory"
     return path

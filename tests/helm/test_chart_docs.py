@@ -29,8 +29,11 @@ SEED_DEFAULTS = {
         f"databases.{engine}.{key}": value
         for engine, port in (("postgresql", 5432), ("mysql", 3306), ("mongodb", 27017))
         for key, value in {
-            "enabled": True, "host": f"{engine}.default.svc.cluster.local", "port": port,
-            "database": "audit_db", "username": "audit_user",
+            "enabled": True,
+            "host": f"{engine}.default.svc.cluster.local",
+            "port": port,
+            "database": "audit_db",
+            "username": "audit_user",
         }.items()
     },
     "prometheus.enabled": True,
@@ -50,9 +53,16 @@ SEED_DEFAULTS = {
     "autoscaling.targetMemoryUtilizationPercentage": 80,
     "networkPolicy.enabled": True,
     "networkPolicy.ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"name": "api-gateway"}}}]}],
-    "networkPolicy.egress": [{"to": [], "ports": [
-        {"protocol": "TCP", "port": 5432}, {"protocol": "TCP", "port": 3306}, {"protocol": "TCP", "port": 27017},
-    ]}],
+    "networkPolicy.egress": [
+        {
+            "to": [],
+            "ports": [
+                {"protocol": "TCP", "port": 5432},
+                {"protocol": "TCP", "port": 3306},
+                {"protocol": "TCP", "port": 27017},
+            ],
+        }
+    ],
     "securityContext.enabled": True,
     "securityContext.runAsNonRoot": True,
     "securityContext.runAsUser": 1001,
@@ -139,7 +149,8 @@ def test_every_key_is_documented_by_itself_or_a_parent():
     values = yaml.safe_load(VALUES.read_text())
     documented = {key for _, key, _ in params()}
     undocumented = [
-        path for path in leaves(values)
+        path
+        for path in leaves(values)
         if not any(path == d or path.startswith(f"{d}.") for d in documented)
         and not any(d.startswith(f"{path}.") for d in documented)
     ]
@@ -180,14 +191,37 @@ def test_unsafe_seed_defaults_are_replaced_and_explained():
 
 def test_readme_keeps_the_seed_sections():
     readme = README.read_text()
-    for heading in ("## Features", "## Prerequisites", "## Installation", "## Configuration", "## Deployed components",
-                    "## Useful commands", "## Testing", "## Metrics and alerts", "## Troubleshooting", "## Security",
-                    "## Backup and recovery", "## Upgrades", "## Development", "## Changes from the seed",
-                    "## Parameters"):
+    for heading in (
+        "## Features",
+        "## Prerequisites",
+        "## Installation",
+        "## Configuration",
+        "## Deployed components",
+        "## Useful commands",
+        "## Testing",
+        "## Metrics and alerts",
+        "## Troubleshooting",
+        "## Security",
+        "## Backup and recovery",
+        "## Upgrades",
+        "## Development",
+        "## Changes from the seed",
+        "## Parameters",
+    ):
         assert heading in readme, heading
-    for name in ("test-connection", "test-database", "test-redis", "test-prometheus", "test-grafana",
-                 "test-sync-functionality", "WorkerSyncDown", "HighSyncLag", "HighErrorRate", "QueueBacklog",
-                 "HighConflictRate"):
+    for name in (
+        "test-connection",
+        "test-database",
+        "test-redis",
+        "test-prometheus",
+        "test-grafana",
+        "test-sync-functionality",
+        "WorkerSyncDown",
+        "HighSyncLag",
+        "HighErrorRate",
+        "QueueBacklog",
+        "HighConflictRate",
+    ):
         assert name in readme, name
 
 

@@ -56,8 +56,7 @@ def test_embedded_pod_templates_validate_strictly(rendering, kubernetes_validate
         for i, template in enumerate(templates):
             checked += 1
             name = f"{obj['metadata']['name']}-{i}"
-            pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name},
-                            "template": template}
+            pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name}, "template": template}
             errors += validation_errors(kubernetes_validate, pod_template)
     assert checked == sum(1 for o in rendering.objects for _ in pod_specs(o) if o["kind"] in ("RayCluster", "RayJob"))
     assert errors == []

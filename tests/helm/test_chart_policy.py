@@ -12,7 +12,14 @@ from tests.helm.chart_support import CHART_DIR, ROOT, containers, load_yaml, pod
 
 #: Volume types the `restricted` Pod Security Standard allows.
 RESTRICTED_VOLUMES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 }
 #: Distinctive inline secrets, to look for in everything that is not a Secret.
 INLINE_SECRETS = {
@@ -95,8 +102,16 @@ def inline_secrets_rendering(render):
 def test_no_secret_value_outside_secrets(inline_secrets_rendering):
     r = inline_secrets_rendering
     secrets = r.secret_values()
-    planted = ["pg-Pa55-4f1c2a", "my-Pa55-9b7d3e", "mg-Pa55-2c8e5f", "ab" * 32, "cd" * 32, "tok-5e3f0a9d77",
-               "gf-Pa55-71aa0c", "rd-Pa55-0e4b19"]
+    planted = [
+        "pg-Pa55-4f1c2a",
+        "my-Pa55-9b7d3e",
+        "mg-Pa55-2c8e5f",
+        "ab" * 32,
+        "cd" * 32,
+        "tok-5e3f0a9d77",
+        "gf-Pa55-71aa0c",
+        "rd-Pa55-0e4b19",
+    ]
     assert sorted(planted) == sorted(v for k, v in secrets.items() if k.startswith("worker-sync-secret/"))
     for obj in r.objects:
         if obj["kind"] == "Secret":
@@ -147,9 +162,10 @@ def test_production_pins_every_image(production_rendering):
     for ref in image_refs(production_rendering):
         name, _, tag = ref.rpartition(":")
         assert "@sha256:" in ref or (name and tag and tag != "latest" and "/" not in tag), ref
-    assert production_rendering.one("RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0][
-        "image"
-    ] == f"registry.example.com/worker-sync/worker-sync:{values['image']['tag']}"
+    assert (
+        production_rendering.one("RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"]
+        == f"registry.example.com/worker-sync/worker-sync:{values['image']['tag']}"
+    )
 
 
 def test_default_image_is_the_pinned_app_version_not_latest(default_rendering):

@@ -96,9 +96,7 @@ def test_seed_monitoring_components(default_rendering):
         "storage": "50Gi"
     }
     r.get("Deployment", "worker-sync-grafana")
-    assert r.get("PersistentVolumeClaim", "worker-sync-grafana")["spec"]["resources"]["requests"] == {
-        "storage": "10Gi"
-    }
+    assert r.get("PersistentVolumeClaim", "worker-sync-grafana")["spec"]["resources"]["requests"] == {"storage": "10Gi"}
     r.get("Deployment", "worker-sync-alertmanager")
     assert r.get("PersistentVolumeClaim", "worker-sync-alertmanager")["spec"]["resources"]["requests"] == {
         "storage": "5Gi"
@@ -111,7 +109,11 @@ def test_seed_monitoring_components(default_rendering):
     r.get("ServiceMonitor", "worker-sync")
     rules = r.get("PrometheusRule", "worker-sync")["spec"]["groups"][0]["rules"]
     assert [rule["alert"] for rule in rules] == [
-        "WorkerSyncDown", "HighSyncLag", "HighErrorRate", "QueueBacklog", "HighConflictRate",
+        "WorkerSyncDown",
+        "HighSyncLag",
+        "HighErrorRate",
+        "QueueBacklog",
+        "HighConflictRate",
     ]
     dashboard = r.get("ConfigMap", "worker-sync-dashboard")["data"]["worker-sync.json"]
     for metric in ("sync_lag_ms", "audit_write_tps", "conflict_rate", "queue_depth", "error_ratio"):
@@ -182,15 +184,22 @@ def test_gcs_fault_tolerance_uses_the_bundled_redis(default_rendering):
     options = r.one("RayCluster")["spec"]["gcsFaultToleranceOptions"]
     assert options["redisAddress"] == "worker-sync-redis:6379"
     assert options["redisPassword"]["valueFrom"]["secretKeyRef"] == {
-        "name": "worker-sync-secret", "key": "redis-password",
+        "name": "worker-sync-secret",
+        "key": "redis-password",
     }
     r.get("Deployment", "worker-sync-redis")
     assert r.get("Service", "worker-sync-redis")["spec"]["ports"][0]["port"] == 6379
 
 
 def test_external_redis_replaces_the_bundled_one(render):
-    r = render({"gcsFaultTolerance": {"redisAddress": "redis.cache.svc:6380",
-                                      "redisPassword": {"existingSecret": "cache-auth", "secretKey": "pw"}}})
+    r = render(
+        {
+            "gcsFaultTolerance": {
+                "redisAddress": "redis.cache.svc:6380",
+                "redisPassword": {"existingSecret": "cache-auth", "secretKey": "pw"},
+            }
+        }
+    )
     options = r.one("RayCluster")["spec"]["gcsFaultToleranceOptions"]
     assert options["redisAddress"] == "redis.cache.svc:6380"
     assert options["redisPassword"]["valueFrom"]["secretKeyRef"] == {"name": "cache-auth", "key": "pw"}
@@ -250,14 +259,16 @@ def test_every_volume_mount_and_reference_resolves(rendering):
     rendered = {(o["kind"], o["metadata"]["name"]) for o in rendering.objects}
     values = rendering.values
     external = {
-        v for v in (
+        v
+        for v in (
             (values.get("auth") or {}).get("existingSecret"),
             (values.get("grafana") or {}).get("existingSecret"),
             ((values.get("redis") or {}).get("auth") or {}).get("existingSecret"),
             (values.get("alertmanager") or {}).get("existingConfigSecret"),
             *[(db or {}).get("existingSecret") for db in (values.get("databases") or {}).values()],
             *[((db or {}).get("tls") or {}).get("existingSecret") for db in (values.get("databases") or {}).values()],
-        ) if v
+        )
+        if v
     }
     for obj in rendering.objects:
         for where, pod in pod_specs(obj):
@@ -298,8 +309,13 @@ def test_production_brings_every_secret_and_generates_none(production_rendering)
     sources = production_rendering.one("RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]["volumes"]
     projected = next(v for v in sources if v["name"] == "secrets")["projected"]["sources"]
     names = {s["secret"]["name"] for s in projected}
-    assert names == {"worker-sync-auth", "worker-sync-postgresql", "worker-sync-mysql", "worker-sync-mongodb",
-                     "worker-sync-database-ca"}
+    assert names == {
+        "worker-sync-auth",
+        "worker-sync-postgresql",
+        "worker-sync-mysql",
+        "worker-sync-mongodb",
+        "worker-sync-database-ca",
+    }
 
 
 # --- the Ray workload -------------------------------------------------------------------------------
@@ -313,8 +329,12 @@ def test_autoscaling_maps_the_seed_targets_to_ray_resources(default_rendering):
 
 
 def test_autoscaling_mapping_handles_millicores_and_explicit_values(render):
-    r = render({"worker": {"resources": {"limits": {"cpu": "6500m", "memory": "1000M"}}},
-                "autoscaling": {"targetCPUUtilizationPercentage": 50, "targetMemoryUtilizationPercentage": 90}})
+    r = render(
+        {
+            "worker": {"resources": {"limits": {"cpu": "6500m", "memory": "1000M"}}},
+            "autoscaling": {"targetCPUUtilizationPercentage": 50, "targetMemoryUtilizationPercentage": 90},
+        }
+    )
     params = r.one("RayCluster")["spec"]["workerGroupSpecs"][0]["rayStartParams"]
     assert (params["num-cpus"], params["memory"]) == ("3", "900000000")
     r = render({"worker": {"rayStartParams": {"num-cpus": "5"}}})
@@ -399,6 +419,9 @@ def test_notes_warn_about_what_needs_attention(default_rendering, production_ren
     assert "audit signing key was generated" in default_rendering.notes
     assert "WARNINGS" not in production_rendering.notes
     assert "image.tag is `latest`" in render({"image": {"tag": "latest"}}).notes
-    for service in ("worker-sync-grafana 3000:3000", "worker-sync-prometheus 9090:9090",
-                    "worker-sync-alertmanager 9093:9093"):
+    for service in (
+        "worker-sync-grafana 3000:3000",
+        "worker-sync-prometheus 9090:9090",
+        "worker-sync-alertmanager 9093:9093",
+    ):
         assert service in default_rendering.notes

@@ -123,8 +123,11 @@ def test_prometheus_check_needs_all_five_metrics(checks, quick):
 def test_prometheus_check_needs_the_scrape_and_the_alerts(checks, quick):
     up = {"data": {"result": [{"metric": {}, "value": [0, "1"]}]}}
     rules = {"data": {"groups": [{"rules": [{"name": n} for n in checks.SEED_ALERTS]}]}}
-    routes = {"/metrics": (200, SEED_EXPOSITION), "/api/v1/query": (200, json.dumps(up)),
-              "/api/v1/rules": (200, json.dumps(rules))}
+    routes = {
+        "/metrics": (200, SEED_EXPOSITION),
+        "/api/v1/query": (200, json.dumps(up)),
+        "/api/v1/rules": (200, json.dumps(rules)),
+    }
     with http_stub(routes) as url:
         assert checks.main(["metrics", f"{url}/metrics", "--prometheus", url, "--job", "w", "--namespace", "n"]) == 0
     routes["/api/v1/rules"] = (200, json.dumps({"data": {"groups": [{"rules": [{"name": "HighSyncLag"}]}]}}))
@@ -135,8 +138,10 @@ def test_prometheus_check_needs_the_scrape_and_the_alerts(checks, quick):
 def test_grafana_check(checks, quick, monkeypatch):
     exprs = ["sync_lag_ms", "audit_write_tps", "conflict_rate", "queue_depth", "error_ratio"]
     dashboard = {"dashboard": {"panels": [{"targets": [{"expr": f"max({e})"}]} for e in exprs]}}
-    routes = {"/api/health": (200, json.dumps({"database": "ok"})),
-              "/api/dashboards/uid/worker-sync": (200, json.dumps(dashboard))}
+    routes = {
+        "/api/health": (200, json.dumps({"database": "ok"})),
+        "/api/dashboards/uid/worker-sync": (200, json.dumps(dashboard)),
+    }
     monkeypatch.setenv("GRAFANA_USER", "admin")
     monkeypatch.setenv("GRAFANA_PASSWORD", "pw")
     with http_stub(routes) as url:
@@ -147,8 +152,10 @@ def test_grafana_check(checks, quick, monkeypatch):
 
 def test_grafana_check_against_the_shipped_dashboard(checks, quick, monkeypatch):
     dashboard = json.loads((CHART_DIR / "dashboards" / "worker-sync.json").read_text())
-    routes = {"/api/health": (200, json.dumps({"database": "ok"})),
-              f"/api/dashboards/uid/{dashboard['uid']}": (200, json.dumps({"dashboard": dashboard}))}
+    routes = {
+        "/api/health": (200, json.dumps({"database": "ok"})),
+        f"/api/dashboards/uid/{dashboard['uid']}": (200, json.dumps({"dashboard": dashboard})),
+    }
     monkeypatch.setenv("GRAFANA_PASSWORD", "pw")
     with http_stub(routes) as url:
         assert checks.main(["grafana", url, "--uid", dashboard["uid"]]) == 0
@@ -191,9 +198,15 @@ def test_database_check_logs_in_to_real_servers(checks, pg_server, mariadb_serve
         creds = endpoint.credentials("capture")
         password_file = tmp_path / f"{engine}-password"
         password_file.write_text(creds.password + "\n")
-        nodes[engine] = {"enabled": True, "host": endpoint.host, "port": endpoint.port,
-                         "database": endpoint.database, "username": creds.user,
-                         "password_file": str(password_file), "tls": {"mode": "disable"}}
+        nodes[engine] = {
+            "enabled": True,
+            "host": endpoint.host,
+            "port": endpoint.port,
+            "database": endpoint.database,
+            "username": creds.user,
+            "password_file": str(password_file),
+            "tls": {"mode": "disable"},
+        }
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"databases": nodes}))
     assert checks.main(["databases", str(config)]) == 0

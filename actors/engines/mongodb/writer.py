@@ -162,6 +162,8 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
             for change in net:
                 self._tables.pop(change.namespace, None)
             raise
+        except errors.PyMongoError as exc:  # outside a bulk write: the session, or the commit itself
+            raise self._failed(exc, "applying a slice") from None
 
     def apply_offers(self, offers: Sequence[Offer]) -> list[Decision]:
         """Offer changes of a bidirectional group to this node: the BatchWriter contract, in one
@@ -205,11 +207,15 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
             self._tables.clear()
             raise
         except errors.PyMongoError as exc:
-            translated = self._translate(exc, "offering changes of a bidirectional group")
-            if isinstance(translated, SourceUnavailable):
-                self._disconnect()
-            raise translated from None
+            raise self._failed(exc, "offering changes of a bidirectional group") from None
         return decisions
+
+    def _failed(self, exc: errors.PyMongoError, doing: str) -> Exception:
+        """The error to raise for a driver error; a retryable one also drops the connection."""
+        translated = self._translate(exc, doing)
+        if isinstance(translated, SourceUnavailable):
+            self._disconnect()
+        return translated
 
     def _in_transaction(self, client: pymongo.MongoClient, body: Any) -> None:
         """Run ``body(session)`` in a transaction, retried whole on TransientTransactionError (write conflicts)."""
