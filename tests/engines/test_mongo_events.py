@@ -5,6 +5,7 @@ Pure: no server. The files are in tests/engines/mongo_events/ (see its README).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import threading
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import bson
 import pytest
 from bson import json_util
 from bson.binary import UuidRepresentation
@@ -211,8 +213,14 @@ def test_apply_update_handles_nested_paths_truncation_and_array_indexes() -> Non
             "truncatedArrays": [{"field": "a.b", "newSize": 2}],
         }
     }
+    kept = copy.deepcopy((before, change))
     assert apply_update(before, change) == {"_id": 1, "a": {"b": [1, 20]}, "c": {"n": 1}, "d": {}, "x": {"y": "new"}}
-    assert before["a"]["b"] == [1, 2, 3, 4]  # the pre-image is not modified
+    assert (before, change) == kept  # neither the pre-image nor the event is modified
+    # A value the update sets, then a later path into it, and an array grown by index.
+    nested = {"updateDescription": {"updatedFields": {"p": {"q": [0]}, "p.q.2": 7, "a.b.5": "z"}}}
+    assert apply_update(before, nested)["p"] == {"q": [0, None, 7]}
+    assert apply_update(before, nested)["a"] == {"b": [1, 2, 3, 4, None, "z"]}
+    assert nested["updateDescription"]["updatedFields"]["p"] == {"q": [0]} and before == kept[0]
 
 
 def test_positions_round_trip_and_reject_garbage() -> None:
@@ -224,3 +232,16 @@ def test_positions_round_trip_and_reject_garbage() -> None:
     for bad in ("", "mysql-bin.000001:4", '{"seq": 1}', '{"token": 3, "seq": 1}'):
         with pytest.raises(ValueError, match="not a MongoDB stream position"):
             Resume.decode(bad)
+
+
+def test_a_value_without_row_form_is_named_by_its_full_path() -> None:
+    from bson.regex import Regex
+
+    from actors.engines.mongodb.values import row_value
+
+    with pytest.raises(ValueError, match=r"field `doc\.a\.1\.b` holds a BSON Regex, which has no row form"):
+        row_value({"a": [1, {"b": Regex("x")}]}, "doc")
+    with pytest.raises(ValueError, match=r"field `0\.k` holds a BSON Regex"):
+        row_value([{"k": Regex("x")}])
+    assert row_value({"n": bson.Int64(5), "t": (1, 2)}, "doc") == {"n": 5, "t": [1, 2]}
+    assert type(row_value(bson.Int64(5))) is int

@@ -15,7 +15,6 @@ happened and the remedy, instead of going on with a stream that no longer descri
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -47,52 +46,73 @@ def _path(change: Mapping[str, Any], dotted: str) -> list[str]:
     return [str(part) for part in known] if known else dotted.split(".")
 
 
-def _step(container: Any, part: str) -> Any:
-    if isinstance(container, list):
-        return container[int(part)]
-    return container.setdefault(part, {})
+class _Updated:
+    """A document being updated copy-on-write: a container is copied the first time a path goes into it, so
+    the pre-image and the event are never changed and untouched subtrees are shared, not deep-copied (an
+    update usually touches a field or two of a large document)."""
 
+    def __init__(self, before: Mapping[str, Any]) -> None:
+        self.document: dict[str, Any] = dict(before)
+        self._owned = {id(self.document)}
 
-def _set(document: dict[str, Any], parts: list[str], value: Any) -> None:
-    parent: Any = document
-    for part in parts[:-1]:
-        parent = _step(parent, part)
-    last = parts[-1]
-    if isinstance(parent, list):
-        index = int(last)
-        parent.extend([None] * (index + 1 - len(parent)))
-        parent[index] = value
-    else:
-        parent[last] = value
+    def _own(self, container: Any, slot: Any) -> Any:
+        child = container[slot]
+        if isinstance(child, dict | list) and id(child) not in self._owned:
+            child = dict(child) if isinstance(child, dict) else list(child)
+            container[slot] = child
+            self._owned.add(id(child))
+        return child
 
+    def parent(self, parts: list[str]) -> Any:
+        """The (owned) container holding the last part of a path; missing documents on the way are created."""
+        container: Any = self.document
+        for part in parts[:-1]:
+            if isinstance(container, list):
+                container = self._own(container, int(part))
+            else:
+                if part not in container:
+                    container[part] = {}
+                    self._owned.add(id(container[part]))
+                container = self._own(container, part)
+        return container
 
-def _unset(document: dict[str, Any], parts: list[str]) -> None:
-    parent: Any = document
-    for part in parts[:-1]:
-        parent = _step(parent, part)
-    if isinstance(parent, list):
-        parent[int(parts[-1])] = None  # $unset of an array element leaves null, as the server does
-    else:
-        parent.pop(parts[-1], None)
+    def truncate(self, parts: list[str], size: int) -> None:
+        parent = self.parent(parts)
+        slot: Any = int(parts[-1]) if isinstance(parent, list) else parts[-1]
+        if isinstance(parent, list) or slot in parent:
+            array = self._own(parent, slot)
+            if isinstance(array, list):
+                del array[size:]
+
+    def unset(self, parts: list[str]) -> None:
+        parent = self.parent(parts)
+        if isinstance(parent, list):
+            parent[int(parts[-1])] = None  # $unset of an array element leaves null, as the server does
+        else:
+            parent.pop(parts[-1], None)
+
+    def set(self, parts: list[str], value: Any) -> None:
+        parent = self.parent(parts)
+        if isinstance(parent, list):
+            index = int(parts[-1])
+            parent.extend([None] * (index + 1 - len(parent)))
+            parent[index] = value
+        else:
+            parent[parts[-1]] = value
 
 
 def apply_update(before: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
-    """``before`` with the event's ``updateDescription`` applied (truncations, removals, then updates)."""
+    """``before`` with the event's ``updateDescription`` applied (truncations, removals, then updates); neither
+    argument is changed."""
     description = change.get("updateDescription") or {}
-    document = copy.deepcopy(dict(before))
+    document = _Updated(before)
     for truncated in description.get("truncatedArrays") or ():
-        parts = _path(change, truncated["field"])
-        parent: Any = document
-        for part in parts[:-1]:
-            parent = _step(parent, part)
-        array = parent[int(parts[-1])] if isinstance(parent, list) else parent.get(parts[-1])
-        if isinstance(array, list):
-            del array[int(truncated["newSize"]) :]
+        document.truncate(_path(change, truncated["field"]), int(truncated["newSize"]))
     for removed in description.get("removedFields") or ():
-        _unset(document, _path(change, removed))
+        document.unset(_path(change, removed))
     for name, value in (description.get("updatedFields") or {}).items():
-        _set(document, _path(change, name), copy.deepcopy(value))
-    return document
+        document.set(_path(change, name), value)
+    return document.document
 
 
 def _partial_update(change: Mapping[str, Any]) -> dict[str, Any]:

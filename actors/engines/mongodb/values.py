@@ -45,9 +45,51 @@ _D128 = create_decimal128_context()
 # --- BSON -> row ---------------------------------------------------------------------------------------------
 
 
+class _NoRowForm(Exception):
+    """A value with no row form, and the path to it from the innermost container outwards."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.path: list[str] = []
+
+
+#: Types whose decoded values are row values as they are (Int64 is not among them: it becomes a plain int).
+_AS_IS = frozenset({type(None), bool, str, float, int, bytes, uuid.UUID})
+
+
 def row_value(value: Any, field: str = "") -> Any:
-    """A decoded BSON value (pymongo with ``tz_aware=True``, ``uuidRepresentation="standard"``) as a row value."""
-    if value is None or isinstance(value, bool | str | float):
+    """A decoded BSON value (pymongo with ``tz_aware=True``, ``uuidRepresentation="standard"``) as a row value;
+    ValueError naming the field path when it has no row form."""
+    try:
+        return _row_value(value)
+    except _NoRowForm as exc:
+        path = ".".join([*([field] if field else []), *reversed(exc.path)])
+        raise ValueError(f"field `{path}` holds a BSON {exc.kind}, which has no row form") from None
+
+
+def _row_value(value: Any) -> Any:
+    kind = type(value)
+    if kind in _AS_IS:
+        return value
+    if kind is dict:
+        row = {}
+        for key, item in value.items():
+            try:
+                row[str(key)] = _row_value(item)
+            except _NoRowForm as exc:
+                exc.path.append(str(key))
+                raise
+        return row
+    if kind is list or kind is tuple:
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_row_value(item))
+            except _NoRowForm as exc:
+                exc.path.append(str(index))
+                raise
+        return items
+    if isinstance(value, bool | str | float):  # subclasses
         return value
     if isinstance(value, int):
         return int(value)  # Int64 -> int
@@ -64,10 +106,10 @@ def row_value(value: Any, field: str = "") -> Any:
     if isinstance(value, bytes):
         return value
     if isinstance(value, dict):
-        return {str(k): row_value(v, f"{field}.{k}") for k, v in value.items()}
+        return _row_value(dict(value))
     if isinstance(value, list | tuple):
-        return [row_value(v, f"{field}.{i}") for i, v in enumerate(value)]
-    raise ValueError(f"field `{field}` holds a BSON {type(value).__name__}, which has no row form")
+        return _row_value(list(value))
+    raise _NoRowForm(type(value).__name__)
 
 
 def document_row(document: dict[str, Any], namespace: str) -> dict[str, Any]:
