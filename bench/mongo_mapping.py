@@ -150,13 +150,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=60_000, help="change events per run (default 60,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; each figure is their median (default 3)")
-    parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
+    report.add_results_dir(parser)
     args = parser.parse_args()
-    if args.results_dir:
-        report.RESULTS = Path(args.results_dir).resolve()
     if args.events < 3 or args.repeat < 1:
         parser.error("--events must be at least 3 and --repeat at least 1")
-    report.stop_on_signals()
+    report.begin(args)
     started = time.monotonic()
     report.say(f"building {args.events:,} change events and as many upserts")
     raw = [bson.encode(change_event(i), codec_options=OPTIONS) for i in range(args.events)]

@@ -352,7 +352,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=2, help="Worker-Sync applier shards (default 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 changes, one repeat, 3 s at 300/s")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
-    parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
+    report.add_results_dir(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.changes, args.repeat, args.rate, args.rate_s = 2_000, 1, 300, 3.0
@@ -363,9 +363,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report.stop_on_signals()
-    if args.results_dir:
-        report.RESULTS = Path(args.results_dir).resolve()
+    report.begin(args)
     result: dict[str, Any] = {
         "settings": {
             "changes": args.changes,

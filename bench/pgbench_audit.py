@@ -351,7 +351,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant; medians reported (default 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: scale 1, 1 client, 2 s, one repeat")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
-    parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
+    report.add_results_dir(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.scale, args.clients, args.jobs, args.duration, args.repeat = 1, 1, 1, 2, 1
@@ -364,9 +364,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report.stop_on_signals()
-    if args.results_dir:
-        report.RESULTS = Path(args.results_dir).resolve()
+    report.begin(args)
     if not pgbench_path().exists():
         print(
             f"pgbench not found next to PostgreSQL's server ({pgbench_path()}): install postgresql-15", file=sys.stderr

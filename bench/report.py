@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -111,6 +112,18 @@ def stop_on_signals() -> None:
     ``ray.init``, which installs its own SIGTERM handler."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+def add_results_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
+
+
+def begin(args: argparse.Namespace) -> None:
+    """What every bench does once its arguments are read: stop cleanly on signals, write where it was told."""
+    global RESULTS
+    stop_on_signals()
+    if args.results_dir:
+        RESULTS = Path(args.results_dir).resolve()
 
 
 def finish(

@@ -735,7 +735,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="backlog drains per link; medians reported (default 1)")
     parser.add_argument("--quick", action="store_true", help="smoke run: one 3 s step at 300/s, a 2,000-change backlog")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
-    parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
+    report.add_results_dir(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.rates, args.step_s, args.backlog, args.repeat = "300", 3.0, 2_000, 1
@@ -756,9 +756,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report.stop_on_signals()
-    if args.results_dir:
-        report.RESULTS = Path(args.results_dir).resolve()
+    report.begin(args)
     warnings = WarningLog()
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(logging.Formatter("  [%(name)s] %(levelname)s %(message)s"))
