@@ -2,12 +2,13 @@
 # (Debian packages when run as root, a virtualenv in .venv) and is safe to run again.
 
 VENV ?= .venv
+LOCK := requirements.lock
 PYTHON ?= python3
 # Debian packages the local servers and checks need: PostgreSQL 15 with wal2json, MariaDB,
 # and promtool (from prometheus) for the alert-rule tests.
 SYSTEM_PACKAGES := postgresql-15 postgresql-15-wal2json mariadb-server prometheus
 
-.PHONY: setup system venv demo test lint clean
+.PHONY: setup system venv lock demo test lint clean
 
 setup: system venv
 
@@ -24,17 +25,28 @@ system:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every Python package comes at the version requirements.lock names (`make lock` refreshes it), so two
+# installs a day apart are the same program. The extras a developer needs: dev (tests, lint, contracts,
+# types), chart (offline Helm validation), bench (plots).
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[dev,chart,bench]'
+	$(VENV)/bin/python -m pip install -q -c $(LOCK) -e '.[dev,chart,bench]'
 	@touch $@
+
+# Re-resolves every dependency of every extra for Python 3.11 on Linux x86_64 and writes the lock.
+# Review the diff, run `make test`, commit both files.
+lock: venv
+	$(VENV)/bin/uv pip compile pyproject.toml --quiet --upgrade --extra dev --extra chart --extra bench \
+	  --extra dashboard --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o $(LOCK)
 
 demo: setup
 	@$(VENV)/bin/worker-sync demo $(DEMO_ARGS)
 
+# Lint, the layer contracts ([tool.importlinter] in pyproject.toml), the type checker, then the suite.
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

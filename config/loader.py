@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-from actors.core.errors import ConfigError
+from config.errors import ConfigError
 from config.model import Config, Databases, Node
 
 _SECRET_KEYS = re.compile(r"unknown field `(password|token|secret|signing_key|encryption_key)`")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from actors.core.errors import ConfigError
+from config.errors import ConfigError
 
 
 def read_secret(*, env: str | None, file: str | None, what: str) -> str | None:

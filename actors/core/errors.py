@@ -6,25 +6,9 @@ its arguments positionally to ``Exception.__init__``.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-
-class WorkerSyncError(Exception):
-    """Root of every error we raise on purpose."""
-
-    retryable: ClassVar[bool] = False
-
-
-class ConfigError(WorkerSyncError):
-    """The configuration file is missing, unreadable or invalid."""
-
-    def __init__(self, source: str, message: str) -> None:
-        super().__init__(source, message)
-        self.source = source
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.message}"
+# The root and the config error live in config (the bottom layer); re-exported here with the rest.
+from config.errors import ConfigError as ConfigError
+from config.errors import WorkerSyncError as WorkerSyncError
 
 
 class SourceUnavailable(WorkerSyncError):
