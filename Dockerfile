@@ -17,13 +17,14 @@ RUN groupadd --gid 1001 worker-sync \
 
 WORKDIR /opt/worker-sync
 
-# Ray is already in the base image and satisfies the project's `ray>=2.60,<3`; pip adds the rest.
+# Ray is already in the base image at the version requirements.lock pins; pip adds the rest, each at the
+# version the lock names (the same versions `make test` ran against).
 # The last step proves uid 1001 can run the installed code (the Ray image's Python is under /home/ray).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY supervisor.py ./
 COPY actors ./actors
 COPY config ./config
-RUN python -m pip install --no-cache-dir --no-compile . \
+RUN python -m pip install --no-cache-dir --no-compile -c requirements.lock . \
  && worker-sync --help >/dev/null \
  && runuser -u worker-sync -- "$(command -v python)" -c "import ray, actors, config, supervisor"
 

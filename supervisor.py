@@ -27,10 +27,11 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 
-from actors.conflict_store import ConflictStore
+from actors.conflict_store import ConflictStore, Take
 from actors.core.audit.entries import key_text
 from actors.core.batches import Batch, lag_reference_us
 from actors.core.conflicts import ConflictRecord, Stored
@@ -44,6 +45,12 @@ from actors.core.streams import StreamSpec
 from actors.status import ShardStatus, Status, StreamStatus, percentile
 from config.loader import nodes_by_name
 from config.model import Config, MongoNode, MySqlNode
+
+if TYPE_CHECKING:
+    from ray import ObjectRef
+
+    from actors.applier import Applied
+    from actors.audit_chain import Appended
 
 log = logging.getLogger("worker_sync.supervisor")
 
@@ -60,6 +67,60 @@ LAG_SAMPLE = 4_096
 #: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this
 #: many times in a row (its node is gone, say), the supervisor creates a new one.
 RECREATE_AFTER_FAILURES = 5
+
+
+_R = TypeVar("_R")
+_H = TypeVar("_H")
+
+
+class RemoteMethod(Protocol[_R]):
+    """An actor method seen through the actor's handle: ``.remote(...)`` sends a call, ``ray.get`` of the
+    ObjectRef it returns waits for the result."""
+
+    def remote(self, *args: Any) -> ObjectRef[_R]: ...
+
+
+class RemoteClass(Protocol[_H]):
+    """A class under ``@ray.remote``: ``.options(...).remote(...)`` starts an actor and returns its handle."""
+
+    def options(self, **options: Any) -> RemoteClass[_H]: ...
+
+    def remote(self, *args: Any) -> _H: ...
+
+
+# Ray's own types cannot describe these handles (mypy does not apply class decorators, and Ray's typed
+# `@ray.method` drops parameters with defaults), so each protocol lists what the supervisor calls.
+class CaptureHandle(Protocol):
+    """A handle of actors.capture.CaptureActor."""
+
+    poll: RemoteMethod[bytes | None]
+    commit: RemoteMethod[None]
+    close: RemoteMethod[None]
+
+
+class ApplierHandle(Protocol):
+    """A handle of actors.applier.ApplierShard."""
+
+    apply: RemoteMethod[Applied]
+
+
+class AuditHandle(Protocol):
+    """A handle of actors.audit_chain.AuditChain."""
+
+    append: RemoteMethod[Appended]
+    record_admin: RemoteMethod[Appended]
+    record_conflicts: RemoteMethod[Appended]
+    tick: RemoteMethod[bool]
+    close: RemoteMethod[None]
+
+
+def _kill(actor: object) -> None:
+    """Kill an actor for good (no restart by Ray)."""
+    import ray
+    from ray.actor import ActorHandle
+
+    assert isinstance(actor, ActorHandle)  # every handle here comes from RemoteClass.remote
+    ray.kill(actor, no_restart=True)
 
 
 @dataclass
@@ -97,7 +158,7 @@ class Part:
 @dataclass
 class StreamState:
     spec: StreamSpec
-    actor: object
+    actor: CaptureHandle
     progress: StreamProgress
     backoff: Backoff
     last_received: Position | None = None
@@ -117,9 +178,11 @@ class StreamState:
 
 
 @dataclass
-class ShardState:
+class ShardState(Generic[_H]):
+    """An applier shard, or the audit-chain actor, fed the same way."""
+
     index: int
-    actor: object
+    actor: _H
     backoff: Backoff
     queue: deque[Part] = field(default_factory=deque)
     #: Parts sent in the call under way (re-sent as they are if it fails).
@@ -149,7 +212,7 @@ def stream_specs(config: Config, routes: Sequence[Route]) -> list[StreamSpec]:
     ]
 
 
-def _fill_sending(target: ShardState, limit: int) -> None:
+def _fill_sending(target: ShardState[Any], limit: int) -> None:
     """Group queued parts into the next call, up to ``limit`` events (at least one part); a group
     that failed stays in ``sending`` and goes again as it is."""
     if target.sending:
@@ -181,7 +244,7 @@ class Supervisor:
         #: Parked `manual` conflicts (created in start(), in the state directory).
         self.conflicts: ConflictStore | None = None
         self._conflict_window: deque[tuple[float, dict[str, int], dict[str, int]]] = deque()
-        self._resolutions: deque[tuple[str, str]] = deque()
+        self._resolutions: deque[tuple[str, Take]] = deque()
         #: Conflict decisions waiting for the audit actor, and whether a call with some is under way.
         self._audit_conflicts: list[dict[str, object]] = []
         self._audit_conflicts_sending: list[dict[str, object]] = []
@@ -191,14 +254,15 @@ class Supervisor:
         self.run_id = uuid.uuid4().hex[:8]
         self.started_at = time.time()
         self.streams: dict[str, StreamState] = {}
-        self.shards: list[ShardState] = []
+        self.shards: list[ShardState[ApplierHandle]] = []
         #: The audit-chain actor, fed like a shard (None when `audit.enabled` is false).
-        self.audit: ShardState | None = None
+        self.audit: ShardState[AuditHandle] | None = None
         self._audit_stored: deque[tuple[float, int]] = deque()
         self._audit_tick_at = 0.0
         self._audit_ticking = False
         self._audit_generation = 0
-        self._pending: dict[object, tuple[str, object]] = {}
+        #: Calls under way: what each is (poll, apply, audit, ...) and whose (stream, shard or audit actor).
+        self._pending: dict[ObjectRef[Any], tuple[str, StreamState | ShardState[Any] | None]] = {}
         self._heartbeat = time.monotonic()
         self._status_lock = threading.Lock()
         self._status: Status | None = None
@@ -245,24 +309,25 @@ class Supervisor:
         s = self.config.supervisor
         return Backoff(s.restart_backoff_initial_s / 10, s.restart_backoff_max_s)
 
-    def _new_capture(self, spec: StreamSpec, generation: int = 0):
+    def _new_capture(self, spec: StreamSpec, generation: int = 0) -> CaptureHandle:
         from actors.capture import CaptureActor
 
         name = f"capture:{spec.stream}:{self.run_id}" + (f":{generation}" if generation else "")
-        return CaptureActor.options(name=name).remote(spec)
+        return cast("RemoteClass[CaptureHandle]", CaptureActor).options(name=name).remote(spec)
 
-    def _new_audit(self, specs: Sequence[StreamSpec], generation: int = 0) -> object:
+    def _new_audit(self, specs: Sequence[StreamSpec], generation: int = 0) -> AuditHandle:
         from actors.audit_chain import AuditChain
 
         node = nodes_by_name(self.config)[self.config.audit.node]
         streams = [spec.stream for spec in specs]
         name = f"audit-chain:{self.run_id}" + (f":{generation}" if generation else "")
-        return AuditChain.options(name=name).remote(self.config.audit, node, streams)
+        return cast("RemoteClass[AuditHandle]", AuditChain).options(name=name).remote(self.config.audit, node, streams)
 
-    def _new_shard(self, index: int, targets: dict) -> object:
+    def _new_shard(self, index: int, targets: dict) -> ApplierHandle:
         from actors.applier import ApplierShard
 
-        return ApplierShard.options(name=f"applier:{index}:{self.run_id}").remote(index, self.routes, targets)
+        shard = cast("RemoteClass[ApplierHandle]", ApplierShard)
+        return shard.options(name=f"applier:{index}:{self.run_id}").remote(index, self.routes, targets)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -287,8 +352,10 @@ class Supervisor:
             for ref in ready:
                 kind, owner = self._pending.pop(ref)
                 if kind == "poll":
+                    assert isinstance(owner, StreamState)
                     self._on_poll(owner, ref)
                 elif kind == "apply":
+                    assert isinstance(owner, ShardState)
                     self._on_apply(owner, ref)
                 elif kind == "audit":
                     self._on_audit(ref)
@@ -299,6 +366,7 @@ class Supervisor:
                 elif kind == "admin":
                     self._on_admin(ref)
                 else:
+                    assert isinstance(owner, StreamState)
                     self._on_commit(owner, ref)
         else:
             time.sleep(wait_s)
@@ -382,7 +450,7 @@ class Supervisor:
             self._pending[audit.actor.tick.remote()] = ("tick", audit)
             self._audit_ticking = True
 
-    def _on_poll(self, state: StreamState, ref: object) -> None:
+    def _on_poll(self, state: StreamState, ref: ObjectRef[bytes | None]) -> None:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
@@ -458,8 +526,8 @@ class Supervisor:
         state.progress.received(seq, batch.upto, parts, len(batch.events), oldest)
         state.commit_times[seq] = commit_times
         for index, events in slices.items():
-            part = Batch(batch.stream, seq, events, None, batch.snapshot, batch.newest_commit_time_us)
-            self.shards[index].queue.append(Part(state.spec.stream, seq, encode_batch(part), len(events)))
+            piece = Batch(batch.stream, seq, events, None, batch.snapshot, batch.newest_commit_time_us)
+            self.shards[index].queue.append(Part(state.spec.stream, seq, encode_batch(piece), len(events)))
         if audit is not None:  # the whole batch: one audit entry per change, key changes unsplit
             whole = Batch(batch.stream, seq, own, None, batch.snapshot, batch.newest_commit_time_us)
             audit.queue.append(Part(state.spec.stream, seq, encode_batch(whole), len(own)))
@@ -478,10 +546,10 @@ class Supervisor:
         if group is None:
             return shard_of(event.namespace, event.key, shards)
         rename = self._to_canonical[(event.node, event.namespace)]
-        canonical = {rename.get(name, name): str(value) for name, value in event.key.items()}
+        canonical: dict[str, object] = {rename.get(name, name): str(value) for name, value in event.key.items()}
         return shard_of(group.name, canonical, shards)
 
-    def _on_apply(self, shard: ShardState, ref: object) -> None:
+    def _on_apply(self, shard: ShardState[ApplierHandle], ref: ObjectRef[Applied]) -> None:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
@@ -562,7 +630,7 @@ class Supervisor:
         item = None if self.conflicts is None else self.conflicts.get(ident)
         return None if item is None else item.view()
 
-    def resolve_conflict(self, ident: str, take: str) -> dict[str, object]:
+    def resolve_conflict(self, ident: str, take: Take) -> dict[str, object]:
         """Called from the HTTP thread: queue the resolution of a parked conflict (see ConflictStore)."""
         if self.conflicts is None:
             raise KeyError(ident)
@@ -572,7 +640,7 @@ class Supervisor:
         if item.state != "parked":
             return item.view()
         with self._resolution_lock:
-            view = self.conflicts.set_state(ident, "resolving", take).view()  # type: ignore[arg-type]
+            view = self.conflicts.set_state(ident, "resolving", take).view()
             self._resolutions.append((ident, take))
         return view
 
@@ -588,7 +656,7 @@ class Supervisor:
             if item is None:
                 continue
             if self.audit is not None:
-                detail = {"group": item.group, "node": item.node, "namespace": item.namespace}
+                detail: dict[str, object] = {"group": item.group, "node": item.node, "namespace": item.namespace}
                 detail.update(key=key_text(item.key()), outcome=f"resolved-take-{take}", policy=item.policy)
                 self._audit_conflicts.append(detail)
             if take == "target":
@@ -624,8 +692,6 @@ class Supervisor:
         after the committed position, then streams on from that position: changes made meanwhile, deletes
         included, are replayed after the snapshot rows, so none is lost. A stream without a position (its
         initial snapshot never finished) or one stopped on a lost position starts over from a snapshot."""
-        import ray
-
         with self._resolution_lock:
             requested, self._resyncs_requested = self._resyncs_requested, set()
         for name in requested:
@@ -636,7 +702,7 @@ class Supervisor:
             if state.progress.committed != state.last_received:
                 continue  # the last commit is on its way
             name = state.spec.stream
-            ray.kill(state.actor, no_restart=True)
+            _kill(state.actor)
             after = state.progress.committed
             if state.error is not None or after is None or not after.resume:
                 self.offsets.forget(name)  # nothing to resume from: a snapshot like the first one
@@ -656,7 +722,7 @@ class Supervisor:
                 request = f"resync:{self.run_id}:{self._resyncs_done}"
                 self._pending[self.audit.actor.record_admin.remote("manual-sync", detail, request)] = ("admin", None)
 
-    def _on_audit(self, ref: object) -> None:
+    def _on_audit(self, ref: ObjectRef[Appended]) -> None:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
@@ -674,7 +740,7 @@ class Supervisor:
             log.warning("audit: %s; sending the same batches again in %.1fs", audit.error, delay)
             if isinstance(exc, RayActorError) and audit.backoff.failures >= RECREATE_AFTER_FAILURES:
                 log.error("audit: the audit-chain actor keeps failing; creating a new one")
-                ray.kill(audit.actor, no_restart=True)  # one writer at a time: the old one must be gone
+                _kill(audit.actor)  # one writer at a time: the old one must be gone
                 self._audit_generation += 1
                 audit.actor = self._new_audit([s.spec for s in self.streams.values()], self._audit_generation)
                 ACTOR_RESTARTS.labels("audit").inc()
@@ -697,7 +763,7 @@ class Supervisor:
         ref = self.audit.actor.record_admin.remote("config-loaded", detail, f"config:{digest}")
         self._pending[ref] = ("admin", self.audit)
 
-    def _on_admin(self, ref: object) -> None:
+    def _on_admin(self, ref: ObjectRef[Appended]) -> None:
         import ray
 
         try:
@@ -705,7 +771,7 @@ class Supervisor:
         except Exception as exc:  # the entry is idempotent: the next run (or restart) records it
             log.warning("audit: recording an admin entry failed: %s", str(exc).splitlines()[0][:500])
 
-    def _on_audit_conflicts(self, ref: object) -> None:
+    def _on_audit_conflicts(self, ref: ObjectRef[Appended]) -> None:
         import ray
 
         try:
@@ -715,7 +781,7 @@ class Supervisor:
             self._audit_conflicts = self._audit_conflicts_sending + self._audit_conflicts
         self._audit_conflicts_sending = []
 
-    def _on_tick(self, ref: object) -> None:
+    def _on_tick(self, ref: ObjectRef[bool]) -> None:
         import ray
 
         self._audit_ticking = False
@@ -756,7 +822,7 @@ class Supervisor:
                 ref = state.actor.commit.remote(position)
                 self._pending[ref] = ("commit", state)
 
-    def _on_commit(self, state: StreamState, ref: object) -> None:
+    def _on_commit(self, state: StreamState, ref: ObjectRef[None]) -> None:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
+from typing import Any
 
 import msgspec
 import ray
 
 from actors.core.changes import RowChange
 from actors.core.conflicts import ConflictRecord, Offer, record_of
-from actors.core.encoding import decode_batch
+from actors.core.encoding import decode_batch, encode_row
 from actors.core.routing import Route, routes_by_source, to_offer, to_row_change
 from actors.engines.registry import build_writer
+from actors.engines.sink import BatchWriter
 from config.model import Node
 
 log = logging.getLogger(__name__)
@@ -44,9 +46,9 @@ class ApplierShard:
         self.targets = targets
         #: Nodes in a bidirectional group: their writes are marked so their capture sees echoes.
         self.grouped = {route.target_node for route in routes if route.group}
-        self.writers: dict[str, object] = {}
+        self.writers: dict[str, BatchWriter[Any, Any]] = {}
 
-    def _writer(self, node_name: str):
+    def _writer(self, node_name: str) -> BatchWriter[Any, Any]:
         writer = self.writers.get(node_name)
         if writer is None:
             echo_writer = f"{node_name}_{self.shard}" if node_name in self.grouped else None
@@ -77,10 +79,14 @@ class ApplierShard:
         for node_name, changes in per_target.items():
             self._writer(node_name).apply(changes)
         conflicts: list[ConflictRecord] = []
+        lost: set[tuple[str, bytes, bytes]] = set()  # one record per losing change, at however many nodes it lost
         for node_name, node_offers in offers.items():
             decisions = self._writer(node_name).apply_offers([offer for _, offer in node_offers])
             for (group, _), decision in zip(node_offers, decisions, strict=True):
-                if decision.conflict:
+                version = decision.offer.version
+                loser = (version.node, version.order, encode_row({decision.offer.namespace: decision.offer.key}))
+                if decision.conflict and loser not in lost:
+                    lost.add(loser)
                     conflicts.append(record_of(group, node_name, decision))
         return Applied(
             shard=self.shard,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 
 import msgspec
 import ray
@@ -35,6 +36,9 @@ from actors.core.encoding import decode_batch
 from actors.core.errors import ConfigError
 from config.model import Audit, PostgresNode
 
+if TYPE_CHECKING:
+    from actors.engines.postgresql.audit_store import AuditStore
+
 log = logging.getLogger(__name__)
 
 
@@ -52,7 +56,7 @@ class Appended(msgspec.Struct, frozen=True, kw_only=True):
     pid: int
 
 
-def connect_store(node: PostgresNode, schema: str):
+def connect_store(node: PostgresNode, schema: str) -> AuditStore:
     """An AuditStore over a new connection as the node's user (the service role)."""
     import psycopg
 
@@ -78,11 +82,11 @@ class AuditWriter:
         self._node = node
         self._streams = set(streams)
         self._key = load_signing_key(file=audit.signing_key_file, env=audit.signing_key_env)
-        self._cipher = None
+        self._cipher: FieldCipher | None = None
         if audit.encrypted_fields:
             key = load_key_bytes(file=audit.encryption_key_file, what="audit field-encryption key")
             self._cipher = FieldCipher(key, audit.encrypted_fields)
-        self._store = None
+        self._store: AuditStore | None = None
         self._log: AuditLog | None = None
         self._stored: dict[str, bytes] = {}
 

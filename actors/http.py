@@ -13,12 +13,15 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from actors.metrics import REGISTRY
+
+if TYPE_CHECKING:
+    from actors.conflict_store import Take
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class Control(Protocol):
 
     def conflict_get(self, ident: str) -> dict[str, Any] | None: ...
 
-    def resolve_conflict(self, ident: str, take: str) -> dict[str, Any]: ...
+    def resolve_conflict(self, ident: str, take: Take) -> dict[str, Any]: ...
 
     def request_resync(self, stream: str) -> dict[str, Any]: ...
 

@@ -54,7 +54,8 @@ CONFLICT_RATE = Gauge(
 )
 CONFLICTS = Counter(
     "worker_sync_conflicts_total",
-    "Conflict decisions in bidirectional groups (discard: a remote change lost; repair: a local one did)",
+    "Changes of bidirectional groups that lost to a newer change from another node, each counted once, by "
+    "where it was first seen losing (discard: at another node; repair: at its own node, whose row was repaired)",
     ["group", "outcome"],
     registry=REGISTRY,
 )

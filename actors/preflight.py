@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from actors.core.mapping import check_mapping
 from actors.core.routing import Route
@@ -13,6 +14,12 @@ from actors.core.typemap import TableSchema
 from config.loader import nodes_by_name
 from config.model import Config, MongoNode, MySqlNode, Node, PostgresNode
 from config.secrets import node_password
+
+if TYPE_CHECKING:
+    import psycopg
+    import pymysql
+
+    from actors.engines.sink import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +40,13 @@ def source_schema(name: str, node: Node, namespace: str) -> TableSchema:
             raise SourceUnavailable(f"postgresql node `{name}`: cannot connect: {exc}") from None
     if isinstance(node, MySqlNode):
         from actors.engines.mariadb.connection import ConnectParams, connect
-        from actors.engines.mariadb.table_schema import table_schema
+        from actors.engines.mariadb.table_schema import table_schema as mysql_table_schema
 
-        conn = connect(ConnectParams.for_node(node, password), f"mariadb node `{name}`")
+        mysql_conn = connect(ConnectParams.for_node(node, password), f"mariadb node `{name}`")
         try:
-            return table_schema(conn, namespace)
+            return mysql_table_schema(mysql_conn, namespace)
         finally:
-            conn.close()
+            mysql_conn.close()
     if isinstance(node, MongoNode):
         from actors.engines.mongodb.schema import collection_schema
 
@@ -52,7 +59,7 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
     from actors.engines.registry import build_writer
 
     nodes = nodes_by_name(config)
-    writers = {}
+    writers: dict[str, BatchWriter[Any, Any]] = {}
     warnings: list[str] = []
     try:
         for route in routes:
@@ -159,35 +166,42 @@ def _missing_for_mongo_group(name: str, node: MongoNode, namespaces: list[str]) 
         client.close()
 
 
-def _missing_for_groups(conn: object, node: Node) -> list[str]:
+def _missing_for_groups(conn: psycopg.Connection[Any] | pymysql.Connection[Any], node: Node) -> list[str]:
+    """``conn``: connect_node's connection to ``node`` (psycopg for PostgreSQL, PyMySQL for MariaDB/MySQL)."""
     if isinstance(node, PostgresNode):
         import psycopg
 
-        from actors.engines.postgresql import versions
+        from actors.engines.postgresql import versions as pg_versions
 
+        assert isinstance(conn, psycopg.Connection)
         try:
-            row = conn.execute(  # type: ignore[attr-defined]
+            row = conn.execute(
                 "SELECT has_table_privilege(to_regclass(%s), 'SELECT, INSERT, UPDATE'), "
                 "has_function_privilege('pg_replication_origin_session_setup(text)', 'EXECUTE'), "
                 "has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')",
-                [versions.TABLE],
+                [pg_versions.TABLE],
             ).fetchone()
         except psycopg.Error:  # e.g. no USAGE on its schema
             row = (False, True, True)
+        assert row is not None  # a SELECT without FROM returns one row
         missing = []
         if not row[0]:
-            missing.append(f"its user may not read and write `{versions.TABLE}` (or it does not exist)")
+            missing.append(f"its user may not read and write `{pg_versions.TABLE}` (or it does not exist)")
         if not (row[1] and row[2]):
             missing.append("its user may not mark its writes with a replication origin")
         return missing
     if isinstance(node, MySqlNode):
-        from actors.engines.mariadb import versions
+        import pymysql
 
-        with conn.cursor() as cur:  # type: ignore[attr-defined]
+        from actors.engines.mariadb import versions as mariadb_versions
+
+        assert isinstance(conn, pymysql.Connection)
+        with conn.cursor() as cur:
             cur.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name IN (%s, %s)",
-                (node.database, versions.VERSIONS, versions.ECHO),
+                (node.database, mariadb_versions.VERSIONS, mariadb_versions.ECHO),
             )
             found = {str(row[0]) for row in cur.fetchall()}
-        return [f"`{node.database}.{t}` is missing" for t in (versions.VERSIONS, versions.ECHO) if t not in found]
+        tables = (mariadb_versions.VERSIONS, mariadb_versions.ECHO)
+        return [f"`{node.database}.{t}` is missing" for t in tables if t not in found]
     return []

@@ -25,7 +25,7 @@ class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Unknown keys are errors: a typo must not silently fall back to a default."""
 
 
-class Tls(Base, kw_only=True):
+class Tls(Base, frozen=True, kw_only=True):
     """TLS to a database. ``prefer`` encrypts when the server offers it; ``verify-full`` also checks
     the certificate chain and host name (use it in production)."""
 
@@ -41,7 +41,7 @@ class Tls(Base, kw_only=True):
             raise ValueError("client certificates need both `cert_file` and `key_file`")
 
 
-class _Node(Base, kw_only=True):
+class _Node(Base, frozen=True, kw_only=True):
     enabled: bool = True
     host: str
     database: str
@@ -59,13 +59,13 @@ class _Node(Base, kw_only=True):
             raise ValueError("set `password_env` or `password_file`, not both")
 
 
-class PostgresNode(_Node, tag_field="engine", tag="postgresql", kw_only=True):
+class PostgresNode(_Node, tag_field="engine", tag="postgresql", frozen=True, kw_only=True):
     port: Port = 5432
     #: Logical replication slot of this node's capture stream (created by `worker-sync init`).
     slot_name: str = "worker_sync"
 
 
-class MySqlNode(_Node, tag_field="engine", tag="mysql", kw_only=True):
+class MySqlNode(_Node, tag_field="engine", tag="mysql", frozen=True, kw_only=True):
     port: Port = 3306
     flavor: Literal["mariadb", "mysql"] = "mariadb"
     #: Server id the binlog reader announces; unique among the source's replicas.
@@ -81,7 +81,7 @@ BsonType = Annotated[
 ]
 
 
-class MongoNode(_Node, tag_field="engine", tag="mongodb", kw_only=True):
+class MongoNode(_Node, tag_field="engine", tag="mongodb", frozen=True, kw_only=True):
     port: Port = 27017
     replica_set: str | None = None
     auth_source: str = "admin"
@@ -94,7 +94,7 @@ class MongoNode(_Node, tag_field="engine", tag="mongodb", kw_only=True):
 Node = PostgresNode | MySqlNode | MongoNode
 
 
-class Databases(Base, kw_only=True):
+class Databases(Base, frozen=True, kw_only=True):
     """The seed's ``databases:`` block: at most one node per engine, named after its key."""
 
     postgresql: PostgresNode | None = None
@@ -102,22 +102,22 @@ class Databases(Base, kw_only=True):
     mongodb: MongoNode | None = None
 
 
-class NamedPostgresNode(PostgresNode, tag_field="engine", tag="postgresql", kw_only=True):
+class NamedPostgresNode(PostgresNode, tag_field="engine", tag="postgresql", frozen=True, kw_only=True):
     name: NodeName
 
 
-class NamedMySqlNode(MySqlNode, tag_field="engine", tag="mysql", kw_only=True):
+class NamedMySqlNode(MySqlNode, tag_field="engine", tag="mysql", frozen=True, kw_only=True):
     name: NodeName
 
 
-class NamedMongoNode(MongoNode, tag_field="engine", tag="mongodb", kw_only=True):
+class NamedMongoNode(MongoNode, tag_field="engine", tag="mongodb", frozen=True, kw_only=True):
     name: NodeName
 
 
 NamedNode = NamedPostgresNode | NamedMySqlNode | NamedMongoNode
 
 
-class TableMap(Base, kw_only=True):
+class TableMap(Base, frozen=True, kw_only=True):
     """One table or collection carried by a link."""
 
     #: "schema.table" (PostgreSQL), "database.table" (MariaDB/MySQL), "database.collection" (MongoDB).
@@ -130,7 +130,7 @@ class TableMap(Base, kw_only=True):
     conflict_policy: ConflictPolicy | None = None
 
 
-class Link(Base, kw_only=True):
+class Link(Base, frozen=True, kw_only=True):
     """Changes flowing from one node to another (both ways when ``bidirectional``)."""
 
     name: NodeName
@@ -147,7 +147,7 @@ class Link(Base, kw_only=True):
             raise ValueError(f"link `{self.name}` has the same node `{self.source}` as source and target")
 
 
-class Audit(Base, kw_only=True):
+class Audit(Base, frozen=True, kw_only=True):
     enabled: bool = True
     #: Node whose database holds the append-only audit store.
     node: NodeName = "postgresql"
@@ -168,7 +168,7 @@ class Audit(Base, kw_only=True):
             raise ValueError("`encrypted_fields` needs `encryption_key_file`")
 
 
-class Supervisor(Base, kw_only=True):
+class Supervisor(Base, frozen=True, kw_only=True):
     #: Ray cluster to join ("auto" inside `ray job submit`); unset starts a local Ray.
     ray_address: str | None = None
     applier_shards: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
@@ -182,7 +182,7 @@ class Supervisor(Base, kw_only=True):
     state_dir: str = "worker-sync-state"
 
 
-class Http(Base, kw_only=True):
+class Http(Base, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 8080
     #: Bearer token for POST endpoints, from an env variable or a file.
@@ -190,7 +190,7 @@ class Http(Base, kw_only=True):
     token_file: str | None = None
 
 
-class Config(Base, kw_only=True):
+class Config(Base, frozen=True, kw_only=True):
     databases: Databases = Databases()
     nodes: list[NamedNode] = []
     links: list[Link] = []

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from config.errors import ConfigError
+from config.model import Node
 
 
 def read_secret(*, env: str | None, file: str | None, what: str) -> str | None:
@@ -26,6 +27,6 @@ def read_secret(*, env: str | None, file: str | None, what: str) -> str | None:
     return None
 
 
-def node_password(name: str, node: object) -> str | None:
+def node_password(name: str, node: Node) -> str | None:
     """The password of a database node (from its `password_env` or `password_file`)."""
     return read_secret(env=node.password_env, file=node.password_file, what=f"node `{name}` password")

@@ -7,12 +7,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from actors.cli._audit_db import CliError
 from actors.cli.exit_codes import Exit
 from actors.core.groups import build_groups, namespaces_by_node
 from config.loader import nodes_by_name
 from config.model import Config, MongoNode, MySqlNode, PostgresNode
+
+if TYPE_CHECKING:
+    import pymysql
 
 
 def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
@@ -75,7 +79,7 @@ def _prepare_mongo(name: str, node: MongoNode, namespaces: list[str], args: argp
         error = translate(exc, f"mongodb node `{name}`", "preparing bidirectional sync", (password or "",))
         code = Exit.UNAVAILABLE if isinstance(error, SourceUnavailable) else Exit.FINDINGS
         advice = "run init as an account with readWrite and dbAdmin on those databases (--mongo-admin-user)"
-        raise CliError(f"{error.message}; {advice}", code) from None
+        raise CliError(f"{error}; {advice}", code) from None
     finally:
         client.close()
 
@@ -95,18 +99,18 @@ def _admin(args: argparse.Namespace, node: object) -> tuple[str | None, str | No
     return user, (os.environ.get(env) if user and env else None)
 
 
-def _prepare_mysql(conn: object, name: str, node: MySqlNode) -> None:
+def _prepare_mysql(conn: pymysql.Connection, name: str, node: MySqlNode) -> None:
     import pymysql
 
     from actors.engines.mariadb import versions as mariadb_versions
 
-    mariadb_versions.create(conn, node.database)  # type: ignore[arg-type]
+    mariadb_versions.create(conn, node.database)
     grant = (
         f"GRANT SELECT, INSERT, UPDATE ON `{node.database}`.`{mariadb_versions.VERSIONS}` TO '{node.username}'@'%'; "
         f"GRANT SELECT, INSERT, UPDATE ON `{node.database}`.`{mariadb_versions.ECHO}` TO '{node.username}'@'%'"
     )
     try:
-        with conn.cursor() as cur:  # type: ignore[attr-defined]
+        with conn.cursor() as cur:
             for statement in grant.split("; "):
                 cur.execute(statement)
     except pymysql.MySQLError as exc:

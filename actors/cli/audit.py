@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import psycopg
@@ -35,6 +36,10 @@ from actors.core.audit.checkpoint import (
 from actors.core.audit.entries import EntryKind, admin_detail, decode_entry, leaf_hash
 from actors.core.audit.verify import verify_log
 from actors.core.errors import ConfigError, WorkerSyncError
+from config.model import Config
+
+if TYPE_CHECKING:
+    from actors.engines.postgresql.audit_store import AuditStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -189,14 +194,14 @@ def _store(args: argparse.Namespace):
     return config, conn, AuditStore(conn, config.audit.schema)
 
 
-def _key_ring(args: argparse.Namespace, config: object) -> KeyRing:
+def _key_ring(args: argparse.Namespace, config: Config) -> KeyRing:
     """The public keys to verify with: every `--public-key` and `--key-ring` given, else the configured key's."""
     keys = [load_public_key(file) for file in args.public_key]
     for file in args.key_ring:
         keys.extend(load_key_ring_file(file))
     if keys:
         return key_ring(keys)
-    audit = config.audit  # type: ignore[attr-defined]
+    audit = config.audit
     if not (audit.signing_key_file or audit.signing_key_env):
         raise ConfigError(args.config, "give `--public-key FILE`, or set `audit.signing_key_file`/`_env`")
     return key_ring([load_signing_key(file=audit.signing_key_file, env=audit.signing_key_env).verify_key])
@@ -330,15 +335,13 @@ def _logs(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _follow(args: argparse.Namespace, store: object, last: int | None, exact_key: str | None, since: int | None):
+def _follow(args: argparse.Namespace, store: AuditStore, last: int | None, exact_key: str | None, since: int | None):
     """Poll by seq for entries after the last one printed until Ctrl-C or SIGTERM (both end with exit 0)."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.is_set():
-            rows = store.search(  # type: ignore[attr-defined]
-                namespace=args.table, key=exact_key, since_us=since, limit=args.limit, after_seq=last
-            )
+            rows = store.search(namespace=args.table, key=exact_key, since_us=since, limit=args.limit, after_seq=last)
             _print_rows(args, rows)
             if rows:
                 last = rows[-1].seq

@@ -18,6 +18,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -25,6 +26,10 @@ from actors.cli.exit_codes import Exit
 from actors.harness import Endpoint, HarnessError, local_servers
 from actors.harness.secret_files import write_secret_file
 from actors.harness.workload import MixedWorkload
+
+if TYPE_CHECKING:
+    from config.model import Config
+    from supervisor import Supervisor
 
 CATCH_UP_S = 60
 
@@ -68,6 +73,30 @@ class Summary(msgspec.Struct, kw_only=True):
     write_errors: list[str]
 
 
+class _Scenario(Protocol):
+    """What each scenario module (demo_one_way, demo_both_ways) provides."""
+
+    def prepare(self, config: Config, pg: Endpoint, mariadb: Endpoint, /) -> Config: ...
+
+    def loads(self, pg: Endpoint, mariadb: Endpoint, rate: float, /) -> dict[str, MixedWorkload]: ...
+
+    def caught_up(
+        self, supervisor: Supervisor, loads: dict[str, MixedWorkload], pg: Endpoint, mariadb: Endpoint, /
+    ) -> bool: ...
+
+    def summary(
+        self,
+        config: Config,
+        supervisor: Supervisor,
+        loads: dict[str, MixedWorkload],
+        pg: Endpoint,
+        mariadb: Endpoint,
+        elapsed: float,
+        rate: float,
+        /,
+    ) -> Summary: ...
+
+
 def run(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.rate <= 0 or args.shards < 1:
         say("worker-sync demo: --duration and --rate must be positive and --shards at least 1")
@@ -89,6 +118,8 @@ def _config(tmp: Path, pg: Endpoint, mariadb: Endpoint, shards: int):
     # accounts; a real deployment gives each node a role with just capture and apply rights.
     config = load_config(Path(__file__).resolve().parents[2] / "config" / "demo.yaml")
     databases = config.databases
+    # demo.yaml configures both nodes.
+    assert databases.postgresql is not None and databases.mysql is not None
     pg_node = msgspec.structs.replace(
         databases.postgresql,
         host=pg.host,
@@ -133,10 +164,15 @@ def _demo(args: argparse.Namespace, tmp: Path, pg: Endpoint, mariadb: Endpoint) 
     from supervisor import Supervisor
 
     config = _config(tmp, pg, mariadb, args.shards)
+    scenario: _Scenario
     if args.bidirectional:
-        from actors.cli import demo_both_ways as scenario
+        from actors.cli import demo_both_ways
+
+        scenario = demo_both_ways
     else:
-        from actors.cli import demo_one_way as scenario
+        from actors.cli import demo_one_way
+
+        scenario = demo_one_way
     config = scenario.prepare(config, pg, mariadb)
     loads = scenario.loads(pg, mariadb, args.rate)
     say("starting Ray and the Worker-Sync actors ...")

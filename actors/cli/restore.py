@@ -154,10 +154,9 @@ def _load_audit(args: argparse.Namespace, config: Config, workdir: Path, key, su
         if args.dry_run:
             _say(f"dry run: the audit store `{schema}` is empty; would load the archived log")
             return
-        entries, checkpoints = load_audit(conn, store, workdir)
-        _say(f"loaded {entries} entries and {checkpoints} checkpoints into `{schema}`")
-        checkpoints = store.checkpoints()
-        report = verify_log(store.read(), checkpoints, key, pruned=store.prunes())
+        entries, loaded_checkpoints = load_audit(conn, store, workdir)
+        _say(f"loaded {entries} entries and {loaded_checkpoints} checkpoints into `{schema}`")
+        report = verify_log(store.read(), store.checkpoints(), key, pruned=store.prunes())
     if report.finding:
         raise CliError(
             f"the restored log does not verify: first bad entry {report.finding.seq}: {report.finding.problem}",

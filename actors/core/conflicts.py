@@ -1,27 +1,36 @@
 """Conflict resolution for bidirectional sync: a last-writer-wins register per row, kept at every node.
 
 Every node of a bidirectional group keeps, per row, the *version* of the change it last let win
-(``worker_sync_versions``; see actors/engines/versions.py). Every change captured at a node is
-*offered* to every node of its group, its own node included, in the same transaction as the row write:
+(``worker_sync_versions``; see actors/engines/versions.py) and what the row held when Worker-Sync last
+touched it (``held``). Every change captured at a node is *offered* to every node of its group, its own
+node included, in one transaction with the row write; the row itself is read (and locked) in that
+transaction (``now``). A row whose ``now`` differs from ``held`` is *dirty*: its users wrote it since, and
+that change is captured but not yet offered here. Worker-Sync never writes over a dirty row:
 
-- an offer that ranks above the stored version wins: its row is written (or deleted) and its version
-  stored;
+- a *remote* offer that ranks above the stored version wins: its version is stored, and its row is written
+  when the row is clean (when dirty, the user's pending change is decided against it when its offer comes);
+- a *local* offer (the node's own change) that ranks above the stored version wins too, but its row is
+  already there (or overwritten by the same user since): it is written only to undo a repair Worker-Sync
+  made after the user's write (the row holds exactly what Worker-Sync left, ``now == held``);
 - an offer equal to the stored version is a replay (a re-sent slice): nothing happens;
 - an offer that ranks below but carries the row the node keeps changes nothing (no conflict);
 - a *remote* offer that ranks below is discarded (the node already holds a newer change);
-- a *local* offer (the node's own change) that ranks below is a change that raced a newer one from
-  elsewhere and lost: the node's row is *repaired* to the stored winner, which the local write
-  overwrote.
+- a *local* offer that ranks below is a change that raced a newer one from elsewhere and lost: the row is
+  *repaired* to the stored winner, unless its users have written it again since (then that later change's
+  offer decides).
 
 Why this converges: a node's stored version only grows, every node is offered every change, and the
 winner's row is written at the last offer that touches the row (or repaired after a later losing local
-write). So once writes stop and offers drain, every node stores the same maximum version and holds its
-row, whatever order the offers arrived in (see tests/core/test_conflicts.py for the property test).
+write, or restored after a repair). So once writes stop and offers drain, every node stores the same
+maximum version and holds its row, whatever order the offers arrived in (tests/core/test_conflicts.py
+checks this, and that a row never goes back to an older change than one it held, by property tests).
 
 Ranking is a total order, so every node picks the same winner without talking to the others:
 
-- ``last_writer_wins``: source commit time, then the node's ``priority``, then node name, then the
-  change's position in its stream (two changes of one node in one microsecond keep their order);
+- ``last_writer_wins``: source commit time at the group's coarsest clock resolution (whole seconds when
+  a MariaDB/MySQL or MongoDB member only reports seconds: two commits in the same second are a tie), then the
+  node's ``priority``, then the exact time, then node name, then the change's position in its stream (two
+  changes of one node in one microsecond keep their order);
 - ``source_priority``: the node's ``priority`` first, then as above. The higher-priority node's change
   wins every conflict; a lower-priority node's change wins only rows the higher one never wrote since.
 - ``manual``: ranked like ``last_writer_wins`` (so the nodes converge meanwhile), and every conflict is
@@ -35,11 +44,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
 from actors.core.encoding import decode_row, encode_row
+from actors.core.events import UNCHANGED
 
 Policy = Literal["last_writer_wins", "source_priority", "manual"]
 
@@ -52,10 +62,40 @@ class Version(msgspec.Struct, frozen=True, array_like=True):
     node: str
     order: bytes
 
-    def rank(self, policy: Policy) -> tuple[Any, ...]:
+    def rank(self, policy: Policy, resolution_us: int = 1) -> tuple[Any, ...]:
+        """The sort key under ``policy``; ``resolution_us`` is the group's coarsest commit-clock tick."""
+        tick = self.time_us // resolution_us
         if policy == "source_priority":
-            return (self.priority, self.time_us, self.node, self.order)
-        return (self.time_us, self.priority, self.node, self.order)
+            return (self.priority, tick, self.time_us, self.node, self.order)
+        return (tick, self.priority, self.time_us, self.node, self.order)
+
+
+#: ``held`` or ``now`` not known (a record stored before rows were tracked, or an engine that cannot read
+#: its rows): the rules then assume the row is clean, as before rows were tracked.
+UNKNOWN: Final = b""
+#: A row written earlier in the same transaction: what it reads back as is filled in after the writes.
+WRITTEN: Final = b"\xc1written"
+#: A row that does not exist (msgpack nil; an encoded row is always a map).
+NO_ROW: Final = b"\xc0"
+
+
+def row_bytes(row: dict[str, Any] | None) -> bytes:
+    """A row as ``held`` and ``now`` keep it: canonical bytes, comparable across processes."""
+    return NO_ROW if row is None else encode_row(row)
+
+
+def holds(now: bytes, row: dict[str, Any] | None) -> bool:
+    """Whether a row read as ``now`` holds ``row`` (a change's after-image; UNCHANGED columns match
+    anything)."""
+    if row is None or not any(value is UNCHANGED for value in row.values()):
+        return now == row_bytes(row)
+    if now in (NO_ROW, UNKNOWN, WRITTEN):
+        return False
+    current = decode_row(now)
+    return all(
+        value is UNCHANGED or row_bytes({name: current.get(name)}) == row_bytes({name: value})
+        for name, value in row.items()
+    )
 
 
 class Stored(msgspec.Struct, frozen=True, array_like=True):
@@ -63,6 +103,9 @@ class Stored(msgspec.Struct, frozen=True, array_like=True):
 
     version: Version
     row: dict[str, Any] | None
+    #: What the row held (``row_bytes``) when Worker-Sync last wrote it or decided a change of its own
+    #: node; UNKNOWN for records written before rows were tracked.
+    held: bytes = UNKNOWN
 
 
 class Offer(msgspec.Struct, frozen=True, array_like=True):
@@ -76,6 +119,8 @@ class Offer(msgspec.Struct, frozen=True, array_like=True):
     #: True when the change was captured at the node it is offered to.
     local: bool
     policy: Policy = "last_writer_wins"
+    #: The group's coarsest commit-clock tick (1_000_000 when a member reports whole seconds).
+    resolution_us: int = 1
 
 
 class Outcome(enum.StrEnum):
@@ -89,14 +134,16 @@ class Outcome(enum.StrEnum):
 
 
 class Decision(msgspec.Struct, frozen=True):
-    """What one offer did at one node. ``write`` is the row state to write (None: no write; a Stored
-    with row None: delete)."""
+    """What one offer did at one node."""
 
     offer: Offer
     outcome: Outcome
     #: The stored winner the offer met (None: the row had no version yet).
     met: Stored | None
+    #: The row state to write (None: no write; a Stored with row None: delete).
     write: Stored | None
+    #: The node's new record for the row (None: unchanged).
+    store: Stored | None = None
 
     @property
     def conflict(self) -> bool:
@@ -104,42 +151,70 @@ class Decision(msgspec.Struct, frozen=True):
         return self.outcome in (Outcome.DISCARD, Outcome.REPAIR)
 
 
-def decide(stored: Stored | None, offer: Offer) -> Decision:
-    """The outcome of one offer against a row's stored winner (see the module docstring)."""
+def decide(stored: Stored | None, offer: Offer, now: bytes = UNKNOWN) -> Decision:
+    """The outcome of one offer against a row's stored winner and what the row holds ``now`` (see the
+    module docstring). A write leaves ``held`` as WRITTEN, for the writer to fill in once written."""
     mine = Stored(offer.version, offer.row)
-    if stored is None:
-        return Decision(offer, Outcome.WIN, None, mine)
-    if offer.version == stored.version:
+    if stored is not None and offer.version == stored.version:
         return Decision(offer, Outcome.REPLAY, stored, None)
-    if offer.version.rank(offer.policy) > stored.version.rank(offer.policy):
-        return Decision(offer, Outcome.WIN, stored, mine)
-    if offer.row == stored.row:
-        return Decision(offer, Outcome.SAME, stored, None)
+    # A row without a version has not been touched since sync began: Worker-Sync left it absent (a row that
+    # existed before is settled by the snapshot's offers, and is dirty until then).
+    held = NO_ROW if stored is None else stored.held
+    clean = UNKNOWN in (now, held) or now == held
+    already = now != UNKNOWN and holds(now, offer.row)
+    rank = offer.version.rank(offer.policy, offer.resolution_us)
+    if stored is None or rank > stored.version.rank(offer.policy, offer.resolution_us):
+        if offer.local:
+            # The user's change is in the row, or the same user wrote it again since: written only to undo
+            # what Worker-Sync wrote over it (the row holds exactly what Worker-Sync left there).
+            if now != UNKNOWN and held != UNKNOWN and clean and not already:
+                return Decision(offer, Outcome.WIN, stored, mine, _held(mine, WRITTEN))
+            return Decision(offer, Outcome.WIN, stored, None, _held(mine, now if already else row_bytes(offer.row)))
+        if not clean:  # a user's change is pending here: it is decided against this one when offered
+            return Decision(offer, Outcome.WIN, stored, None, _held(mine, held))
+        if already:  # e.g. the same row in two nodes' initial snapshots: nothing to write
+            return Decision(offer, Outcome.WIN, stored, None, _held(mine, now))
+        return Decision(offer, Outcome.WIN, stored, mine, _held(mine, WRITTEN))
+    if offer.row == stored.row:  # a local one is accounted for now: the row is clean if it holds it
+        return Decision(offer, Outcome.SAME, stored, None, _held(stored, now) if offer.local and already else None)
     if offer.local:
-        return Decision(offer, Outcome.REPAIR, stored, stored)
+        if now != UNKNOWN and not already:  # its user wrote the row again since: that change's offer decides
+            return Decision(offer, Outcome.REPAIR, stored, None)
+        return Decision(offer, Outcome.REPAIR, stored, stored, _held(stored, WRITTEN))
     return Decision(offer, Outcome.DISCARD, stored, None)
+
+
+def _held(stored: Stored, held: bytes) -> Stored:
+    return Stored(stored.version, stored.row, held)
 
 
 RowKey = tuple[str, bytes]
 
 
 def decide_all(
-    stored: dict[RowKey, Stored | None], offers: Sequence[tuple[RowKey, Offer]]
-) -> tuple[list[Decision], dict[RowKey, Stored]]:
-    """Decide offers in order against ``stored`` (updated as they go).
+    stored: dict[RowKey, Stored | None],
+    offers: Sequence[tuple[RowKey, Offer]],
+    now: dict[RowKey, bytes] | None = None,
+) -> tuple[list[Decision], dict[RowKey, Stored], dict[RowKey, Stored]]:
+    """Decide offers in order against ``stored`` and the rows ``now`` (both updated as they go; rows
+    missing from ``now`` are UNKNOWN).
 
-    Returns every decision and, per row that must change, its final state (what to write and store).
+    Returns every decision, per row the final state to write, and per row the new record to store (its
+    ``held`` WRITTEN where the row is written: the writer reads it back before storing).
     """
+    now = {} if now is None else now
     decisions: list[Decision] = []
-    changed: dict[RowKey, Stored] = {}
+    writes: dict[RowKey, Stored] = {}
+    stores: dict[RowKey, Stored] = {}
     for row_key, offer in offers:
-        decision = decide(stored.get(row_key), offer)
+        decision = decide(stored.get(row_key), offer, now.get(row_key, UNKNOWN))
         decisions.append(decision)
         if decision.write is not None:
-            changed[row_key] = decision.write
-            if decision.outcome is Outcome.WIN:
-                stored[row_key] = decision.write
-    return decisions, changed
+            writes[row_key] = decision.write
+            now[row_key] = WRITTEN
+        if decision.store is not None:
+            stored[row_key] = stores[row_key] = decision.store
+    return decisions, writes, stores
 
 
 class ConflictRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,11 +247,14 @@ def record_of(group: str, node: str, decision: Decision) -> ConflictRecord:
 
 def encode_stored(stored: Stored) -> bytes:
     """The bytes a node's version table keeps for one row (rows with the event encoding's typed values)."""
+    assert stored.held != WRITTEN, "a written row is read back before its record is stored"
     v = stored.version
     row = None if stored.row is None else encode_row(stored.row)
-    return msgspec.msgpack.encode([v.time_us, v.priority, v.node, v.order, row])
+    return msgspec.msgpack.encode([v.time_us, v.priority, v.node, v.order, row, stored.held])
 
 
 def decode_stored(data: bytes) -> Stored:
-    time_us, priority, node, order, row = msgspec.msgpack.decode(data)
-    return Stored(Version(time_us, priority, node, order), None if row is None else decode_row(row))
+    """A record as :func:`encode_stored` wrote it (records from before ``held`` have five items)."""
+    time_us, priority, node, order, row, *held = msgspec.msgpack.decode(data)
+    row = None if row is None else decode_row(row)
+    return Stored(Version(time_us, priority, node, order), row, held[0] if held else UNKNOWN)

@@ -19,7 +19,7 @@ import msgspec
 
 from actors.core.errors import ConfigError
 from config.loader import nodes_by_name
-from config.model import Config
+from config.model import Config, ConflictPolicy, LossPolicy
 
 Member = tuple[str, str]  # (node, namespace)
 
@@ -29,9 +29,9 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
 
     #: "node:namespace" of the first member in sorted order: stable across runs.
     name: str
-    policy: str
+    policy: ConflictPolicy
     #: "warn" when every link of the group lets lossy type mappings through, else "refuse".
-    lossy_types: str
+    lossy_types: LossPolicy
     members: list[Member]
     #: member -> (other member -> source column -> target column), for every ordered pair.
     renames: dict[str, dict[str, dict[str, str]]]
@@ -71,7 +71,7 @@ def build_groups(config: Config) -> list[Group]:
     """Every group the config's bidirectional links make, with a ConfigError naming the path of a problem."""
     nodes = nodes_by_name(config)
     edges: dict[Member, dict[Member, dict[str, str]]] = {}
-    policies: dict[Member, tuple[str, str]] = {}
+    policies: dict[Member, tuple[ConflictPolicy, str]] = {}
     strict: set[Member] = set()
     for i, link in enumerate(config.links):
         if not link.bidirectional or link.source not in nodes or link.target not in nodes:

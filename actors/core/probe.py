@@ -8,6 +8,7 @@ looked up by the caller (actors.ops.probe_table) and passed in as a set of node 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import TypeVar
 
 from config.loader import nodes_by_name
 from config.model import Config, MySqlNode, Node, PostgresNode
@@ -18,6 +19,8 @@ PG_SCHEMA = "public"
 #: Marker ids are 32 hex characters; a bounded varchar on both engines so the start-up mapping
 #: check accepts PostgreSQL <-> MariaDB both ways (a TEXT primary key does not exist in MariaDB).
 ID_LENGTH = 64
+
+R = TypeVar("R")
 
 PG_DDL = (
     f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.{PROBE_TABLE} "
@@ -46,13 +49,13 @@ def probe_link_nodes(config: Config) -> set[str]:
     return {end for link in config.links for end in (link.source, link.target) if end in nodes}
 
 
-def probe_routes(config: Config, present: Collection[str], make_route: Callable[..., object]) -> list[object]:
+def probe_routes(config: Config, present: Collection[str], make_route: Callable[..., R]) -> list[R]:
     """One probe route per (source node, target node) pair of the links, when both nodes have the
     table (``present``): a database where `init` never ran keeps exactly the routes its links name.
 
     ``make_route`` is the Route class (passed in, so this module need not import routing)."""
     nodes = nodes_by_name(config)
-    routes: list[object] = []
+    routes: list[R] = []
     seen: set[tuple[str, str]] = set()
     for link in config.links:
         # One direction only, also for a bidirectional link: a route back would let the applied marker

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Iterable
+from typing import Final
 
 import msgspec
 
@@ -18,7 +19,11 @@ from actors.core.events import UNCHANGED, ChangeEvent, Op
 from actors.core.groups import build_groups
 from actors.core.probe import probe_routes
 from config.loader import nodes_by_name
-from config.model import Config
+from config.model import Config, ConflictPolicy, LossPolicy
+
+#: How finely each engine's captured commit times resolve: binlog event timestamps are whole seconds;
+#: MongoDB's ``wallTime`` (6.0+, which pre-images need anyway) milliseconds; PostgreSQL microseconds.
+CLOCK_RESOLUTION_US: Final = {"postgresql": 1, "mysql": 1_000_000, "mongodb": 1_000}
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,11 +39,14 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     #: The bidirectional group this route belongs to ("" for a one-way link): its changes are offered
     #: (actors.core.conflicts), not written blindly, and a route from a node to itself exists.
     group: str = ""
-    policy: str = "last_writer_wins"
+    policy: ConflictPolicy = "last_writer_wins"
     #: The source node's ``priority`` (ranks its changes in conflicts).
     priority: int = 0
+    #: The group's coarsest commit-clock tick in microseconds: commits within one tick are ranked by
+    #: ``priority`` first (see actors.core.conflicts).
+    resolution_us: int = 1
     #: The link's ``lossy_types`` (a group's: "warn" only when all its links say so).
-    lossy_types: str = "refuse"
+    lossy_types: LossPolicy = "refuse"
 
     def target_column(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -53,6 +61,7 @@ def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Rout
     nodes = nodes_by_name(config)
     routes: list[Route] = []
     for group in build_groups(config):
+        resolution_us = max(CLOCK_RESOLUTION_US[str(nodes[node].__struct_config__.tag)] for node, _ in group.members)
         for source in group.members:
             for target in group.members:
                 routes.append(
@@ -66,6 +75,7 @@ def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Rout
                         group=group.name,
                         policy=group.policy,
                         priority=nodes[source[0]].priority,
+                        resolution_us=resolution_us,
                         lossy_types=group.lossy_types,
                     )
                 )
@@ -84,7 +94,7 @@ def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Rout
                     lossy_types=link.lossy_types,
                 )
             )
-    routes.extend(probe_routes(config, probe_nodes, Route))  # type: ignore[arg-type]
+    routes.extend(probe_routes(config, probe_nodes, Route))
     for route in routes:
         for end in (route.source_node, route.target_node):
             if end not in nodes:
@@ -149,5 +159,6 @@ def to_offer(event: ChangeEvent, route: Route) -> Offer:
         row=change.row,
         version=Version(time_us, route.priority, event.node, event.position.order),
         local=route.target_node == event.node,
-        policy=route.policy,  # type: ignore[arg-type]  # a ConflictPolicy, checked by the config
+        policy=route.policy,
+        resolution_us=route.resolution_us,
     )

@@ -10,16 +10,29 @@ the item): the reader hands a chunk on when it is full or when the source says i
 
 from __future__ import annotations
 
+import enum
 import queue
 import threading
 import time
+from typing import Final
 
 from actors.core.batches import Batch, TxnEnd
 from actors.core.events import ChangeEvent, Op, Position
 from actors.engines.base import ChangeSource
 
-_DONE = object()
+
+class _Done(enum.Enum):
+    """The reader's last word on the queue (an enum member, so that `is _DONE` narrows)."""
+
+    DONE = enum.auto()
+
+
+_DONE: Final = _Done.DONE
 CHUNK_ITEMS = 256
+
+_Item = ChangeEvent | TxnEnd
+#: What the queue carries (besides _DONE): a chunk of items, with the time its first item was read.
+_Chunk = tuple[int, list[_Item]]
 
 
 class BatchPump:
@@ -30,8 +43,8 @@ class BatchPump:
         # Events at or before a committed streaming position were applied already; a source may
         # resend them (it restarts at a transaction boundary) and we drop them here, by position.
         self._skip_upto = resume_after.order if resume_after is not None and resume_after.resume else None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, max_buffered // CHUNK_ITEMS))
-        self._pending: list[object] = []  # the consumer's side: items of a chunk not yet returned
+        self._queue: queue.Queue[_Chunk | _Done] = queue.Queue(maxsize=max(1, max_buffered // CHUNK_ITEMS))
+        self._pending: list[_Item] = []  # the consumer's side: items of a chunk not yet returned
         self._pending_read_at_us = 0  # when the reader read the first item of that chunk
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -41,7 +54,7 @@ class BatchPump:
         self._thread.start()
 
     def _run(self) -> None:
-        chunk: list[object] = []
+        chunk: list[_Item] = []
         read_at_us = 0
         try:
             for item in self.source.changes(self._resume_after, self._stop):
@@ -65,7 +78,7 @@ class BatchPump:
         finally:
             self._put_done()
 
-    def _hand_on(self, chunk: tuple[int, list[object]]) -> None:
+    def _hand_on(self, chunk: _Chunk) -> None:
         while not self._stop.is_set():
             try:
                 self._queue.put(chunk, timeout=0.2)
@@ -87,7 +100,7 @@ class BatchPump:
         """Items read from the source and not yet delivered (approximate)."""
         return self._queue.qsize() * CHUNK_ITEMS + len(self._pending)
 
-    def _next(self, timeout_s: float | None) -> object:
+    def _next(self, timeout_s: float | None) -> _Item | _Done:
         """The next item; raises queue.Empty after ``timeout_s`` (None: don't wait)."""
         if not self._pending:
             chunk = self._queue.get(timeout=timeout_s) if timeout_s is not None else self._queue.get_nowait()

@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from actors.core.changes import RowChange, TableChanges, by_table
-from actors.core.conflicts import Decision, Offer, RowKey, Stored, decide_all, decode_stored, encode_stored
+from actors.core.conflicts import (
+    NO_ROW,
+    UNKNOWN,
+    WRITTEN,
+    Decision,
+    Offer,
+    RowKey,
+    Stored,
+    decide_all,
+    decode_stored,
+    encode_stored,
+    row_bytes,
+)
 from actors.core.encoding import encode_row
 from actors.core.errors import ConfigError, SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.typemap import TableSchema
@@ -247,35 +259,45 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
     def apply_offers(self, offers: Sequence[Offer]) -> list[Decision]:
         """Offer changes of a bidirectional group to this node, in one transaction with their row writes.
 
-        Reads (and locks) the stored versions of the rows offered, decides each offer in order
-        (actors.core.conflicts), writes the winners' rows and repairs, stores the new versions, commits.
-        A replayed slice meets its own versions and changes nothing. A row that already holds exactly what
-        would be written is not written again (a node's own change, offered back to it, usually is): that
-        write would only come back as one more echo. Errors as in :meth:`apply`.
+        Reads (and locks) the stored versions and the rows offered, decides each offer in order
+        (actors.core.conflicts: never over a row its users wrote since), writes the winners' rows and
+        repairs, reads the written rows back (what they hold now is the next decision's ``held``), stores
+        the new records, commits. A replayed slice meets its own versions and changes nothing. Errors as in
+        :meth:`apply`.
         """
         if not offers:
             return []
         decisions: list[Decision] = []
+        stores: dict[RowKey, Stored] = {}
 
         def prepare(conn: Conn, execute: Execute) -> list[Statement]:
             keyed = [(self._row_key(conn, offer), offer) for offer in offers]
             stored = self._locked_versions(execute, {row_key for row_key, _ in keyed})
-            decided, changed = decide_all(stored, keyed)
+            now = self._rows_now(conn, execute, offers_by_key)
+            decided, writes, decided_stores = decide_all(stored, keyed, now)
             decisions.extend(decided)
-            needed = self._needed_writes(conn, execute, changed, offers_by_key)
-            writes = [winner_write(offers_by_key[row_key], state) for row_key, state in needed.items()]
+            stores.update(decided_stores)
+            rows = [winner_write(offers_by_key[row_key], state) for row_key, state in writes.items()]
             statements = self._echo_statements()
-            for table_changes in by_table(writes):
+            for table_changes in by_table(rows):
                 deletes, upserts = self._statements(self._table(conn, table_changes.namespace), table_changes)
                 statements += deletes + upserts
-            return statements + self._version_statements(changed)
+            return statements
+
+        def finish(conn: Conn, execute: Execute) -> list[Statement]:
+            return self._version_statements(self._read_back(conn, execute, stores, offers_by_key))
 
         offers_by_key: dict[RowKey, Offer] = {}
         try:
             conn = self._connection()
             for offer in offers:
                 offers_by_key.setdefault(self._row_key(conn, offer), offer)
-            self._run(conn, [], prepare=lambda execute: prepare(conn, execute))
+            self._run(
+                conn,
+                [],
+                prepare=lambda execute: prepare(conn, execute),
+                finish=lambda execute: finish(conn, execute),
+            )
         except SourceUnavailable:
             self._disconnect()
             raise
@@ -304,35 +326,38 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         ``reader`` reads inside the open transaction: an Execute on SQL engines, a session on MongoDB."""
         return None
 
-    def _needed_writes(
-        self, conn: Conn, reader: Any, changed: dict[RowKey, Stored], offers: dict[RowKey, Offer]
-    ) -> dict[RowKey, Stored]:
-        """``changed`` without the rows that already hold exactly that (compared as canonical bytes: any
-        doubt, such as another engine's types or an UNCHANGED column, means the write happens). Only rows
-        whose winner is this node's own change are read: those usually hold it already, while another
-        node's change rarely is there yet, and reading costs more than it saves then."""
+    def _rows_now(self, conn: Conn, reader: Any, offers: dict[RowKey, Offer]) -> dict[RowKey, bytes]:
+        """What each offered row holds now (``row_bytes``; NO_ROW when absent), read in the open transaction
+        (and locked, on SQL engines); empty (UNKNOWN) for a namespace the engine cannot read back."""
         by_namespace: dict[str, list[RowKey]] = {}
-        for row_key, state in changed.items():
-            if state.version.node == self.node:  # this node's own change: its user likely left the row so
-                by_namespace.setdefault(row_key[0], []).append(row_key)
-        needed = dict(changed)
+        for row_key in offers:
+            by_namespace.setdefault(row_key[0], []).append(row_key)
+        now: dict[RowKey, bytes] = {}
         for namespace, row_keys in by_namespace.items():
+            schema = self._schema(self._table(conn, namespace))
             for start in range(0, len(row_keys), MAX_ROWS):
                 chunk = row_keys[start : start + MAX_ROWS]
                 rows = self._current_rows(conn, reader, namespace, [offers[row_key].key for row_key in chunk])
                 if rows is None:
-                    return needed
-                schema = self._schema(self._table(conn, namespace))
-                now = {
-                    self._digest(conn, namespace, {k: row[k] for k in schema.primary_key}): encode_row(row)
+                    continue
+                found = {
+                    self._digest(conn, namespace, {k: row[k] for k in schema.primary_key}): row_bytes(row)
                     for row in rows
                 }
                 for row_key in chunk:
-                    want = changed[row_key].row
-                    have = now.get(row_key[1])
-                    if (want is None and have is None) or (want is not None and have == encode_row(want)):
-                        del needed[row_key]
-        return needed
+                    now[row_key] = found.get(row_key[1], NO_ROW)
+        return now
+
+    def _read_back(
+        self, conn: Conn, reader: Any, stores: dict[RowKey, Stored], offers: dict[RowKey, Offer]
+    ) -> dict[RowKey, Stored]:
+        """``stores`` with each written row's ``held`` read back (after the writes, in the same transaction)."""
+        written = {row_key: offers[row_key] for row_key, state in stores.items() if state.held == WRITTEN}
+        now = self._rows_now(conn, reader, written) if written else {}
+        return {
+            row_key: Stored(state.version, state.row, now.get(row_key, UNKNOWN)) if row_key in written else state
+            for row_key, state in stores.items()
+        }
 
     def _converters(self, table: Table) -> dict[str, Converter | None]:
         return table.converters  # type: ignore[attr-defined]  # both engines' targets carry them
@@ -351,9 +376,9 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
                         stored[(namespace, bytes(digest))] = decode_stored(bytes(data))
         return stored
 
-    def _version_statements(self, changed: dict[RowKey, Stored]) -> list[Statement]:
-        rows = [[namespace, digest, encode_stored(state)] for (namespace, digest), state in changed.items()]
-        keys = [{"namespace": namespace} for namespace, _ in changed]
+    def _version_statements(self, stores: dict[RowKey, Stored]) -> list[Statement]:
+        rows = [[namespace, digest, encode_stored(state)] for (namespace, digest), state in stores.items()]
+        keys = [{"namespace": namespace} for namespace, _ in stores]
         return list(chunked("worker_sync_versions", self._store_versions_sql, rows, keys))
 
     def schema(self, namespace: str) -> TableSchema:
@@ -420,25 +445,41 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         return kind(f"{self.subject}: {doing}: {reason}")
 
     def _run(
-        self, conn: Conn, statements: list[Statement], prepare: Callable[[Execute], list[Statement]] | None = None
+        self,
+        conn: Conn,
+        statements: list[Statement],
+        prepare: Callable[[Execute], list[Statement]] | None = None,
+        finish: Callable[[Execute], list[Statement]] | None = None,
     ) -> None:
-        """Run statements in one transaction; ``prepare`` (reads, then the statements to run) goes first."""
+        """Run statements in one transaction: ``prepare`` (reads, then the statements to run) goes first,
+        ``finish`` (reads after the writes, then more statements) last."""
         done = 0
+        step = "reading row versions and rows"
         try:
             with self._transaction(conn, commit=True) as execute:
                 if prepare is not None:
                     statements = prepare(execute) + statements
+                step = ""
                 for done, statement in enumerate(statements):  # noqa: B007 (read after the loop on failure)
                     execute(statement.sql, statement.params)
+                if finish is not None:
+                    step = "reading written rows back"
+                    tail = finish(execute)
+                    step = "storing row versions"
+                    for statement in tail:
+                        execute(statement.sql, statement.params)
         except WorkerSyncError:
             raise
         except Exception as exc:
             retryable, reason = self._reason(exc)
-            if not statements:  # ``prepare`` failed: the version table is missing or unreadable
-                kind = SourceUnavailable if retryable else SinkError
-                raise kind(
-                    f"{self.subject}: reading row versions: {reason}; run `worker-sync init` to create the "
-                    "version table bidirectional sync needs"
+            if step:  # ``prepare`` or ``finish`` failed: a passing error, or the version table is unusable
+                if retryable:
+                    raise SourceUnavailable(
+                        f"{self.subject}: {step}: {reason}; nothing of the slice was committed, retry it"
+                    ) from None
+                raise SinkError(
+                    f"{self.subject}: {step}: {reason} (if the version table is missing, run `worker-sync init` "
+                    "to create the tables bidirectional sync needs)"
                 ) from None
             namespace = statements[done].namespace
             if retryable:

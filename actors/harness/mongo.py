@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import pymongo
 from pymongo import uri_parser
@@ -59,7 +59,8 @@ class MongoEndpoint:
         return self.kind != "nx-27017"
 
     def client(self, **options: object) -> pymongo.MongoClient:
-        kwargs: dict[str, object] = {
+        # Options of every type: pymongo takes them as `**kwargs: Any`.
+        kwargs: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
             "tz_aware": True,

@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from actors.harness.errors import HarnessError
 
@@ -57,7 +58,15 @@ def _die_with_parent(death_signal: int, parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-def _user_kwargs(run_as: RunAs | None) -> dict[str, object]:
+class _UserKwargs(TypedDict, total=False):
+    """The account switch that Popen's `user=`, `group=` and `extra_groups=` make before `preexec_fn`."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _user_kwargs(run_as: RunAs | None) -> _UserKwargs:
     if run_as is None:
         return {}
     return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from actors.core.audit.checkpoint import Checkpoint
 from actors.core.audit.log import StoredEntry
 from actors.ops.archive import ArchiveError, AuditSummary
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from actors.engines.postgresql.audit_store import AuditStore
 
 ENTRIES = "audit/entries.jsonl"
 CHECKPOINTS = "audit/checkpoints.jsonl"
@@ -33,10 +39,10 @@ class _CheckpointLine(msgspec.Struct, frozen=True, array_like=True):
     signature: bytes
 
 
-def export_audit(store: object, schema: str, staging: Path) -> AuditSummary:
+def export_audit(store: AuditStore, schema: str, staging: Path) -> AuditSummary:
     """Write the store's checkpoints, then its entries, under ``staging``."""
     (staging / "audit").mkdir(parents=True, exist_ok=True)
-    checkpoints = store.checkpoints()  # type: ignore[attr-defined]
+    checkpoints = store.checkpoints()
     prunes = store.prunes() if hasattr(store, "prunes") else []
     (staging / PRUNES).write_bytes(msgspec.json.encode(prunes))
     encoder = msgspec.json.Encoder()
@@ -46,7 +52,7 @@ def export_audit(store: object, schema: str, staging: Path) -> AuditSummary:
             out.write(encoder.encode(line) + b"\n")
     count = 0
     with open(staging / ENTRIES, "wb") as out:
-        for entry in store.read():  # type: ignore[attr-defined]
+        for entry in store.read():
             out.write(encoder.encode(entry) + b"\n")
             count += 1
     last = max((cp.size for cp in checkpoints), default=0)
@@ -88,19 +94,19 @@ def read_entries(root: Path) -> Iterator[StoredEntry]:
                 raise ArchiveError(f"`{ENTRIES}` line {number}: {exc}") from None
 
 
-def load_audit(conn: object, store: object, root: Path) -> tuple[int, int]:
+def load_audit(conn: psycopg.Connection[Any], store: AuditStore, root: Path) -> tuple[int, int]:
     """Append the archive's entries and checkpoints to an empty store in ONE transaction, so a failed
     restore leaves the store empty. Returns (entries, checkpoints) loaded."""
     checkpoints = read_checkpoints(root)
     count = 0
-    with conn.transaction():  # type: ignore[attr-defined]  # AuditStore.append nests as savepoints
+    with conn.transaction():  # AuditStore.append nests as savepoints
         batch: list[StoredEntry] = []
         for entry in read_entries(root):
             batch.append(entry)
             if len(batch) >= LOAD_BATCH:
-                store.append(batch)  # type: ignore[attr-defined]
+                store.append(batch)
                 count += len(batch)
                 batch = []
-        store.append(batch, checkpoints)  # type: ignore[attr-defined]
+        store.append(batch, checkpoints)
         count += len(batch)
     return count, len(checkpoints)

@@ -23,6 +23,7 @@ class DumpError(WorkerSyncError):
 
 def dump_tool(node: Node) -> tuple[str, str]:
     """(program path, what to install) for the node's engine; DumpError when none is on PATH."""
+    names: tuple[str, ...]
     if isinstance(node, PostgresNode):
         names, package = ("pg_dump",), "the PostgreSQL client (Debian: postgresql-client)"
     elif isinstance(node, MySqlNode):

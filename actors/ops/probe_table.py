@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from actors.core.errors import ConfigError, SourceUnavailable
 from actors.core.probe import MYSQL_DDL, PG_DDL, PROBE_TABLE, probe_link_nodes, probe_namespace
@@ -16,17 +17,21 @@ from actors.ops.nodes import connect_node
 from config.loader import nodes_by_name
 from config.model import Config, MySqlNode, Node, PostgresNode
 
+if TYPE_CHECKING:
+    import psycopg
+    import pymysql
+
 log = logging.getLogger(__name__)
 
 PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 
 
-def table_present(conn: object, node: Node) -> bool:
+def table_present(conn: psycopg.Connection[Any] | pymysql.Connection[Any], node: Node) -> bool:
     namespace = probe_namespace(node)
     if namespace is None:
         return False
     schema, table = namespace.split(".", 1)
-    with conn.cursor() as cur:  # type: ignore[attr-defined]
+    with conn.cursor() as cur:
         if isinstance(node, PostgresNode):
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{table}"',))
         else:

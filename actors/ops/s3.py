@@ -130,7 +130,10 @@ class S3Client:
         url = self._url(key, query)
         headers = self._signed_headers(method, url, body_sha256, dt.datetime.now(dt.UTC))
         if body is not None:
-            headers["content-length"] = str(length if length is not None else len(body))  # type: ignore[arg-type]
+            if length is None:
+                assert isinstance(body, bytes), "a file body comes with its length"
+                length = len(body)
+            headers["content-length"] = str(length)
             # urllib would send form-urlencoded, which S3-compatible servers may parse as a form.
             headers["content-type"] = "application/octet-stream"
         req = urllib.request.Request(url, data=body, method=method, headers=headers)

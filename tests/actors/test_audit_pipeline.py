@@ -22,6 +22,7 @@ from config import parse_config
 from tests.actors.test_pipeline import Load, create_orders, wait_equal, wait_ready
 from tests.actors.test_run_command import SCRIPT
 from tests.pipeline_helpers import pg_to_mariadb_config_text, running
+from tests.waiting import stays_true, wait_until
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -63,10 +64,12 @@ def _datas(store: AuditStore) -> list[bytes]:
 
 
 def wait_stored(pg: Endpoint, count: int, timeout_s: float) -> list[tuple[str, str]]:
-    deadline = time.monotonic() + timeout_s
-    while len(stored_changes(pg)) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)  # anything extra (a duplicate) would arrive now
+    wait_until(lambda: len(stored_changes(pg)) >= count, timeout_s=timeout_s, what=f"{count:,} stored changes")
+    stays_true(  # anything extra (a duplicate) would arrive now
+        lambda: len(stored_changes(pg)) <= count,
+        for_s=0.5,
+        what=lambda: f"no more than the {count:,} changes stored (now {len(stored_changes(pg)):,})",
+    )
     return stored_changes(pg)
 
 
@@ -101,10 +104,11 @@ def test_every_change_is_stored_once_in_a_log_that_verifies_also_after_kill_9_of
         assert_exactly_once(stored, 4_000)
 
         load = Load(fresh_pg_db, 6_000, seed=5, first_id=1_000_000).start()
-        deadline = time.monotonic() + 30
-        while len(stored_changes(fresh_pg_db)) < 5_500:
-            assert time.monotonic() < deadline, "the audit log stopped growing"
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(stored_changes(fresh_pg_db)) >= 5_500,
+            timeout_s=30,
+            what="the audit log to grow to 5,500 changes (it stopped growing)",
+        )
         actor = supervisor.audit.actor
         pid = ray.get(actor.pid.remote())
         os.kill(pid, signal.SIGKILL)

@@ -25,6 +25,7 @@ from actors.harness.secret_files import write_secret_file
 from actors.metrics import REGISTRY
 from config import parse_config
 from tests.pipeline_helpers import running, serving
+from tests.waiting import wait_until, wait_until_stable
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -152,39 +153,45 @@ def counter(name: str) -> float:
 def converge(nodes: dict[str, Endpoint], writers: list[Writer], timeout_s: float, supervisor) -> dict[str, float]:
     """Wait until every node holds the same rows and every change each workload made has been captured;
     returns the counts the run produced (deltas of the pipeline's counters are taken by the caller)."""
-    deadline = time.monotonic() + timeout_s
-    tables = {}
-    while time.monotonic() < deadline:
-        tables = {name: table_rows(db, namespace(db)) for name, db in nodes.items()}
+
+    def read() -> dict:
+        return {name: table_rows(db, namespace(db)) for name, db in nodes.items()}
+
+    def same_and_idle(tables: dict) -> bool:
         first = next(iter(tables.values()))
-        if all(rows == first for rows in tables.values()) and supervisor.status() and _idle(supervisor):
-            time.sleep(1.0)  # and still so a moment later (nothing left in flight)
-            again = {name: table_rows(db, namespace(db)) for name, db in nodes.items()}
-            if again == tables and _idle(supervisor):
-                return tables
-        time.sleep(0.5)
-    sizes = {name: len(rows) for name, rows in tables.items()}
-    differ = {}
-    names = list(tables)
-    for key in set().union(*[rows.keys() for rows in tables.values()]):
-        values = [tables[n].get(key) for n in names]
-        if any(v != values[0] for v in values):
-            differ[key] = values
-            if len(differ) >= 3:
-                break
-    pytest.fail(f"nodes differ after {timeout_s}s: sizes {sizes}, e.g. {differ}; pipeline: {supervisor.status()}")
+        return all(rows == first for rows in tables.values()) and bool(supervisor.status()) and _idle(supervisor)
+
+    def differences(tables: dict) -> str:
+        sizes = {name: len(rows) for name, rows in tables.items()}
+        differ = {}
+        names = list(tables)
+        for key in set().union(*[rows.keys() for rows in tables.values()]):
+            values = [tables[n].get(key) for n in names]
+            if any(v != values[0] for v in values):
+                differ[key] = values
+                if len(differ) >= 3:
+                    break
+        return f"sizes {sizes}, e.g. {differ}; pipeline: {supervisor.status()}"
+
+    return wait_until_stable(
+        read,
+        ok=same_and_idle,
+        for_s=1.0,  # and still so a moment later (nothing left in flight)
+        timeout_s=timeout_s,
+        what="every node to hold the same rows with the pipeline idle",
+        describe=differences,
+    )
 
 
 def streaming(supervisor, timeout_s: float) -> None:
     """Wait until every stream finished its (empty) initial snapshot and streams changes: a change made
     before would reach the other nodes as a snapshot row, not as a change (and not be counted as one)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def started() -> bool:
         status = supervisor.status()
-        if status is not None and status.streams and all(s.committed for s in status.streams):
-            return
-        time.sleep(0.2)
-    pytest.fail(f"streams did not start within {timeout_s}s: {supervisor.status()}")
+        return status is not None and bool(status.streams) and all(s.committed for s in status.streams)
+
+    wait_until(started, timeout_s=timeout_s, what=lambda: f"the streams to start: {supervisor.status()}")
 
 
 def _idle(supervisor) -> bool:
@@ -215,7 +222,9 @@ def run_group(nodes, links, tmp_path, *, ops: int, keys: int, policy: str = "las
         for writer in writers:
             writer.start()
         if kill_shard:
-            time.sleep(0.5)
+            wait_until(  # the load flows through shard 0 (the writers go on for seconds)
+                lambda: supervisor.shards[0].applied_calls > 0, timeout_s=30, what="applier shard 0 to apply a slice"
+            )
             shard = supervisor.shards[0].actor
             os.kill(ray.get(shard.pid.remote()), signal.SIGKILL)  # mid-slice: the slice is sent again
         for writer in writers:
@@ -329,17 +338,18 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
                 cli(["conflicts", "resolve", item["id"], "--take", "source", "--url", url, "--token-file", str(token)])
                 == 0
             )
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                owners = {n: table_rows(db, namespace(db)).get((key,), {}).get("owner") for n, db in nodes.items()}
-                if (
-                    set(owners.values()) == {loser["node"]}
+
+            def owners() -> dict:
+                return {n: table_rows(db, namespace(db)).get((key,), {}).get("owner") for n, db in nodes.items()}
+
+            wait_until(
+                lambda: (
+                    set(owners().values()) == {loser["node"]}
                     and supervisor.conflict_get(item["id"])["state"] == "resolved"
-                ):
-                    break
-                time.sleep(0.3)
-            else:
-                pytest.fail(f"resolution did not reach both nodes: {owners}, {supervisor.conflict_get(item['id'])}")
+                ),
+                timeout_s=60,
+                what=lambda: f"the resolution to reach both nodes: {owners()}, {supervisor.conflict_get(item['id'])}",
+            )
             converge(nodes, [], 60, supervisor)
             # A wrong token is refused; an unknown conflict is exit 1.
             (tmp_path / "bad-token").write_text("nope")
@@ -387,7 +397,11 @@ def test_two_nodes_converge_across_a_supervisor_restart_mid_write(
         streaming(supervisor, timeout_s=120)
         for writer in writers:
             writer.start()
-        time.sleep(1.0)
+        wait_until(  # this supervisor has passed changes on both ways, the writers going on
+            lambda: (status := supervisor.status()) is not None and all(s.applied_events for s in status.streams),
+            timeout_s=60,
+            what=lambda: f"every stream to apply some of the writers' changes: {supervisor.status()}",
+        )
     # Stopped (what was in flight is applied and committed) while the writers go on; then a new one starts.
     with running(config) as supervisor:
         for writer in writers:

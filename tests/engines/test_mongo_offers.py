@@ -11,7 +11,6 @@ seen by a change stream (which needs ``lsid``/``txnNumber`` in the events) are r
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from actors.engines.mongodb.source import MongoSource
 from actors.engines.mongodb.writer import MongoWriter
 from actors.harness.mongo import MongoEndpoint
 from tests.engines.test_mongo_parts import node_for
+from tests.waiting import stays_true, wait_until
 
 FIELDS = {"_id": "int", "v": "string"}
 
@@ -114,20 +114,18 @@ def test_a_documents_own_change_offered_back_is_not_written_again(mongo_server: 
             assert [d.outcome for d in w.apply_offers([offer(prepared, "here", 7, "mine", local=True)])] == [
                 Outcome.WIN
             ]
-            deadline = time.monotonic() + 1.0
-            seen = []
-            while time.monotonic() < deadline:
+            seen: list[dict] = []
+
+            def read() -> list[dict]:
                 change = stream.try_next()
                 if change is not None:
                     seen.append(change)
-            assert seen == []
+                return seen
+
+            stays_true(lambda: read() == [], for_s=1.0, what=lambda: f"no change on the stream, saw {seen}")
             # A different value is written (and seen).
             w.apply_offers([offer(prepared, "there", 9, "theirs")])
-            deadline = time.monotonic() + 5.0
-            while not seen and time.monotonic() < deadline:
-                change = stream.try_next()
-                if change is not None:
-                    seen.append(change)
+            wait_until(lambda: read() != [], timeout_s=5.0, what="the offered value's change on the stream")
             assert [c["fullDocument"]["v"] for c in seen if c.get("fullDocument")] == ["theirs"]
 
 
@@ -166,23 +164,27 @@ def test_the_capture_sees_offer_transactions_as_echoes_and_users_writes_as_chang
     source = MongoSource(stream="s", node_name="here", node=node_for(real_mongo, prepared, FIELDS),
                          password=real_mongo.password, tables=[prepared], echo_marker=True)  # fmt: skip
     stop = threading.Event()
+    past_snapshot = threading.Event()
     items: list[object] = []
 
     def read() -> None:
         for item in source.changes(None, stop):
-            if item is not None and not isinstance(item, TxnEnd):
+            if isinstance(item, TxnEnd):
+                if item.txid == "snapshot":  # what comes after is read from the change stream
+                    past_snapshot.set()
+            elif item is not None:
                 items.append(item)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    time.sleep(1.0)  # past the (empty) snapshot, following the stream
-    with writer_for(real_mongo, prepared) as writer:
-        writer.apply_offers([offer(prepared, "there", 10, "ten")])
-    with real_mongo.client() as client:
-        client[database]["kv"].update_one({"_id": 1}, {"$set": {"v": "user"}})
-    deadline = time.monotonic() + 10
-    while len(items) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    source.close()
+    try:
+        wait_until(past_snapshot.is_set, timeout_s=30, what="the capture to pass its (empty) snapshot")
+        with writer_for(real_mongo, prepared) as writer:
+            writer.apply_offers([offer(prepared, "there", 10, "ten")])
+        with real_mongo.client() as client:
+            client[database]["kv"].update_one({"_id": 1}, {"$set": {"v": "user"}})
+        wait_until(lambda: len(items) >= 2, timeout_s=10, what=lambda: f"both changes captured, got {items}")
+    finally:
+        stop.set()
+        source.close()
     assert [(e.after, e.origin) for e in items] == [({"_id": 1, "v": "ten"}, "here_0"), ({"_id": 1, "v": "user"}, None)]

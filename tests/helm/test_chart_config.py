@@ -6,10 +6,12 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
+from actors.cli import build_parser
+from config import parse_config
 from tests.helm.chart_support import CHART_DIR, ROOT, containers, load_yaml
 
 #: Keys of the config that the chart sets itself (from other values); `config:` must not carry them.
@@ -18,17 +20,28 @@ CHART_OWNED = {
     "supervisor": {"ray_address", "state_dir"},
 }
 SEED_DATABASE_KEYS = ("host", "port", "database", "username")
+EXAMPLE = ROOT / "config" / "example.yaml"
 
 
 def rendered_config(rendering) -> str:
     return rendering.get("ConfigMap", "worker-sync-config")["data"]["config.yaml"]
 
 
+def worker_sync() -> str:
+    """The project's own `worker-sync` executable (the virtualenv's): without it the install is broken."""
+    exe = shutil.which("worker-sync", path=str(ROOT / ".venv" / "bin")) or shutil.which("worker-sync")
+    if exe is None:
+        pytest.fail("no `worker-sync` executable in .venv/bin or on PATH: the project is not installed (make venv)")
+    return exe
+
+
+def check_config(path: Path) -> tuple[int, str]:
+    """`worker-sync check-config FILE`: its exit code and its output (stdout then stderr)."""
+    result = subprocess.run([worker_sync(), "check-config", str(path)], capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stdout + result.stderr
+
+
 def test_rendered_config_passes_the_config_schema(rendering):
-    config = pytest.importorskip("config", reason="the Worker-Sync package is not importable")
-    parse_config = getattr(config, "parse_config", None)
-    if parse_config is None:
-        pytest.skip("config.parse_config is not available in this version")
     parsed = parse_config(rendered_config(rendering), source="helm:config.yaml")
     assert parsed.supervisor.ray_address == "auto"
     assert parsed.http.host == "0.0.0.0"
@@ -36,38 +49,25 @@ def test_rendered_config_passes_the_config_schema(rendering):
 
 
 def test_rendered_config_passes_check_config(rendering, tmp_path):
-    exe = shutil.which("worker-sync", path=str(ROOT / ".venv" / "bin")) or shutil.which("worker-sync")
-    command = [exe] if exe else [sys.executable, "-m", "actors.cli"]
     path = tmp_path / "config.yaml"
     path.write_text(rendered_config(rendering))
-    result = subprocess.run([*command, "check-config", str(path)], capture_output=True, text=True, timeout=120)
-    output = result.stdout + result.stderr
-    if "invalid choice" in output or "not built yet" in output or "No module named" in output:
-        pytest.skip(f"`worker-sync check-config` is unavailable: {output.strip()[:200]}")
-    assert result.returncode == 0, output
-    assert "OK" in output
+    code, output = check_config(path)
+    assert code == 0, f"`worker-sync check-config` exited {code}:\n{output}"
+    assert "OK" in output, output
 
 
 def test_check_config_rejects_a_broken_render(render, tmp_path):
     """The check above can fail: a link to a node that is not enabled is reported (exit 2)."""
-    exe = shutil.which("worker-sync", path=str(ROOT / ".venv" / "bin")) or shutil.which("worker-sync")
-    if not exe:
-        pytest.skip("`worker-sync` is not installed")
     r = render({"databases": {"mysql": {"enabled": False}}})
     path = tmp_path / "config.yaml"
     path.write_text(rendered_config(r))
-    result = subprocess.run([exe, "check-config", str(path)], capture_output=True, text=True, timeout=120)
-    if "not built yet" in result.stderr:
-        pytest.skip("`worker-sync check-config` is not built yet")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "mysql" in result.stdout + result.stderr
+    code, output = check_config(path)
+    assert code == 2, f"`worker-sync check-config` exited {code}, not 2:\n{output}"
+    assert "mysql" in output, output
 
 
 def test_chart_config_default_matches_config_example():
-    example_path = ROOT / "config" / "example.yaml"
-    if not example_path.exists():
-        pytest.skip("config/example.yaml does not exist yet")
-    example = load_yaml(example_path.read_text())
+    example = load_yaml(EXAMPLE.read_text())
     chart_config = load_yaml((CHART_DIR / "values.yaml").read_text())["config"]
     for key, value in chart_config.items():
         expected = example[key]
@@ -78,10 +78,7 @@ def test_chart_config_default_matches_config_example():
 
 
 def test_chart_databases_are_the_seed_ones_in_the_example_shape(default_rendering):
-    example_path = ROOT / "config" / "example.yaml"
-    if not example_path.exists():
-        pytest.skip("config/example.yaml does not exist yet")
-    example = load_yaml(example_path.read_text())["databases"]
+    example = load_yaml(EXAMPLE.read_text())["databases"]
     rendered = load_yaml(rendered_config(default_rendering))["databases"]
     assert set(rendered) == set(example)
     for engine, node in rendered.items():
@@ -122,8 +119,7 @@ def test_chart_runs_the_seed_commands(default_rendering):
 
 @pytest.mark.parametrize("command", ["run", "init", "migrate", "backup", "cleanup", "probe"])
 def test_chart_command_lines_parse_with_the_cli(rendering, command):
-    cli = pytest.importorskip("actors.cli", reason="the Worker-Sync CLI is not importable")
-    parser = cli.build_parser()
+    parser = build_parser()
     for line in chart_command_lines(rendering):
         if line[1] == command:
             args = parser.parse_args(line[1:])

@@ -123,8 +123,8 @@ def verify_log(
     """
     keys = _Keys(public_key if isinstance(public_key, dict) else key_ring([public_key]))
     by_size: dict[int, Checkpoint] = {}
-    for cp in checkpoints:
-        by_size.setdefault(cp.size, cp)
+    for checkpoint in checkpoints:
+        by_size.setdefault(checkpoint.size, checkpoint)
     max_cp = max(by_size, default=0)
     frontier = Frontier()
     prev, last_cp, n_cp = GENESIS, 0, 0

@@ -44,11 +44,11 @@ class TableInfo:
         return frozenset(c.name for c in self.columns if c.is_json)
 
 
-def split_namespace(name: str) -> tuple[str, str]:
+def split_namespace(namespace: str) -> tuple[str, str]:
     """``"db.table"`` -> ``("db", "table")``; ValueError otherwise."""
-    schema, dot, table = name.partition(".")
+    schema, dot, table = namespace.partition(".")
     if not dot or not schema or not table or "." in table:
-        raise ValueError(f"expected `database.table`, got `{name}`")
+        raise ValueError(f"expected `database.table`, got `{namespace}`")
     return schema, table
 
 

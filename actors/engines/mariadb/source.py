@@ -270,7 +270,9 @@ class MariaDbSource:
                 file, pos = row[0], int(row[1])
                 if self.flavor == "mariadb":
                     cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
-                    gtid = cur.fetchone()[0] or ""
+                    gtid_row = cur.fetchone()
+                    assert gtid_row is not None  # a SELECT without FROM returns one row
+                    gtid = gtid_row[0] or ""
                 else:  # the same row holds the executed GTID set, read atomically with file:pos
                     gtid = (row[4] or "").replace("\n", "") if len(row) > 4 else ""
         except pymysql.err.MySQLError as exc:

@@ -82,7 +82,7 @@ def column_type(row: tuple[Any, ...], *, is_json: bool = False) -> ColumnType:
     if data_type == "year":
         return ColumnType(family="integer", name="year", bits=16)
     if data_type in ("enum", "set"):
-        return ColumnType(family=data_type, name=declared, labels=_labels(declared))  # type: ignore[arg-type]
+        return ColumnType(family=data_type, name=declared, labels=_labels(declared))
     if data_type == "bit":
         return ColumnType(family="bit", name=declared, length=num_precision, fixed=True)
     if data_type == "uuid":

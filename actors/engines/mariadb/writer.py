@@ -227,7 +227,7 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
     def _current_rows(
         self, conn: pymysql.Connection, execute: Execute, namespace: str, keys: list[dict[str, Any]]
     ) -> list[dict[str, Any]] | None:
-        """Read as the capture's snapshot reads (values typed like the binlog's)."""
+        """Read (and locked) as the capture's snapshot reads (values typed like the binlog's)."""
         query = self._captured.get(namespace)
         if query is None:
             info = load_tables(conn, [namespace], flavor=self._flavor).get(namespace)
@@ -238,7 +238,7 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
         key = table.schema.primary_key
         sql = (
             f"SELECT {query.select_list} FROM {table.qualified} WHERE ({', '.join(quote(k) for k in key)}) "
-            f"IN ({_rows(len(keys), len(key))})"
+            f"IN ({_rows(len(keys), len(key))}) FOR UPDATE"
         )
         params = [p for k in keys for p in converted(self.subject, namespace, k, k, table.converters, key)]
         names = query.column_names

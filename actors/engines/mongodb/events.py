@@ -135,7 +135,7 @@ def txid_of(change: Mapping[str, Any], seq: int) -> str:
     lsid, number = change.get("lsid"), change.get("txnNumber")
     if lsid is not None and number is not None:
         ident = lsid.get("id") if isinstance(lsid, Mapping) else lsid
-        text = ident.hex if hasattr(ident, "hex") and not isinstance(ident, bytes) else str(ident)
+        text = ident.hex if ident is not None and hasattr(ident, "hex") and not isinstance(ident, bytes) else str(ident)
         return f"{text}:{int(number)}"
     t, i = cluster_parts(change.get("clusterTime"))
     return f"{t}.{i}" if t else f"op{seq}"
@@ -191,7 +191,7 @@ class EventMapper:
         namespace = namespace_of(change)
         if kind in _ENDING:
             raise SourceMisconfigured(self._ended(kind, namespace, change))
-        op = _ROW_OPS.get(kind)
+        op = _ROW_OPS.get(kind) if isinstance(kind, str) else None
         if op is None:
             if kind not in _NO_ROWS:
                 log.warning("mongodb node %s: ignoring a change event of unknown type `%s`", self.node, kind)

@@ -148,7 +148,9 @@ class MongoSource:
             return client[database][collection].watch(**options)
         if len(databases) == 1:
             names = [coll for _, coll in parts]
-            match = {"$or": [{"ns.coll": {"$in": names}}, {"operationType": {"$in": ["dropDatabase", "invalidate"]}}]}
+            match: dict[str, Any] = {
+                "$or": [{"ns.coll": {"$in": names}}, {"operationType": {"$in": ["dropDatabase", "invalidate"]}}]
+            }
             return client[databases.pop()].watch([{"$match": match}], **options)
         match = {"$or": [{"ns": {"db": db, "coll": coll}} for db, coll in parts] + [{"operationType": "invalidate"}]}
         return client.watch([{"$match": match}], **options)
@@ -177,6 +179,7 @@ class MongoSource:
             yield TxnEnd(Position(order_of(at, mapper.seq), resume.encode()), "snapshot", 0)
             yield None  # the snapshot is complete: let the consumer hand it on
             return self._watch(client, resume)
+        assert early is not None  # opened before the snapshot, as there is no cluster time
         token = early.resume_token
         end = Resume(token=dict(token), seq=mapper.seq).encode() if token else ""
         yield TxnEnd(Position(order_of(None, mapper.seq), end), "snapshot", 0)

@@ -168,7 +168,7 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
     def apply_offers(self, offers: Sequence[Offer]) -> list[Decision]:
         """Offer changes of a bidirectional group to this node: the BatchWriter contract, in one
         multi-document transaction that marks the echo, claims and reads the versions, writes the winners
-        and repairs, and stores the new versions (versions.py).
+        and repairs, reads them back, and stores the new records (versions.py).
 
         Raises SinkError when the server has no transactions (not a replica set or mongos), else as ``apply``.
         """
@@ -192,11 +192,11 @@ class MongoWriter(BatchWriter[pymongo.MongoClient, _Collection]):
                 decisions.clear()
                 versions.mark_echo(client, databases, self._echo_writer, session)
                 stored = versions.claim_and_read(client, offers_by_key, session)
-                decided, changed = decide_all(dict(stored), keyed)
-                needed = self._needed_writes(client, session, changed, offers_by_key)
-                writes = [winner_write(offers_by_key[row_key], state) for row_key, state in needed.items()]
-                self._write(client, self._bulks(client, writes), session)
-                versions.store(client, changed, session)
+                now = self._rows_now(client, session, offers_by_key)
+                decided, writes, stores = decide_all(dict(stored), keyed, now)
+                rows = [winner_write(offers_by_key[row_key], state) for row_key, state in writes.items()]
+                self._write(client, self._bulks(client, rows), session)
+                versions.store(client, self._read_back(client, session, stores, offers_by_key), session)
                 decisions.extend(decided)
 
             self._in_transaction(client, attempt)

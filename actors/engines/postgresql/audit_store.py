@@ -10,7 +10,8 @@ The schema itself is defined as migration steps in ``audit_schema``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -321,12 +322,12 @@ def _row(entry: StoredEntry) -> tuple[object, ...]:
     )
 
 
-def _checkpoint(row: Iterable[object]) -> Checkpoint:
+def _checkpoint(row: tuple[Any, ...]) -> Checkpoint:
     size, root, time_us, kid, signature = row
     return Checkpoint(
-        size=int(size),  # type: ignore[call-overload]
-        root=bytes(root),  # type: ignore[call-overload]
-        time_us=int(time_us),  # type: ignore[call-overload]
-        key_id=bytes(kid),  # type: ignore[call-overload]
-        signature=bytes(signature),  # type: ignore[call-overload]
+        size=int(size),
+        root=bytes(root),
+        time_us=int(time_us),
+        key_id=bytes(kid),
+        signature=bytes(signature),
     )

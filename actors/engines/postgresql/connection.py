@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from psycopg.abc import ConnParam
 from psycopg.conninfo import make_conninfo
 
 from config.model import PostgresNode
@@ -11,7 +12,7 @@ _SSL_FILES = {"ca_file": "sslrootcert", "cert_file": "sslcert", "key_file": "ssl
 
 
 def conninfo_for(node: PostgresNode, password: str | None, *, application_name: str = "worker-sync") -> str:
-    params: dict[str, object] = {
+    params: dict[str, ConnParam] = {
         "host": node.host,
         "port": node.port,
         "dbname": node.database,
@@ -26,7 +27,7 @@ def conninfo_for(node: PostgresNode, password: str | None, *, application_name: 
         value = getattr(node.tls, field)
         if value:
             params[keyword] = value
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def redact(conninfo: str) -> str:
@@ -36,4 +37,4 @@ def redact(conninfo: str) -> str:
     params = conninfo_to_dict(conninfo)
     if "password" in params:
         params["password"] = "***"
-    return make_conninfo(**params)
+    return make_conninfo("", **params)

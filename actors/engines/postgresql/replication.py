@@ -17,6 +17,7 @@ import time
 
 import psycopg
 from psycopg import pq
+from psycopg.pq import abc as pq_abc
 
 from actors.core.errors import OffsetLost, SourceUnavailable
 from actors.engines.postgresql.lsn import format_lsn
@@ -78,7 +79,7 @@ class ReplicationStream:
         self._flush_lsn = start_lsn
         log.info("postgresql stream %s: streaming slot %s from %s", self.stream, slot, format_lsn(start_lsn))
 
-    def _error(self, result: pq.PGresult | None, what: str, slot: str | None = None) -> Exception:
+    def _error(self, result: pq_abc.PGresult | None, what: str, slot: str | None = None) -> Exception:
         message = _text(result.get_error_message() if result is not None else self._conn.get_error_message())
         sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE) if result is not None else None
         if slot and sqlstate == b"42704":

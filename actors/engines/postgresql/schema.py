@@ -14,7 +14,7 @@ import msgspec
 import psycopg
 
 from actors.core.errors import ConfigError
-from actors.core.typemap import Column, ColumnType, TableSchema
+from actors.core.typemap import Column, ColumnType, Family, TableSchema
 
 _COLUMNS_SQL = """
 SELECT a.attname,
@@ -42,6 +42,7 @@ ORDER BY a.attnum
 """
 
 _INTEGERS = {"int2": 16, "int4": 32, "int8": 64}
+_TIMES: dict[str, Family] = {"time": "time", "timestamp": "timestamp", "timestamptz": "timestamptz"}
 _PLAIN: dict[str, ColumnType] = {
     "bool": ColumnType(family="boolean", name="boolean"),
     "text": ColumnType(family="text", name="text"),
@@ -81,8 +82,8 @@ def _column_type(typname: str, typtype: str, typmod: int, labels: tuple[str, ...
         if typname == "bpchar" and length is None:
             length = 1  # bare "character" is character(1)
         return ColumnType(family="text", length=length, fixed=typname == "bpchar", charset=charset)
-    if typname in ("time", "timestamp", "timestamptz"):
-        return ColumnType(family=typname, precision=None if typmod < 0 else typmod)
+    if typname in _TIMES:
+        return ColumnType(family=_TIMES[typname], precision=None if typmod < 0 else typmod)
     if typname == "interval":
         precision = typmod & 0xFFFF if typmod >= 0 else 0xFFFF  # the low 16 bits; 0xFFFF: full precision
         return ColumnType(family="interval", precision=None if precision == 0xFFFF else precision)

@@ -93,6 +93,7 @@ class PostgresSource:
         except SourceUnavailable as exc:
             raise self._explain_slot_error(exc) from None
         _, consistent_point, snapshot_name, _ = rows[0]
+        assert consistent_point is not None and snapshot_name is not None  # EXPORT_SNAPSHOT returns both
         consistent_lsn = parse_lsn(consistent_point)
         log.info("postgresql stream %s: snapshot %s at %s", self.stream, snapshot_name, consistent_point)
         with psycopg.connect(self.conninfo) as snap_conn:
@@ -121,6 +122,7 @@ class PostgresSource:
                 f'CREATE_REPLICATION_SLOT "{self.slot}_resync" TEMPORARY LOGICAL wal2json EXPORT_SNAPSHOT'
             )
             _, consistent_point, snapshot_name, _ = rows[0]
+            assert consistent_point is not None and snapshot_name is not None  # EXPORT_SNAPSHOT returns both
             log.info("postgresql stream %s: re-sync snapshot %s at %s", self.stream, snapshot_name, consistent_point)
             with psycopg.connect(self.conninfo) as snap_conn:
                 yield from read_snapshot(

@@ -97,6 +97,8 @@ class Wal2JsonDecoder:
         message = _decoder.decode(payload)
         action = message.action
         if action == "B":
+            # PLUGIN_OPTIONS asks for them: include-lsn, include-timestamp.
+            assert message.lsn is not None and message.timestamp is not None
             self._commit_lsn = parse_lsn(message.lsn)
             self._index = 0
             self._txid = str(message.xid)
@@ -104,6 +106,7 @@ class Wal2JsonDecoder:
             self._origin = self.echo_origin(message.origin) if message.origin else None
             return None
         if action == "C":
+            assert message.nextlsn is not None  # include-lsn
             self.restart_lsn = parse_lsn(message.nextlsn)
             position = Position(order_of(self._commit_lsn, _TXN_END_INDEX), format_lsn(self.restart_lsn))
             return TxnEnd(position, self._txid, self._commit_us)
@@ -126,6 +129,7 @@ class Wal2JsonDecoder:
         if message.identity:
             before = table.row(message.identity)
         source_row = after if after is not None else before
+        assert source_row is not None, "a captured table has a primary key: a delete carries its identity"
         key = {name: source_row[name] for name in table.key}
         op = {"I": Op.INSERT, "U": Op.UPDATE, "D": Op.DELETE}[message.action]
         return ChangeEvent(

@@ -201,7 +201,8 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
     def _current_rows(
         self, conn: psycopg.Connection[Any], execute: Execute, namespace: str, keys: list[dict[str, Any]]
     ) -> list[dict[str, Any]] | None:
-        """Read as the capture's snapshot reads (every column as text, then typed like a streamed change)."""
+        """Read (and locked) as the capture's snapshot reads (every column as text, then typed like a
+        streamed change)."""
         info = self._captured.get(namespace)
         if info is None:
             try:
@@ -214,7 +215,7 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
         row_sql = "(" + ", ".join(table.placeholder[k] for k in key) + ")"
         sql = (
             f"SELECT {select_list} FROM {table.qualified} WHERE ({', '.join(quote(k) for k in key)}) "
-            f"IN ({', '.join([row_sql] * len(keys))})"
+            f"IN ({', '.join([row_sql] * len(keys))}) FOR UPDATE"
         )
         params = [p for k in keys for p in converted(self.subject, namespace, k, k, table.converters, key)]
         return [row_from_text(info, values) for values in execute(sql, params)]
