@@ -34,7 +34,7 @@ import msgspec
 from actors.conflict_store import ConflictStore, Take
 from actors.core.audit.entries import key_text
 from actors.core.batches import Batch, lag_reference_us
-from actors.core.conflicts import ConflictRecord, Stored
+from actors.core.conflicts import RESOLUTION_ENGINE, ConflictRecord, Stored
 from actors.core.encoding import decode_batch, encode_batch, encode_row
 from actors.core.events import ChangeEvent, Op, Position
 from actors.core.groups import Group, build_groups, group_index
@@ -918,6 +918,7 @@ def conflict_document(record: ConflictRecord) -> dict[str, object]:
             "commit_time_us": v.time_us,
             "priority": v.priority,
             "position": v.order.hex(),
+            "causal": v.causal,
             "row": None if stored.row is None else encode_row(stored.row),
         }
 
@@ -939,7 +940,7 @@ def resolution_event(node: str, namespace: str, key: dict, row: dict | None) -> 
     now_us = time.time_ns() // 1000
     return ChangeEvent(
         node=node,
-        engine="worker-sync",
+        engine=RESOLUTION_ENGINE,
         namespace=namespace,
         op=Op.DELETE if row is None else Op.INSERT,
         key=key,

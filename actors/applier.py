@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import ray
 
 from actors.core.changes import RowChange
-from actors.core.conflicts import ConflictRecord, Offer, record_of
-from actors.core.encoding import decode_batch, encode_row
+from actors.core.conflicts import ConflictRecord, Decision, Offer, Version, record_of
+from actors.core.encoding import decode_batch
 from actors.core.routing import Route, routes_by_source, to_offer, to_row_change
 from actors.engines.registry import build_writer
 from actors.engines.sink import BatchWriter
@@ -36,6 +36,14 @@ class Applied(msgspec.Struct, frozen=True, kw_only=True):
     #: Offers made to nodes of bidirectional groups (per group), and the conflicts among their decisions.
     offers: dict[str, int] = {}
     conflicts: list[ConflictRecord] = []
+
+
+class _Offered(NamedTuple):
+    """One offer of one captured change (``event``: its index in the call) to one group member."""
+
+    group: str
+    offer: Offer
+    event: int
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
@@ -61,39 +69,58 @@ class ApplierShard:
 
         The supervisor sends whatever queued up for this shard while its previous call ran, so
         under load one call (and one target transaction) carries many batches' worth of changes.
+        Changes of bidirectional groups are offered to their own node first, which stamps each with the
+        version its row held when its user made it (actors.core.conflicts), then, stamped, to the others.
         """
         per_target: dict[str, list[RowChange]] = defaultdict(list)
-        offers: dict[str, list[tuple[str, Offer]]] = defaultdict(list)
+        local: dict[str, list[_Offered]] = defaultdict(list)
+        remote: list[tuple[str, _Offered]] = []
         done: list[tuple[str, int]] = []
         events = 0
         for data in parts:
             batch = decode_batch(data)
             done.append((batch.stream, batch.seq))
-            events += len(batch.events)
             for event in batch.events:
                 for route in self.routes.get((event.node, event.namespace), ()):
                     if not route.group:
                         per_target[route.target_node].append(to_row_change(event, route))
                     elif event.origin is None:  # an echo of our own write is never offered again
-                        offers[route.target_node].append((route.group, to_offer(event, route)))
+                        item = _Offered(route.group, to_offer(event, route), events)
+                        if item.offer.local:
+                            local[route.target_node].append(item)
+                        else:
+                            remote.append((route.target_node, item))
+                events += 1
         for node_name, changes in per_target.items():
             self._writer(node_name).apply(changes)
         conflicts: list[ConflictRecord] = []
-        lost: set[tuple[str, bytes, bytes]] = set()  # one record per losing change, at however many nodes it lost
-        for node_name, node_offers in offers.items():
-            decisions = self._writer(node_name).apply_offers([offer for _, offer in node_offers])
-            for (group, _), decision in zip(node_offers, decisions, strict=True):
-                version = decision.offer.version
-                loser = (version.node, version.order, encode_row({decision.offer.namespace: decision.offer.key}))
-                if decision.conflict and loser not in lost:
-                    lost.add(loser)
-                    conflicts.append(record_of(group, node_name, decision))
+        lost: set[int] = set()  # one record per losing change, at however many nodes it lost
+
+        def offer_to(node_name: str, offered: list[_Offered]) -> list[Decision]:
+            decisions = self._writer(node_name).apply_offers([item.offer for item in offered])
+            for item, decision in zip(offered, decisions, strict=True):
+                if decision.conflict and item.event not in lost:
+                    lost.add(item.event)
+                    conflicts.append(record_of(item.group, node_name, decision))
+            return decisions
+
+        stamped: dict[int, Version] = {}
+        for node_name, offered in local.items():
+            for item, decision in zip(offered, offer_to(node_name, offered), strict=True):
+                stamped[item.event] = decision.offer.version
+        by_node: dict[str, list[_Offered]] = defaultdict(list)
+        for node_name, item in remote:
+            version = stamped.get(item.event, item.offer.version)
+            by_node[node_name].append(item._replace(offer=msgspec.structs.replace(item.offer, version=version)))
+        for node_name, offered in by_node.items():
+            offer_to(node_name, offered)
+        groups = [item.group for items in local.values() for item in items] + [item.group for _, item in remote]
         return Applied(
             shard=self.shard,
             parts=done,
             events=events,
             pid=os.getpid(),
-            offers=dict(Counter(group for node_offers in offers.values() for group, _ in node_offers)),
+            offers=dict(Counter(groups)),
             conflicts=conflicts,
         )
 

@@ -53,21 +53,68 @@ from actors.core.events import UNCHANGED
 
 Policy = Literal["last_writer_wins", "source_priority", "manual"]
 
+#: The ``engine`` of the change a human's resolution makes (``conflicts resolve --take source``).
+RESOLUTION_ENGINE: Final = "worker-sync"
+
+
+#: A version's ``causal`` before its origin node stamped it (initial-snapshot rows, records from before
+#: stamps): ranked by its commit time alone.
+UNSTAMPED: Final = -1
+
 
 class Version(msgspec.Struct, frozen=True, array_like=True):
-    """Which change a row holds: enough to rank it against any other change of the same row."""
+    """Which change a row holds: enough to rank it against any other change of the same row.
+
+    ``causal`` is stamped by the change's own node when it decides the change (:func:`stamp`), from the
+    version the row held there when its user wrote it (the change's *base*): a change always ranks above
+    its base, so a change made after its node applied another node's change is never taken for an older
+    one, under any policy. Under ``last_writer_wins`` and ``manual`` it is a hybrid clock in microseconds
+    (the commit time, or just past the base's); under ``source_priority`` a generation (the base's + 1).
+    """
 
     time_us: int
     priority: int
     node: str
     order: bytes
+    causal: int = UNSTAMPED
+
+    def clock(self, policy: Policy) -> int:
+        if self.causal != UNSTAMPED:
+            return self.causal
+        return 0 if policy == "source_priority" else self.time_us
 
     def rank(self, policy: Policy, resolution_us: int = 1) -> tuple[Any, ...]:
         """The sort key under ``policy``; ``resolution_us`` is the group's coarsest commit-clock tick."""
-        tick = self.time_us // resolution_us
+        clock = self.clock(policy)
         if policy == "source_priority":
-            return (self.priority, tick, self.time_us, self.node, self.order)
-        return (tick, self.priority, self.time_us, self.node, self.order)
+            return (clock, self.priority, self.time_us // resolution_us, self.time_us, self.node, self.order)
+        return (clock // resolution_us, self.priority, clock, self.node, self.order)
+
+    def same_change(self, other: Version) -> bool:
+        """The same captured change, stamped or not."""
+        return (self.node, self.order, self.time_us, self.priority) == (
+            other.node,
+            other.order,
+            other.time_us,
+            other.priority,
+        )
+
+
+def stamp(version: Version, base: Version | None, policy: Policy, resolution_us: int) -> Version:
+    """``version`` stamped to rank above ``base``, the version its node's row held when the change was made
+    (None: a row untouched since sync began). Initial-snapshot rows (time 0) stay unstamped: they rank
+    below every change."""
+    if version.time_us == 0:
+        return version
+    if policy == "source_priority":
+        return msgspec.structs.replace(version, causal=1 + (0 if base is None else base.clock(policy)))
+    causal = version.time_us
+    if base is not None:
+        before = base.clock(policy)
+        causal = max(causal, before + 1)
+        if causal // resolution_us == before // resolution_us and version.priority < base.priority:
+            causal = (before // resolution_us + 1) * resolution_us  # the next tick: a tie would go to the base
+    return msgspec.structs.replace(version, causal=causal)
 
 
 #: ``held`` or ``now`` not known (a record stored before rows were tracked, or an engine that cannot read
@@ -106,6 +153,8 @@ class Stored(msgspec.Struct, frozen=True, array_like=True):
     #: What the row held (``row_bytes``) when Worker-Sync last wrote it or decided a change of its own
     #: node; UNKNOWN for records written before rows were tracked.
     held: bytes = UNKNOWN
+    #: The version whose row ``held`` is: the base of the next change this node's users make.
+    held_version: Version | None = None
 
 
 class Offer(msgspec.Struct, frozen=True, array_like=True):
@@ -121,6 +170,9 @@ class Offer(msgspec.Struct, frozen=True, array_like=True):
     policy: Policy = "last_writer_wins"
     #: The group's coarsest commit-clock tick (1_000_000 when a member reports whole seconds).
     resolution_us: int = 1
+    #: A human's resolution of a parked conflict (``conflicts resolve --take source``): it is made to rank
+    #: above whatever the node stores, not just above the row's base.
+    resolution: bool = False
 
 
 class Outcome(enum.StrEnum):
@@ -153,10 +205,14 @@ class Decision(msgspec.Struct, frozen=True):
 
 def decide(stored: Stored | None, offer: Offer, now: bytes = UNKNOWN) -> Decision:
     """The outcome of one offer against a row's stored winner and what the row holds ``now`` (see the
-    module docstring). A write leaves ``held`` as WRITTEN, for the writer to fill in once written."""
+    module docstring). A local offer is stamped here (the decision's offer carries the stamp, for the other
+    nodes). A write leaves ``held`` as WRITTEN, for the writer to fill in once written."""
+    if stored is not None and offer.version.same_change(stored.version):
+        return Decision(msgspec.structs.replace(offer, version=stored.version), Outcome.REPLAY, stored, None)
+    if offer.local:
+        base = None if stored is None else stored.version if offer.resolution else stored.held_version
+        offer = msgspec.structs.replace(offer, version=stamp(offer.version, base, offer.policy, offer.resolution_us))
     mine = Stored(offer.version, offer.row)
-    if stored is not None and offer.version == stored.version:
-        return Decision(offer, Outcome.REPLAY, stored, None)
     # A row without a version has not been touched since sync began: Worker-Sync left it absent (a row that
     # existed before is settled by the snapshot's offers, and is dirty until then).
     held = NO_ROW if stored is None else stored.held
@@ -168,24 +224,31 @@ def decide(stored: Stored | None, offer: Offer, now: bytes = UNKNOWN) -> Decisio
             # The user's change is in the row, or the same user wrote it again since: written only to undo
             # what Worker-Sync wrote over it (the row holds exactly what Worker-Sync left there).
             if now != UNKNOWN and held != UNKNOWN and clean and not already:
-                return Decision(offer, Outcome.WIN, stored, mine, _held(mine, WRITTEN))
-            return Decision(offer, Outcome.WIN, stored, None, _held(mine, now if already else row_bytes(offer.row)))
+                return Decision(offer, Outcome.WIN, stored, mine, _held(mine, WRITTEN, mine.version))
+            return Decision(
+                offer, Outcome.WIN, stored, None, _held(mine, now if already else row_bytes(offer.row), mine.version)
+            )
         if not clean:  # a user's change is pending here: it is decided against this one when offered
-            return Decision(offer, Outcome.WIN, stored, None, _held(mine, held))
+            return Decision(offer, Outcome.WIN, stored, None, _held(mine, held, _held_version(stored)))
         if already:  # e.g. the same row in two nodes' initial snapshots: nothing to write
-            return Decision(offer, Outcome.WIN, stored, None, _held(mine, now))
-        return Decision(offer, Outcome.WIN, stored, mine, _held(mine, WRITTEN))
+            return Decision(offer, Outcome.WIN, stored, None, _held(mine, now, mine.version))
+        return Decision(offer, Outcome.WIN, stored, mine, _held(mine, WRITTEN, mine.version))
     if offer.row == stored.row:  # a local one is accounted for now: the row is clean if it holds it
-        return Decision(offer, Outcome.SAME, stored, None, _held(stored, now) if offer.local and already else None)
+        settled = _held(stored, now, stored.version) if offer.local and already else None
+        return Decision(offer, Outcome.SAME, stored, None, settled)
     if offer.local:
         if now != UNKNOWN and not already:  # its user wrote the row again since: that change's offer decides
-            return Decision(offer, Outcome.REPAIR, stored, None)
-        return Decision(offer, Outcome.REPAIR, stored, stored, _held(stored, WRITTEN))
+            return Decision(offer, Outcome.REPAIR, stored, None, _held(stored, row_bytes(offer.row), offer.version))
+        return Decision(offer, Outcome.REPAIR, stored, stored, _held(stored, WRITTEN, stored.version))
     return Decision(offer, Outcome.DISCARD, stored, None)
 
 
-def _held(stored: Stored, held: bytes) -> Stored:
-    return Stored(stored.version, stored.row, held)
+def _held(stored: Stored, held: bytes, held_version: Version | None) -> Stored:
+    return Stored(stored.version, stored.row, held, held_version)
+
+
+def _held_version(stored: Stored | None) -> Version | None:
+    return None if stored is None else stored.held_version
 
 
 RowKey = tuple[str, bytes]
@@ -245,16 +308,26 @@ def record_of(group: str, node: str, decision: Decision) -> ConflictRecord:
     )
 
 
+def _version_items(v: Version) -> list[Any]:
+    return [v.time_us, v.priority, v.node, v.order, v.causal]
+
+
 def encode_stored(stored: Stored) -> bytes:
     """The bytes a node's version table keeps for one row (rows with the event encoding's typed values)."""
     assert stored.held != WRITTEN, "a written row is read back before its record is stored"
     v = stored.version
     row = None if stored.row is None else encode_row(stored.row)
-    return msgspec.msgpack.encode([v.time_us, v.priority, v.node, v.order, row, stored.held])
+    held_version = None if stored.held_version is None else _version_items(stored.held_version)
+    return msgspec.msgpack.encode([v.time_us, v.priority, v.node, v.order, row, stored.held, v.causal, held_version])
 
 
 def decode_stored(data: bytes) -> Stored:
-    """A record as :func:`encode_stored` wrote it (records from before ``held`` have five items)."""
-    time_us, priority, node, order, row, *held = msgspec.msgpack.decode(data)
-    row = None if row is None else decode_row(row)
-    return Stored(Version(time_us, priority, node, order), row, held[0] if held else UNKNOWN)
+    """A record as :func:`encode_stored` wrote it (older records have five or six items)."""
+    time_us, priority, node, order, row, *rest = msgspec.msgpack.decode(data)
+    held, causal, held_version = (rest + [UNKNOWN, UNSTAMPED, None][len(rest) :])[:3]
+    return Stored(
+        Version(time_us, priority, node, order, causal),
+        None if row is None else decode_row(row),
+        held,
+        None if held_version is None else Version(*held_version),
+    )

@@ -12,7 +12,7 @@ from typing import Final
 import msgspec
 
 from actors.core.changes import RowChange
-from actors.core.conflicts import Offer, Version
+from actors.core.conflicts import RESOLUTION_ENGINE, Offer, Version
 from actors.core.encoding import encode_row
 from actors.core.errors import ConfigError
 from actors.core.events import UNCHANGED, ChangeEvent, Op
@@ -161,4 +161,5 @@ def to_offer(event: ChangeEvent, route: Route) -> Offer:
         local=route.target_node == event.node,
         policy=route.policy,
         resolution_us=route.resolution_us,
+        resolution=event.engine == RESOLUTION_ENGINE,
     )

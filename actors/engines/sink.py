@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+import msgspec
+
 from actors.core.changes import RowChange, TableChanges, by_table
 from actors.core.conflicts import (
     NO_ROW,
@@ -355,7 +357,7 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         written = {row_key: offers[row_key] for row_key, state in stores.items() if state.held == WRITTEN}
         now = self._rows_now(conn, reader, written) if written else {}
         return {
-            row_key: Stored(state.version, state.row, now.get(row_key, UNKNOWN)) if row_key in written else state
+            row_key: msgspec.structs.replace(state, held=now.get(row_key, UNKNOWN)) if row_key in written else state
             for row_key, state in stores.items()
         }
 

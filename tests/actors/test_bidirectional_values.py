@@ -104,3 +104,67 @@ def test_every_increment_survives_kill_9_of_a_shard_and_a_capture_actor(
     fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
 ):
     run_increments({"pg": fresh_pg_db, "maria": fresh_mariadb_db}, tmp_path, policy="source_priority", chaos=True)
+
+
+def wait_for_value(db: Endpoint, key: int, column: str, value: object, timeout_s: float = 60) -> None:
+    wait_until(
+        lambda: table_rows(db, namespace(db)).get((key,), {}).get(column) == value,
+        timeout_s=timeout_s,
+        what=lambda: f"key {key} to hold {column}={value!r} on {db.engine}: {table_rows(db, namespace(db))}",
+    )
+
+
+def update(db: Endpoint, keys: list[int], note: str) -> None:
+    with db.connect("admin") as conn:
+        cur = conn.cursor()
+        placeholders = ", ".join(["%s"] * len(keys))
+        cur.execute(f"UPDATE {namespace(db)} SET note = %s WHERE id IN ({placeholders})", (note, *keys))
+
+
+def test_same_second_ties_between_mariadb_and_postgresql_go_to_priority(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
+):
+    """MariaDB's commit times are whole seconds: a PostgreSQL change at X.2 s and a MariaDB change of the same
+    rows 50 ms later are a tie, which MariaDB (the higher priority here) wins: 20 keys of 20."""
+    nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db}  # priorities 0 and 1 (group_config: by position)
+    config = group_config(nodes, [("pg", "maria")], tmp_path, "last_writer_wins")
+    keys = list(range(1, 21))
+    with running(config) as supervisor:
+        streaming(supervisor, timeout_s=120)
+        with fresh_pg_db.connect("admin") as conn:
+            for key in keys:
+                conn.cursor().execute("INSERT INTO public.kv VALUES (%s, 'pg', 0, 'new')", (key,))
+        for key in keys:
+            wait_for_value(fresh_mariadb_db, key, "note", "new")
+        for round_, chunk in enumerate(keys[i : i + 5] for i in range(0, len(keys), 5)):
+            wait_until(lambda: 0.1 < time.time() % 1 < 0.3, timeout_s=2, what="the start of a second")
+            update(fresh_pg_db, chunk, f"pg-{round_}")
+            time.sleep(0.05)  # 50 ms later, the same second: MariaDB's stamp is X.0 s, PostgreSQL's X.2 s
+            update(fresh_mariadb_db, chunk, f"maria-{round_}")
+        tables = converge(nodes, [], 60, supervisor)
+    notes = {key[0]: row["note"] for key, row in tables["pg"].items()}
+    assert sorted(notes) == keys
+    assert all(note.startswith("maria-") for note in notes.values()), notes
+
+
+def test_a_later_update_at_the_lower_priority_node_is_kept_under_source_priority(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
+):
+    """The higher-priority node's change reaches the lower-priority node, whose user then updates the row: a
+    causally later change, no conflict, kept on both nodes (10 keys of 10)."""
+    nodes = {"maria": fresh_mariadb_db, "pg": fresh_pg_db}  # maria priority 0, pg priority 1
+    config = group_config(nodes, [("maria", "pg")], tmp_path, "source_priority")
+    keys = list(range(1, 11))
+    conflicts_before = counter("worker_sync_conflicts_total")
+    with running(config) as supervisor:
+        streaming(supervisor, timeout_s=120)
+        with fresh_pg_db.connect("admin") as conn:
+            for key in keys:
+                conn.cursor().execute("INSERT INTO public.kv VALUES (%s, 'pg', 0, 'from pg')", (key,))
+        for key in keys:
+            wait_for_value(fresh_mariadb_db, key, "note", "from pg")
+            update(fresh_mariadb_db, [key], "maria after pg")
+        tables = converge(nodes, [], 60, supervisor)
+    for name, rows in tables.items():
+        assert {key[0]: row["note"] for key, row in rows.items()} == dict.fromkeys(keys, "maria after pg"), name
+    assert counter("worker_sync_conflicts_total") == conflicts_before

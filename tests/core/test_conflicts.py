@@ -59,32 +59,58 @@ def test_a_delete_is_a_version_like_any_other():
     assert newer_update.outcome is Outcome.WIN and newer_update.write.row == {"id": 1, "v": 3}
 
 
-def history(data, changes, node):
-    """One node's timeline: every change offered, each origin's in its commit order, interleaved at random;
-    each of this node's own changes written by its user somewhere before its offer, in commit order."""
+def schedule(data, changes):
+    """One random global order of everything that happens: each change is written by its node's user, then
+    offered to its own node (which stamps it), then to every other node; a node's changes are written and
+    offered in its commit order, at every node."""
+    steps = []
     by_origin = {n: sorted((c for c in changes if c[0] == n), key=lambda c: c[1]) for n in NODES}
-    offers = []
-    queues = {n: list(cs) for n, cs in by_origin.items() if cs}
-    while queues:
-        origin = data.draw(st.sampled_from(sorted(queues)))
-        offers.append(queues[origin].pop(0))
-        if not queues[origin]:
-            del queues[origin]
-    timeline = [("offer", c) for c in offers]
-    earliest = 0
-    for change in by_origin[node]:  # the user's writes, in order, each before its own offer
-        position = timeline.index(("offer", change))
-        at = data.draw(st.integers(earliest, position))
-        timeline.insert(at, ("write", change))
-        earliest = at + 1
-    return timeline
+    # Per (origin, stage) a queue: stage 0 the user's write, 1 the offer at the origin, then one per other node.
+    queues = {}
+    for origin, own in by_origin.items():
+        if own:
+            queues[(origin, "write")] = list(own)
+            queues[(origin, origin)] = []
+            for node in NODES:
+                if node != origin:
+                    queues[(origin, node)] = []
+    while any(queues.values()):
+        ready = sorted(key for key, queue in queues.items() if queue)
+        origin, stage = data.draw(st.sampled_from(ready))
+        change = queues[(origin, stage)].pop(0)
+        if stage == "write":
+            steps.append(("write", origin, change))
+            queues[(origin, origin)].append(change)
+        else:
+            steps.append(("offer", stage, change))
+            if stage == origin:  # stamped at its own node: now it can reach the others
+                for node in NODES:
+                    if node != origin:
+                        queues[(origin, node)].append(change)
+    return steps
 
 
 def value_row(value):
     return None if value is None else {"id": 1, "v": value}
 
 
-@settings(max_examples=500, deadline=None)
+KEY = ("t", b"1")
+
+
+class Node:
+    """One node of the simulation: its row, its version record, and its users' changes not yet offered."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stored: dict = {}
+        self.row = None
+        self.holder = None  # the change whose value the row holds
+        self.pending: list = []
+        self.left = row_bytes(None)  # what Worker-Sync last left in the row
+        self.decided: list = []
+
+
+@settings(max_examples=600, deadline=None)
 @given(
     changes=st.lists(
         st.tuples(st.sampled_from(NODES), st.integers(1, 40), st.one_of(st.none(), st.integers(0, 999))),
@@ -96,63 +122,73 @@ def value_row(value):
     policy=st.sampled_from(["last_writer_wins", "source_priority", "manual"]),
     resolution_us=st.sampled_from([1, 10]),
 )
-def test_offers_converge_and_never_write_over_a_users_pending_change(changes, data, policy, resolution_us):
-    """The properties the design rests on, over random interleavings of a node's users' writes, its own
-    offers and other nodes' offers: every node ends with the highest-ranked change; Worker-Sync never writes
-    over a row that holds a user's change not yet offered here (no lost update); and every row it writes is
-    the highest-ranked change decided so far (a row never goes back to an older change)."""
+def test_offers_converge_keep_causal_order_and_never_write_over_a_pending_change(changes, data, policy, resolution_us):
+    """The properties the design rests on, over random interleavings of users' writes, their nodes' own
+    offers and other nodes' offers at three nodes: every node ends with the same row, the highest-ranked
+    stamped change; a change made while its node's row held another change ranks above that one (never taken
+    for older, whatever the policy); Worker-Sync never writes over a row holding a user's change not yet
+    offered there (no lost update); and every row it writes is the highest-ranked change decided there so far
+    (a row never goes back to an older change)."""
+    nodes = {name: Node(name) for name in NODES}
+    stamped: dict = {}  # change -> its version as its own node stamped it
+    base_of: dict = {}  # change -> the change its node's row held when its user wrote it
 
-    def version(c):
-        return Version(c[1], NODES.index(c[0]), c[0], c[1].to_bytes(8, "big"))
+    def rank_of(version):
+        return version.rank(policy, resolution_us)
 
-    def rank(c):
-        return version(c).rank(policy, resolution_us)
+    for kind, at, change in schedule(data, changes):
+        node = nodes[at]
+        origin, time_us, value = change
+        if kind == "write":
+            # A write that changes nothing is not captured by MariaDB (nor a DELETE of no row by either
+            # engine); PostgreSQL's no-op UPDATE is a README limit.
+            assume(value_row(value) != node.row)
+            base_of[change] = node.holder
+            node.row, node.holder = value_row(value), change
+            node.pending.append(change)
+            continue
+        local = origin == at
+        version = Version(time_us, NODES.index(origin), origin, time_us.to_bytes(8, "big"))
+        made = Offer(
+            "t",
+            {"id": 1},
+            value_row(value),
+            version if local else stamped[change],
+            local=local,
+            policy=policy,
+            resolution_us=resolution_us,
+        )
+        (decision,), writes, stores = decide_all(node.stored, [(KEY, made)], {KEY: row_bytes(node.row)})
+        if local:
+            stamped[change] = decision.offer.version
+            node.pending.remove(change)
+        node.decided.append(decision.offer.version)
+        if writes:
+            # A pending user change is never written over, unless it left the row exactly as Worker-Sync had
+            # left it or as the change being decided did: nothing tells those apart from no change until
+            # its own offer comes and settles the row (README, limits).
+            identical = row_bytes(node.row) in (node.left, row_bytes(made.row) if local else node.left)
+            assert not node.pending or identical, ("wrote over a user's pending change", at, changes)
+            written = writes[KEY]
+            best = max(node.decided, key=rank_of)
+            assert written.version == best, ("wrote an older change than one decided here", at, changes)
+            node.row = written.row
+            node.holder = next(c for c in changes if c[0] == written.version.node and c[1] == written.version.time_us)
+        before = node.stored.get(KEY)
+        for key, state in stores.items():  # the writer reads written rows back: held is what is there
+            held = row_bytes(node.row) if state.held == WRITTEN else state.held
+            node.stored[key] = Stored(state.version, state.row, held, state.held_version)
+        if before is not None:
+            assert rank_of(node.stored[KEY].version) >= rank_of(before.version), "a stored version went back"
+        node.left = node.stored[KEY].held if KEY in node.stored else row_bytes(None)
 
-    winner = max(changes, key=rank)
-    for node in NODES:
-        stored: dict = {}
-        row = None
-        pending: set = set()  # this node's user writes not yet offered here
-        left = row_bytes(None)  # what Worker-Sync last left in the row
-        decided: list = []
-        for kind, change in history(data, changes, node):
-            source, _, value = change
-            if kind == "write":
-                # A write that changes nothing is not captured by MariaDB (nor a DELETE of no row by either
-                # engine); PostgreSQL's no-op UPDATE is a README limit.
-                assume(value_row(value) != row)
-                row = value_row(value)
-                pending.add(change)
-                continue
-            made = Offer(
-                "t",
-                {"id": 1},
-                value_row(value),
-                version(change),
-                local=source == node,
-                policy=policy,
-                resolution_us=resolution_us,
-            )
-            before = stored.get(("t", b"1"))
-            _, writes, stores = decide_all(stored, [(("t", b"1"), made)], {("t", b"1"): row_bytes(row)})
-            pending.discard(change)
-            decided.append(change)
-            if writes:
-                # A pending user change is never written over, unless it left the row exactly as Worker-Sync had
-                # left it or as the change being decided did: nothing tells those apart from no change until
-                # its own offer comes and settles the row (README, limits).
-                identical = row_bytes(row) in (left, row_bytes(made.row) if made.local else left)
-                assert not pending or identical, ("wrote over a user's pending change", node, changes)
-                best = max(decided, key=rank)
-                assert writes[("t", b"1")].row == value_row(best[2]), ("wrote an older change", node, changes)
-                row = writes[("t", b"1")].row
-            for key, state in stores.items():  # the writer reads written rows back: held is what is there
-                stored[key] = Stored(state.version, state.row, row_bytes(row)) if state.held == WRITTEN else state
-            left = stored[("t", b"1")].held if ("t", b"1") in stored else row_bytes(None)
-            assert before is None or stored[("t", b"1")].version.rank(policy, resolution_us) >= before.version.rank(
-                policy, resolution_us
-            )
-        assert row == value_row(winner[2]), (node, changes)
+    winner = max(stamped.values(), key=rank_of)
+    expected = value_row(next(c[2] for c in changes if c[0] == winner.node and c[1] == winner.time_us))
+    for node in nodes.values():
+        assert node.row == expected, (node.name, changes)
+    for change, base in base_of.items():  # causal order: a change ranks above what its user had seen
+        if base is not None:
+            assert rank_of(stamped[change]) > rank_of(stamped[base]), (change, "after", base, changes)
 
 
 def test_a_users_newer_write_is_not_overwritten_by_its_own_older_offer():
@@ -165,7 +201,7 @@ def test_a_users_newer_write_is_not_overwritten_by_its_own_older_offer():
     decisions, writes, _ = decide_all(stored, [(key, first)], dict(now))
     assert decisions[0].outcome is Outcome.WIN and not writes
     decisions, writes, _ = decide_all(stored, [(key, second)], dict(now))
-    assert decisions[0].outcome is Outcome.WIN and not writes and stored[key].version == second.version
+    assert decisions[0].outcome is Outcome.WIN and not writes and stored[key].version.same_change(second.version)
 
 
 def test_a_remote_winner_waits_for_the_users_pending_change_then_repairs():
