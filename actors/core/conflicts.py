@@ -27,12 +27,12 @@ checks this, and that a row never goes back to an older change than one it held,
 
 Ranking is a total order, so every node picks the same winner without talking to the others:
 
-- ``last_writer_wins``: source commit time at the group's coarsest clock resolution (whole seconds when
-  a MariaDB/MySQL or MongoDB member only reports seconds: two commits in the same second are a tie), then the
-  node's ``priority``, then the exact time, then node name, then the change's position in its stream (two
-  changes of one node in one microsecond keep their order);
-- ``source_priority``: the node's ``priority`` first, then as above. The higher-priority node's change
-  wins every conflict; a lower-priority node's change wins only rows the higher one never wrote since.
+- ``last_writer_wins``: the change's stamp (:func:`stamp`: its commit time, or just past its base's) at
+  the group's coarsest clock resolution (whole seconds with a MariaDB/MySQL member: two commits in the
+  same second are a tie), then the node's ``priority``, then the exact stamp, then node name, then the
+  change's position in its stream (two changes of one node in one microsecond keep their order);
+- ``source_priority``: the stamp's generation (its base's + 1), then ``priority``, then as above. The
+  higher-priority node's change wins every conflict between changes made on the same version of a row.
 - ``manual``: ranked like ``last_writer_wins`` (so the nodes converge meanwhile), and every conflict is
   parked for a human, who may make the losing change win with ``worker-sync conflicts resolve``.
 

@@ -8,6 +8,7 @@ it). Each node's writer increments its own keys ten times, so every key must end
 from __future__ import annotations
 
 import os
+import random
 import signal
 import threading
 import time
@@ -168,3 +169,77 @@ def test_a_later_update_at_the_lower_priority_node_is_kept_under_source_priority
     for name, rows in tables.items():
         assert {key[0]: row["note"] for key, row in rows.items()} == dict.fromkeys(keys, "maria after pg"), name
     assert counter("worker_sync_conflicts_total") == conflicts_before
+
+
+class RecordingWriter(threading.Thread):
+    """Read-modify-write transactions on a few hot keys; records, per write, the value it replaced (which
+    write it had seen: the causal order) and the one it wrote, each unique."""
+
+    def __init__(self, name: str, db: Endpoint, keys: list[int], writes: int, seed: int) -> None:
+        super().__init__(name=f"recorder-{name}", daemon=True)
+        self.node, self.db, self.keys, self.writes = name, db, keys, writes
+        self.random = random.Random(seed)
+        self.log: list[tuple[int, str, str, float]] = []  # (key, replaced note, written note, time)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            ns = namespace(self.db)
+            with self.db.connect("admin") as conn:
+                cur = conn.cursor()
+                for i in range(self.writes):
+                    key = self.random.choice(self.keys)
+                    cur.execute("BEGIN")
+                    cur.execute(f"SELECT note FROM {ns} WHERE id = %s FOR UPDATE", (key,))
+                    (replaced,) = cur.fetchone()
+                    note = f"{self.node}-{i}"
+                    cur.execute(f"UPDATE {ns} SET note = %s, owner = %s WHERE id = %s", (note, self.node, key))
+                    cur.execute("COMMIT")
+                    self.log.append((key, replaced, note, time.time()))
+                    time.sleep(self.random.uniform(0.005, 0.03))  # spread the writes over a few seconds
+        except BaseException as exc:
+            self.error = exc
+
+
+@pytest.mark.parametrize("policy", ["last_writer_wins", "source_priority"])
+def test_a_three_node_ring_converges_to_the_value_the_policy_selects(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, pg_server, tmp_path, policy
+):
+    """Writers on every node of a ring (PostgreSQL -> MariaDB -> PostgreSQL -> back) race on 8 hot keys and
+    record what each write replaced. After convergence every node holds, per key, a write that no later write
+    had seen and replaced (a change made after seeing another is never lost to it, whatever the policy), and
+    under last_writer_wins none of the concurrent candidates is clearly newer (more than a commit-clock tick
+    and the stamp's own tick later)."""
+    second_pg = pg_server.create_database(f"{fresh_pg_db.database}_r")
+    try:
+        nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db, "pg2": second_pg}
+        config = group_config(nodes, [("pg", "maria"), ("maria", "pg2"), ("pg2", "pg")], tmp_path, policy)
+        keys = list(range(1, 9))
+        with running(config) as supervisor:
+            streaming(supervisor, timeout_s=120)
+            with fresh_pg_db.connect("admin") as conn:
+                for key in keys:
+                    conn.cursor().execute("INSERT INTO public.kv VALUES (%s, 'pg', 0, 'initial')", (key,))
+            for db in nodes.values():
+                for key in keys:
+                    wait_for_value(db, key, "note", "initial")
+            writers = [RecordingWriter(name, db, keys, 120, seed=i) for i, (name, db) in enumerate(nodes.items())]
+            for writer in writers:
+                writer.start()
+            for writer in writers:
+                writer.join(timeout=300)
+                assert writer.error is None, f"{writer.name}: {writer.error}"
+            tables = converge(nodes, [], 120, supervisor)
+    finally:
+        pg_server.drop_database(second_pg.database)
+    written = {note: (key, when) for w in writers for key, _, note, when in w.log}
+    seen_and_replaced = {(key, replaced) for w in writers for key, replaced, _, _ in w.log}
+    final = {key[0]: row["note"] for key, row in tables["pg"].items()}
+    assert sorted(final) == keys
+    for key, note in final.items():
+        assert note in written and written[note][0] == key, (key, note)
+        assert (key, note) not in seen_and_replaced, f"key {key}: {note} won, though a later write replaced it"
+        if policy == "last_writer_wins":
+            frontier = [n for n, (k, _) in written.items() if k == key and (key, n) not in seen_and_replaced]
+            newest = max(written[n][1] for n in frontier)
+            assert written[note][1] >= newest - 2.5, (key, note, {n: written[n][1] for n in frontier})

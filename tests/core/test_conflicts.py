@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from actors.core.conflicts import WRITTEN, Offer, Outcome, Stored, Version, decide, decide_all, row_bytes
+from actors.core.conflicts import (
+    UNKNOWN,
+    WRITTEN,
+    Offer,
+    Outcome,
+    Stored,
+    Version,
+    decide,
+    decide_all,
+    decode_stored,
+    encode_stored,
+    row_bytes,
+    stamp,
+)
 
 NODES = ("alpha", "beta", "gamma")
 
@@ -249,3 +263,20 @@ def test_an_older_change_with_the_same_row_is_no_conflict():
     assert same.outcome is Outcome.SAME and same.write is None and not same.conflict
     own = decide(stored, offer("beta", 0, 1, at="beta"))
     assert own.outcome is Outcome.SAME and own.write is None
+
+
+def test_records_round_trip_and_records_from_before_stamps_still_read():
+    base = Version(5, 1, "beta", b"b", causal=7)
+    record = Stored(Version(10, 0, "alpha", b"a", causal=11), {"id": 1, "v": 2}, row_bytes({"id": 1, "v": 2}), base)
+    assert decode_stored(encode_stored(record)) == record
+    old = msgspec.msgpack.encode([10, 0, "alpha", b"a", None])  # as written before rows and stamps were kept
+    assert decode_stored(old) == Stored(Version(10, 0, "alpha", b"a"), None, UNKNOWN, None)
+
+
+def test_a_stamp_ranks_a_change_above_its_base_under_every_policy():
+    for policy in ("last_writer_wins", "source_priority", "manual"):
+        for resolution_us in (1, 1_000_000):
+            base = stamp(Version(2_300_000, 5, "pg", b"a"), None, policy, resolution_us)
+            # Made later at a lower-priority node whose commit clock reads earlier (whole seconds).
+            later = stamp(Version(2_000_000, 1, "maria", b"b"), base, policy, resolution_us)
+            assert later.rank(policy, resolution_us) > base.rank(policy, resolution_us), (policy, resolution_us)
