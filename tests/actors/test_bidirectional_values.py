@@ -201,19 +201,25 @@ class RecordingWriter(threading.Thread):
             self.error = exc
 
 
-@pytest.mark.parametrize("policy", ["last_writer_wins", "source_priority"])
-def test_a_three_node_ring_converges_to_the_value_the_policy_selects(
-    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, pg_server, tmp_path, policy
+@pytest.mark.parametrize(
+    ("policy", "ring"), [("last_writer_wins", True), ("source_priority", True), ("last_writer_wins", False)]
+)
+def test_concurrent_writers_converge_to_the_value_the_policy_selects(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, pg_server, tmp_path, policy, ring
 ):
-    """Writers on every node of a ring (PostgreSQL -> MariaDB -> PostgreSQL -> back) race on 8 hot keys and
-    record what each write replaced. After convergence every node holds, per key, a write that no later write
-    had seen and replaced (a change made after seeing another is never lost to it, whatever the policy), and
-    under last_writer_wins none of the concurrent candidates is clearly newer (more than a commit-clock tick
-    and the stamp's own tick later)."""
+    """Writers on both nodes, or on every node of a ring (PostgreSQL -> MariaDB -> PostgreSQL -> back), race
+    on 8 hot keys and record what each write replaced. After convergence every node holds, per key, a write
+    that no later write had seen and replaced (a change made after seeing another is never lost to it,
+    whatever the policy), and under last_writer_wins none of the concurrent candidates is clearly newer
+    (more than a commit-clock tick and the stamp's own tick later)."""
     second_pg = pg_server.create_database(f"{fresh_pg_db.database}_r")
     try:
         nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db, "pg2": second_pg}
-        config = group_config(nodes, [("pg", "maria"), ("maria", "pg2"), ("pg2", "pg")], tmp_path, policy)
+        links = [("pg", "maria"), ("maria", "pg2"), ("pg2", "pg")]
+        if not ring:  # two nodes
+            del nodes["pg2"]
+            links = links[:1]
+        config = group_config(nodes, links, tmp_path, policy)
         keys = list(range(1, 9))
         with running(config) as supervisor:
             streaming(supervisor, timeout_s=120)
