@@ -121,6 +121,33 @@ class LocalServer(ABC):
         else:
             shutil.rmtree(home, ignore_errors=True)
 
+    def shutdown(self, sig: int, timeout_s: float = 60.0) -> float:
+        """Send ``sig`` to the running server (PostgreSQL: SIGINT is ``pg_ctl stop -m fast``) and wait for it
+        to exit, keeping its data and port for :meth:`relaunch`; returns the seconds it took. HarnessError
+        when it is still running after ``timeout_s`` (it is then left running)."""
+        proc = self._proc
+        if proc is None:
+            raise HarnessError(f"{self.engine} in {self.base_dir} is not running")
+        started = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise HarnessError(
+                f"{self.engine} did not stop within {timeout_s}s of signal {sig}; last lines of "
+                f"{self.log_path}:\n{log_tail(self.log_path)}"
+            ) from None
+        self._proc = None
+        return time.monotonic() - started
+
+    def relaunch(self) -> Endpoint:
+        """Start the server again on the same data and port after :meth:`shutdown`."""
+        if self._proc is not None:
+            raise HarnessError(f"{self.engine} in {self.base_dir} is still running")
+        self.launch(port=self.port)
+        self.wait_ready()
+        return self.endpoint
+
     def __enter__(self) -> Self:
         self.start()
         return self
@@ -153,9 +180,10 @@ class LocalServer(ABC):
             log.write(f"\n# {type(self).__name__}: data and sockets in {self.home}\n")
         self.initialize()
 
-    def launch(self) -> None:
-        """Start the server process on a fresh port; call from a thread that outlives the server."""
-        self.port = free_port()
+    def launch(self, port: int | None = None) -> None:
+        """Start the server process on ``port`` (default: a fresh one); call from a thread that outlives the
+        server."""
+        self.port = free_port() if port is None else port
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._proc = spawn(
             self.command(),

@@ -52,6 +52,8 @@ class ReplicationStream:
             self._conn.finish()
             raise SourceUnavailable(f"postgresql stream `{stream}`: cannot open a replication connection: {message}")
         self._flush_lsn = 0
+        #: The newest WAL position of any change this connection delivered (not necessarily committed yet).
+        self._received_lsn = 0
         self._last_feedback = 0.0
 
     def command(self, sql: str) -> list[tuple[str | None, ...]]:
@@ -94,12 +96,30 @@ class ReplicationStream:
         """Downstream has committed everything up to ``lsn``: the slot may release it (sent soon)."""
         self._flush_lsn = max(self._flush_lsn, lsn)
 
+    def _caught_up(self, server_sent_lsn: int) -> None:
+        """With every change delivered so far committed downstream, nothing up to what the server has sent
+        is pending here: confirm all of it. A walsender shutting down (``pg_ctl stop -m fast``) waits until
+        its client confirms everything it sent; confirming only the last committed change would hold the
+        server in "shutting down" for as long as this connection lives. The WAL after the last change held
+        nothing for this slot's tables (or the server would have sent it first), and a transaction still
+        open on the server is decoded at its commit, past this position, whatever is confirmed now."""
+        if self._flush_lsn >= self._received_lsn:
+            self._flush_lsn = max(self._flush_lsn, server_sent_lsn)
+
     def _send_feedback(self, reply: bool = False) -> None:
         lsn = self._flush_lsn
         message = _STATUS.pack(b"r", lsn, lsn, lsn, _now_pg_us(), 1 if reply else 0)
-        if self._conn.put_copy_data(message) != 1 or self._conn.flush() < 0:
-            raise SourceUnavailable(f"postgresql stream `{self.stream}`: lost the replication connection")
+        try:
+            sent = self._conn.put_copy_data(message) == 1 and self._conn.flush() >= 0
+        except psycopg.Error as exc:  # the server ended the stream (a shutdown) or the connection broke
+            raise self._lost(exc) from None
+        if not sent:
+            raise self._lost(None)
         self._last_feedback = time.monotonic()
+
+    def _lost(self, exc: BaseException | None) -> SourceUnavailable:
+        detail = f": {_text(str(exc))}" if exc is not None else ""
+        return SourceUnavailable(f"postgresql stream `{self.stream}`: lost the replication connection{detail}")
 
     def read(self, timeout_s: float) -> tuple[int, bytes] | None:
         """The next XLogData message as (wal start, payload), or None after ``timeout_s``.
@@ -110,10 +130,10 @@ class ReplicationStream:
         while True:
             if time.monotonic() - self._last_feedback >= FEEDBACK_INTERVAL_S:
                 self._send_feedback()
-            size, data = self._conn.get_copy_data(1)
+            size, data = self._copy_data()
             if size == 0:
                 self._consume()  # pull what the socket already holds, without waiting
-                size, data = self._conn.get_copy_data(1)
+                size, data = self._copy_data()
             if size == 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -127,19 +147,25 @@ class ReplicationStream:
             kind = payload[:1]
             if kind == b"w":
                 wal_start, _, _ = _XLOG_HEADER.unpack_from(payload, 1)
+                self._received_lsn = max(self._received_lsn, wal_start)
                 return wal_start, payload[25:]
             if kind == b"k":
-                _, _, reply = _KEEPALIVE.unpack_from(payload, 1)
+                server_sent, _, reply = _KEEPALIVE.unpack_from(payload, 1)
+                self._caught_up(server_sent)
                 if reply:
                     self._send_feedback()
+
+    def _copy_data(self) -> tuple[int, memoryview | bytes]:
+        try:
+            return self._conn.get_copy_data(1)
+        except psycopg.Error as exc:
+            raise self._lost(exc) from None
 
     def _consume(self) -> None:
         try:
             self._conn.consume_input()
-        except psycopg.OperationalError as exc:
-            raise SourceUnavailable(
-                f"postgresql stream `{self.stream}`: lost the replication connection: {exc}"
-            ) from None
+        except psycopg.Error as exc:
+            raise self._lost(exc) from None
 
     def close(self) -> None:
         try:
