@@ -42,6 +42,8 @@ from actors.core.offsets import FileOffsetStore
 from actors.core.progress import StreamProgress
 from actors.core.routing import Route, build_routes, routes_by_source, shard_of, split_key_change
 from actors.core.streams import StreamSpec
+from actors.dead_letter_manager import DeadLetterManager
+from actors.dead_letter_store import Entry
 from actors.status import ShardStatus, Status, StreamStatus, percentile
 from config.loader import nodes_by_name
 from config.model import Config, MongoNode, MySqlNode
@@ -102,6 +104,7 @@ class ApplierHandle(Protocol):
     """A handle of actors.applier.ApplierShard."""
 
     apply: RemoteMethod[Applied]
+    reapply: RemoteMethod[list[str | None]]
 
 
 class AuditHandle(Protocol):
@@ -250,6 +253,11 @@ class Supervisor:
         self._audit_conflicts_sending: list[dict[str, object]] = []
         self._resolution_lock = threading.Lock()
         self._resyncs_requested: set[str] = set()
+        self._dead_letter_retries: dict[ObjectRef[list[str | None]], list[Entry]] = {}
+        #: Changes targets refused for good, set aside (state directory); links with `on_error: stop`.
+        stop_on_error = frozenset(link.name for link in config.links if link.on_error == "stop")
+        self.dead_letters = DeadLetterManager(config.supervisor.state_dir, stop_on_error)
+        self.dead_letters.expect({(route.link, route.target_namespace) for route in self.routes})
         self._resyncs_done = 0
         self.run_id = uuid.uuid4().hex[:8]
         self.started_at = time.time()
@@ -345,6 +353,7 @@ class Supervisor:
         self._submit_resolutions()
         self._submit_applies()
         self._submit_audit()
+        self._record_dead_letter_audit()
         if self._pending:
             ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=wait_s)
             if ready:
@@ -365,6 +374,8 @@ class Supervisor:
                     self._on_audit_conflicts(ref)
                 elif kind == "admin":
                     self._on_admin(ref)
+                elif kind == "dead-letter-retry":
+                    self._on_dead_letter_retry(ref)
                 else:
                     assert isinstance(owner, StreamState)
                     self._on_commit(owner, ref)
@@ -426,9 +437,13 @@ class Supervisor:
                 continue
             _fill_sending(shard, MAX_EVENTS_PER_APPLY)
             if shard.sending:
-                ref = shard.actor.apply.remote([part.data for part in shard.sending])
+                ref = shard.actor.apply.remote([part.data for part in shard.sending], self.dead_letters.blocked)
                 self._pending[ref] = ("apply", shard)
                 shard.busy = True
+        for index, entries in self.dead_letters.take_retries():
+            retry = self.shards[index % len(self.shards)].actor.reapply.remote([e.letter() for e in entries])
+            self._dead_letter_retries[retry] = entries
+            self._pending[retry] = ("dead-letter-retry", None)
 
     def _submit_audit(self) -> None:
         """Feed the audit actor like a shard; also ask it for a time-based checkpoint now and then."""
@@ -578,6 +593,11 @@ class Supervisor:
         for stream in streams.values():
             stream.outcomes.append((time.monotonic(), True))
         self._count_conflicts(applied.offers, applied.conflicts)  # parked before the positions commit
+        recorded = self.dead_letters.record(applied.dead_letters)  # recorded before the positions commit
+        for stream_name, error in self.dead_letters.stopping(recorded).items():
+            if stream_name in self.streams:  # `on_error: stop`: the stream stops with the error shown
+                self.streams[stream_name].error = error
+                log.error("stream %s: stopped (on_error: stop): %s", stream_name, error)
         for part in shard.sending:
             if not part.stream:  # a conflict resolution (see _submit_resolutions)
                 self._resolved(part)
@@ -762,6 +782,34 @@ class Supervisor:
         detail = {"sha256": digest, "run_id": self.run_id}
         ref = self.audit.actor.record_admin.remote("config-loaded", detail, f"config:{digest}")
         self._pending[ref] = ("admin", self.audit)
+
+    def _on_dead_letter_retry(self, ref: ObjectRef[list[str | None]]) -> None:
+        import ray
+
+        entries = self._dead_letter_retries.pop(ref)
+        try:
+            self.dead_letters.retried(entries, ray.get(ref))
+        except Exception as exc:  # a passing fault (the target is down): the letters stay, retry again later
+            self.dead_letters.retried(entries, None, error=f"retry failed: {str(exc).splitlines()[0][:500]}")
+
+    def _record_dead_letter_audit(self) -> None:
+        for kind, request_id, detail in self.dead_letters.take_audit():
+            if self.audit is not None:
+                self._pending[self.audit.actor.record_admin.remote(kind, detail, request_id)] = ("admin", None)
+
+    # -- dead letters (called from the HTTP thread) -------------------------------------------------------
+
+    def dead_letter_list(self) -> list[dict[str, Any]]:
+        return self.dead_letters.views()
+
+    def dead_letter_get(self, ident: str) -> dict[str, Any] | None:
+        return self.dead_letters.view(ident)
+
+    def retry_dead_letter(self, ident: str) -> dict[str, Any]:
+        return self.dead_letters.request_retry(ident)
+
+    def discard_dead_letter(self, ident: str) -> dict[str, Any]:
+        return self.dead_letters.discard(ident)
 
     def _on_admin(self, ref: ObjectRef[Appended]) -> None:
         import ray

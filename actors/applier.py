@@ -18,7 +18,9 @@ import ray
 
 from actors.core.changes import RowChange
 from actors.core.conflicts import ConflictRecord, Decision, Offer, Version, record_of
+from actors.core.dead_letters import DeadLetter, Kind, decode_change, decode_offer, encode_change, encode_offer, row_key
 from actors.core.encoding import decode_batch
+from actors.core.errors import RowRefused, SinkError
 from actors.core.routing import Route, routes_by_source, to_offer, to_row_change
 from actors.engines.registry import build_writer
 from actors.engines.sink import BatchWriter
@@ -36,6 +38,9 @@ class Applied(msgspec.Struct, frozen=True, kw_only=True):
     #: Offers made to nodes of bidirectional groups (per group), and the conflicts among their decisions.
     offers: dict[str, int] = {}
     conflicts: list[ConflictRecord] = []
+    #: Changes a target refused for good (or held behind such a change), set aside: the supervisor records
+    #: them before it commits the positions of these parts.
+    dead_letters: list[DeadLetter] = []
 
 
 class _Offered(NamedTuple):
@@ -44,6 +49,16 @@ class _Offered(NamedTuple):
     group: str
     offer: Offer
     event: int
+    link: str
+    source: str
+
+
+class _Change(NamedTuple):
+    """One row change of a one-way link, with where it came from (for a dead letter)."""
+
+    change: RowChange
+    link: str
+    source: str
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
@@ -64,15 +79,17 @@ class ApplierShard:
             self.writers[node_name] = writer
         return writer
 
-    def apply(self, parts: list[bytes]) -> Applied:
+    def apply(self, parts: list[bytes], blocked: frozenset[str] = frozenset()) -> Applied:
         """Apply consecutive parts (encoded batches) in one transaction per target node.
 
         The supervisor sends whatever queued up for this shard while its previous call ran, so
         under load one call (and one target transaction) carries many batches' worth of changes.
         Changes of bidirectional groups are offered to their own node first, which stamps each with the
         version its row held when its user made it (actors.core.conflicts), then, stamped, to the others.
+        A row the target refuses for good (RowRefused) is set aside as a dead letter and the rest is applied;
+        so is every change of a row in ``blocked`` (rows with an unresolved dead letter), in order.
         """
-        per_target: dict[str, list[RowChange]] = defaultdict(list)
+        per_target: dict[str, list[_Change]] = defaultdict(list)
         local: dict[str, list[_Offered]] = defaultdict(list)
         remote: list[tuple[str, _Offered]] = []
         done: list[tuple[str, int]] = []
@@ -83,30 +100,32 @@ class ApplierShard:
             for event in batch.events:
                 for route in self.routes.get((event.node, event.namespace), ()):
                     if not route.group:
-                        per_target[route.target_node].append(to_row_change(event, route))
+                        change = to_row_change(event, route)
+                        per_target[route.target_node].append(_Change(change, route.link, event.node))
                     elif event.origin is None:  # an echo of our own write is never offered again
-                        item = _Offered(route.group, to_offer(event, route), events)
+                        item = _Offered(route.group, to_offer(event, route), events, route.link, event.node)
                         if item.offer.local:
                             local[route.target_node].append(item)
                         else:
                             remote.append((route.target_node, item))
                 events += 1
+        setting_aside = _SettingAside(self.shard, set(blocked))
         for node_name, changes in per_target.items():
-            self._writer(node_name).apply(changes)
+            setting_aside.apply(self._writer(node_name), node_name, changes)
         conflicts: list[ConflictRecord] = []
         lost: set[int] = set()  # one record per losing change, at however many nodes it lost
 
-        def offer_to(node_name: str, offered: list[_Offered]) -> list[Decision]:
-            decisions = self._writer(node_name).apply_offers([item.offer for item in offered])
-            for item, decision in zip(offered, decisions, strict=True):
+        def offer_to(node_name: str, offered: list[_Offered]) -> list[tuple[_Offered, Decision]]:
+            decided = setting_aside.offer(self._writer(node_name), node_name, offered)
+            for item, decision in decided:
                 if decision.conflict and item.event not in lost:
                     lost.add(item.event)
                     conflicts.append(record_of(item.group, node_name, decision))
-            return decisions
+            return decided
 
         stamped: dict[int, Version] = {}
         for node_name, offered in local.items():
-            for item, decision in zip(offered, offer_to(node_name, offered), strict=True):
+            for item, decision in offer_to(node_name, offered):
                 stamped[item.event] = decision.offer.version
         by_node: dict[str, list[_Offered]] = defaultdict(list)
         for node_name, item in remote:
@@ -122,7 +141,34 @@ class ApplierShard:
             pid=os.getpid(),
             offers=dict(Counter(groups)),
             conflicts=conflicts,
+            dead_letters=setting_aside.letters,
         )
+
+    def reapply(self, letters: list[DeadLetter]) -> list[str | None]:
+        """Apply dead letters again, in order (an operator's retry after fixing the cause): per letter None
+        when it is applied now, or why the target still refuses it. The first refusal stops the rest of
+        its row (they stay behind it); a passing fault (SourceUnavailable) rises, to be retried later."""
+        outcomes: list[str | None] = []
+        refused: set[str] = set()
+        for node in {letter.target_node for letter in letters}:  # what was fixed may be a setting or a table
+            self._writer(node).close()
+            self._writer(node).forget()
+        for letter in letters:
+            if letter.row_key in refused:
+                outcomes.append("held behind an earlier dead letter of this row that is still refused")
+                continue
+            writer = self._writer(letter.target_node)
+            try:
+                if letter.kind == "apply":
+                    writer.apply([decode_change(letter.change)])
+                else:
+                    writer.apply_offers([decode_offer(letter.change)])
+            except SinkError as exc:
+                refused.add(letter.row_key)
+                outcomes.append(str(exc))
+                continue
+            outcomes.append(None)
+        return outcomes
 
     def pid(self) -> int:
         return os.getpid()
@@ -131,3 +177,79 @@ class ApplierShard:
         for writer in self.writers.values():
             writer.close()
         self.writers.clear()
+
+
+class _SettingAside:
+    """Applies one call's changes per target, setting aside what the target refuses for good."""
+
+    def __init__(self, shard: int, blocked: set[str]) -> None:
+        self.shard = shard
+        self.blocked = blocked
+        self.letters: list[DeadLetter] = []
+
+    def apply(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change]) -> None:
+        todo = self._unblocked(node, changes, lambda c: (c.change.namespace, c.change.key, c, "apply"))
+        while todo:
+            try:
+                writer.apply([c.change for c in todo])
+                return
+            except RowRefused as exc:
+                todo = self._refused(node, exc, todo, lambda c: (c.change.namespace, c.change.key, c, "apply"))
+
+    def offer(
+        self, writer: BatchWriter[Any, Any], node: str, offered: list[_Offered]
+    ) -> list[tuple[_Offered, Decision]]:
+        todo = self._unblocked(node, offered, lambda o: (o.offer.namespace, o.offer.key, o, "offer"))
+        while todo:
+            try:
+                return list(zip(todo, writer.apply_offers([o.offer for o in todo]), strict=True))
+            except RowRefused as exc:
+                todo = self._refused(node, exc, todo, lambda o: (o.offer.namespace, o.offer.key, o, "offer"))
+        return []
+
+    def _unblocked(self, node: str, items: list[Any], parts: Any) -> list[Any]:
+        todo = []
+        for item in items:
+            namespace, key, _, kind = parts(item)
+            if row_key(node, namespace, key) in self.blocked:
+                self._set_aside(node, item, kind, "held behind an earlier dead letter of this row", held=True)
+            else:
+                todo.append(item)
+        return todo
+
+    def _refused(self, node: str, exc: RowRefused, todo: list[Any], parts: Any) -> list[Any]:
+        refused = row_key(node, exc.namespace, exc.key)
+        rest = []
+        found = False
+        for item in todo:
+            namespace, key, _, kind = parts(item)
+            if row_key(node, namespace, key) != refused:
+                rest.append(item)
+                continue
+            self._set_aside(node, item, kind, str(exc) if not found else "held behind: " + str(exc), held=found)
+            found = True
+        if not found:  # the refusal names no change of this call: nothing to set aside, so no progress
+            raise exc
+        self.blocked.add(refused)
+        log.warning("applier shard %d: set aside a change the target refuses: %s", self.shard, exc)
+        return rest
+
+    def _set_aside(self, node: str, item: _Change | _Offered, kind: Kind, reason: str, *, held: bool) -> None:
+        if isinstance(item, _Change):
+            namespace, key, change = item.change.namespace, item.change.key, encode_change(item.change)
+        else:
+            namespace, key, change = item.offer.namespace, item.offer.key, encode_offer(item.offer)
+        self.letters.append(
+            DeadLetter(
+                link=item.link,
+                source_node=item.source,
+                target_node=node,
+                namespace=namespace,
+                key=key,
+                kind=kind,
+                change=change,
+                reason=reason,
+                held=held,
+                shard=self.shard,
+            )
+        )

@@ -1,15 +1,19 @@
 """The supervisor's one HTTP port: /healthz, /readyz, /status, /metrics, the parked conflicts of
-`manual` groups (GET /conflicts, GET /conflicts/ID, POST /conflicts/ID/resolve) and POST /sync/manual
-(re-read a stream's tables from a fresh snapshot).
+`manual` groups (GET /conflicts, GET /conflicts/ID, POST /conflicts/ID/resolve), the dead letters (changes
+a target refused for good, set aside with every later change of their key: GET /dead-letters,
+GET /dead-letters/ID, POST /dead-letters/ID/retry, POST /dead-letters/ID/discard) and POST /sync/manual
+(re-read a stream's tables from a fresh snapshot). Every POST needs the instance's bearer token.
 
 Runs in a thread of the supervisor process and only reads a status snapshot the supervisor
-publishes each loop, so a slow client never slows the pipeline.
+publishes each loop, so a slow client never slows the pipeline. A client that goes away before its
+answer is written (a closed socket, a reset connection) costs one log line, never a traceback.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,8 +30,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: What a client that went away raises when its answer (or the rest of its request) meets a closed socket.
+GONE = (BrokenPipeError, ConnectionResetError)
+
+
 class Control(Protocol):
-    """What the supervisor offers the HTTP port: parked conflicts (actors/conflict_store.py), manual re-sync."""
+    """What the supervisor offers the HTTP port: parked conflicts (actors/conflict_store.py), dead letters
+    (actors/dead_letter_store.py), manual re-sync.
+
+    Views are JSON-able dicts. A dead letter's view: id (12 hex), state (dead, retrying, resolved,
+    discarded), link, source_node, target_node, namespace (the target table), key, op (upsert, delete),
+    row (or None), reason, first_at, last_at (ISO-8601), attempts, held_behind (the id of the earlier dead
+    letter of the same key this change waits behind, or None).
+    """
 
     def conflict_list(self) -> list[dict[str, Any]]: ...
 
@@ -36,6 +51,27 @@ class Control(Protocol):
     def resolve_conflict(self, ident: str, take: Take) -> dict[str, Any]: ...
 
     def request_resync(self, stream: str) -> dict[str, Any]: ...
+
+    def dead_letter_list(self) -> list[dict[str, Any]]: ...
+
+    def dead_letter_get(self, ident: str) -> dict[str, Any] | None: ...
+
+    def retry_dead_letter(self, ident: str) -> dict[str, Any]:
+        """Apply the change again (state "retrying"); KeyError for an unknown id."""
+        ...
+
+    def discard_dead_letter(self, ident: str) -> dict[str, Any]:
+        """Give the change up for good (state "discarded"); KeyError for an unknown id."""
+        ...
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        gone = sys.exc_info()[1]
+        if isinstance(gone, GONE):  # the client left while its request was being read
+            log.info("http: client %s went away (%s)", client_address[0], type(gone).__name__)
+            return
+        super().handle_error(request, client_address)
 
 
 class StatusServer:
@@ -67,38 +103,56 @@ class StatusServer:
                 elif self.path.startswith("/conflicts/") and control is not None:
                     found = control.conflict_get(self.path.removeprefix("/conflicts/"))
                     outer._json(self, 200, found) if found else outer._plain(self, 404, "no such conflict")
+                elif self.path == "/dead-letters" and control is not None:
+                    outer._json(self, 200, control.dead_letter_list())
+                elif self.path.startswith("/dead-letters/") and control is not None:
+                    letter = control.dead_letter_get(self.path.removeprefix("/dead-letters/"))
+                    outer._json(self, 200, letter) if letter else outer._plain(self, 404, "no such dead letter")
                 else:
                     outer._plain(self, 404, "not found")
 
             def do_POST(self) -> None:
                 resolving = self.path.startswith("/conflicts/") and self.path.endswith("/resolve")
-                if self.path != "/sync/manual" and not resolving:
+                letter = _dead_letter_action(self.path)
+                if self.path != "/sync/manual" and not resolving and letter is None:
                     outer._plain(self, 404, "not found")
                     return
                 given = self.headers.get("Authorization", "")
                 if token is None or not hmac.compare_digest(given, f"Bearer {token}"):
                     outer._plain(self, 401, "a valid bearer token is required")
                     return
-                if not resolving:
+                if letter is not None:
+                    outer._dead_letter(self, control, *letter)
+                elif resolving:
+                    outer._resolve(self, control, self.path.removeprefix("/conflicts/").removesuffix("/resolve"))
+                else:
                     outer._resync(self, control)
-                    return
-                outer._resolve(self, control, self.path.removeprefix("/conflicts/").removesuffix("/resolve"))
 
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http %s", format % args)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _Server((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, code: int, content_type: str, body: bytes) -> None:
-        handler.send_response(code)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        try:
+            handler.send_response(code)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        except GONE as exc:
+            handler.close_connection = True
+            log.info(
+                "http: client %s went away before the answer to %s %s was sent (%s)",
+                handler.client_address[0],
+                handler.command,
+                handler.path,
+                type(exc).__name__,
+            )
 
     def _json(self, handler: BaseHTTPRequestHandler, code: int, document: object) -> None:
         self._send(handler, code, "application/json", msgspec.json.encode(document))
@@ -135,6 +189,16 @@ class StatusServer:
             except KeyError:
                 self._plain(handler, 404, "no such conflict")
 
+    def _dead_letter(self, handler: BaseHTTPRequestHandler, control: Control | None, ident: str, action: str) -> None:
+        if control is None:
+            self._plain(handler, 404, "no pipeline runs here")
+            return
+        act = control.retry_dead_letter if action == "retry" else control.discard_dead_letter
+        try:
+            self._json(handler, 202, act(ident))
+        except KeyError:
+            self._plain(handler, 404, "no such dead letter")
+
     def _plain(self, handler: BaseHTTPRequestHandler, code: int, text: str) -> None:
         self._send(handler, code, "text/plain; charset=utf-8", (text + "\n").encode())
 
@@ -144,3 +208,11 @@ class StatusServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _dead_letter_action(path: str) -> tuple[str, str] | None:
+    """(id, "retry" or "discard") of POST /dead-letters/ID/retry|discard; None for any other path."""
+    parts = path.split("/")
+    if len(parts) == 4 and parts[:2] == ["", "dead-letters"] and parts[2] and parts[3] in ("retry", "discard"):
+        return parts[2], parts[3]
+    return None

@@ -68,3 +68,15 @@ ECHOES_SUPPRESSED = Counter(
     ["group"],
     registry=REGISTRY,
 )
+DEAD_LETTERS = Counter(
+    "worker_sync_dead_letters_total",
+    "Changes a target refused for good (or held behind such a change of the same row), set aside as dead "
+    "letters: recorded, not applied (worker-sync dead-letters list)",
+    ["link", "table"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS_PENDING = Gauge(
+    "worker_sync_dead_letters_pending",
+    "Dead letters neither applied nor discarded yet",
+    registry=REGISTRY,
+)

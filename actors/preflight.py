@@ -29,14 +29,17 @@ def source_schema(name: str, node: Node, namespace: str) -> TableSchema:
     if isinstance(node, PostgresNode):
         import psycopg
 
-        from actors.core.errors import SourceUnavailable
+        from actors.core.errors import SourceMisconfigured, SourceUnavailable
         from actors.engines.postgresql.connection import conninfo_for
         from actors.engines.postgresql.schema import table_schema
+        from actors.engines.postgresql.writer import authentication_failed
 
         try:
             with psycopg.connect(conninfo_for(node, password, application_name="worker-sync:preflight")) as conn:
                 return table_schema(conn, namespace)
         except psycopg.OperationalError as exc:
+            if authentication_failed(exc):  # a wrong user or password: exit 2, not "unreachable"
+                raise SourceMisconfigured(f"postgresql node `{name}`: authentication failed: {exc}") from None
             raise SourceUnavailable(f"postgresql node `{name}`: cannot connect: {exc}") from None
     if isinstance(node, MySqlNode):
         from actors.engines.mariadb.connection import ConnectParams, connect
@@ -55,7 +58,9 @@ def source_schema(name: str, node: Node, namespace: str) -> TableSchema:
 
 
 def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
-    """Warnings to log; raises ConfigError (bad mapping) or SourceUnavailable (a node is down)."""
+    """Warnings to log. Logs in to every route's source and target (the target as its writer does) and reads
+    their tables; raises ConfigError (bad mapping), SourceMisconfigured or SinkError (a refused login, a
+    missing or unusable table: exit 2) or SourceUnavailable (a node cannot be reached: exit 3)."""
     from actors.engines.registry import build_writer
 
     nodes = nodes_by_name(config)

@@ -19,6 +19,7 @@ TlsMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ConflictPolicy = Literal["last_writer_wins", "source_priority", "manual"]
 LossPolicy = Literal["refuse", "warn"]
+OnError = Literal["dead_letter", "stop"]
 
 
 class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -141,6 +142,10 @@ class Link(Base, frozen=True, kw_only=True):
     conflict_policy: ConflictPolicy = "last_writer_wins"
     #: What to do when a type mapping would lose data: refuse to start, or warn and go on.
     lossy_types: LossPolicy = "refuse"
+    #: What to do when a target refuses a row for good (too large, NUL byte into text, out of range, a
+    #: constraint): set it (and later changes of the same row) aside as a dead letter while the rest flows
+    #: on, or also stop the link's source stream with the error shown. Nothing is skipped silently.
+    on_error: OnError = "dead_letter"
 
     def __post_init__(self) -> None:
         if self.source == self.target:

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("sync", "re-read a stream's tables from a fresh snapshot (`sync --manual --stream NAME`)"),
     "audit": ("audit", "audit trail: `audit logs`, `audit verify`, `audit prove`"),
     "conflicts": ("conflicts", "parked conflicts of `manual` bidirectional groups: list, show, resolve"),
+    "dead-letters": ("dead_letters", "changes a target refused for good, set aside: list, show, retry, discard"),
     "init": ("init", "create audit schemas, slots and publications; check server settings"),
     "migrate": ("migrate", "upgrade Worker-Sync's own schemas to this version"),
     "backup": ("backup", "back up the audit store and committed positions"),

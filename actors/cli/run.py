@@ -7,7 +7,7 @@ import logging
 import sys
 
 from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError, SourceMisconfigured, SourceUnavailable, WorkerSyncError
+from actors.core.errors import ConfigError, SinkError, SourceMisconfigured, SourceUnavailable, WorkerSyncError
 from config import load_config
 from config.secrets import read_secret
 
@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="the YAML config file")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides `log_level`")
     parser.add_argument("--http-port", type=int, help="overrides `http.port` (0 picks a free port)")
+
+
+def _refuse(exc: Exception) -> None:
+    """Why the start-up checks refuse to start, as one line (libpq's messages span several)."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    print(f"worker-sync run: {text}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,15 +49,15 @@ def run(args: argparse.Namespace) -> int:
             import os
 
             token = os.environ.get(config.http.token_env)
-    except ConfigError as exc:
-        print(f"worker-sync run: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    except SourceMisconfigured as exc:
-        print(f"worker-sync run: {exc}", file=sys.stderr)
+    except (ConfigError, SourceMisconfigured, SinkError) as exc:  # bad config, login, grants or tables
+        _refuse(exc)
         return Exit.USAGE
     except SourceUnavailable as exc:
-        print(f"worker-sync run: {exc}", file=sys.stderr)
+        _refuse(exc)
         return Exit.UNAVAILABLE
+    except WorkerSyncError as exc:
+        _refuse(exc)
+        return Exit.FINDINGS
     port = config.http.port if args.http_port is None else args.http_port
     try:
         server = StatusServer(

@@ -30,6 +30,21 @@ class SinkError(WorkerSyncError):
     """A target database refused a write."""
 
 
+class RowRefused(SinkError):
+    """The target refuses this one row for good (too large, a NUL byte into text, out of range, a
+    constraint): retrying will not help until someone changes the row or the target. The applier sets the
+    change aside as a dead letter (with every later change of the same key) and the rest flows on."""
+
+    def __init__(self, message: str, namespace: str, key: dict[str, object]) -> None:
+        super().__init__(message, namespace, key)
+        self.message = message
+        self.namespace = namespace
+        self.key = key
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class EncodingError(WorkerSyncError):
     """A value cannot be represented in the canonical event encoding."""
 

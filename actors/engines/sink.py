@@ -35,7 +35,7 @@ from actors.core.conflicts import (
     row_bytes,
 )
 from actors.core.encoding import encode_row
-from actors.core.errors import ConfigError, SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.errors import ConfigError, RowRefused, SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.typemap import TableSchema
 
 log = logging.getLogger(__name__)
@@ -77,19 +77,24 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, str | bytes) else 16
 
 
+def row_size(row: Sequence[Any]) -> int:
+    """Roughly how many bytes a row's parameters take in a statement."""
+    return sum(_size(value) for value in row)
+
+
 def chunked(
     namespace: str, render: Callable[[int], str], rows: list[list[Any]], keys: list[dict[str, Any]]
 ) -> Iterator[Statement]:
     """Split rows into statements within MAX_ROWS / MAX_PARAMS / MAX_BYTES (at least one row each)."""
     start, params, size = 0, 0, 0
     for index, row in enumerate(rows):
-        row_size = sum(_size(v) for v in row)
-        full = index - start >= MAX_ROWS or params + len(row) > MAX_PARAMS or size + row_size > MAX_BYTES
+        this_size = row_size(row)
+        full = index - start >= MAX_ROWS or params + len(row) > MAX_PARAMS or size + this_size > MAX_BYTES
         if index > start and full:
             yield Statement(namespace, render, rows[start:index], keys[start:index])
             start, params, size = index, 0, 0
         params += len(row)
-        size += row_size
+        size += this_size
     if start < len(rows):
         yield Statement(namespace, render, rows[start:], keys[start:])
 
@@ -116,9 +121,10 @@ def converted(
             try:
                 value = convert(value)
             except (ValueError, TypeError, OverflowError) as exc:
-                raise SinkError(
-                    f"{subject}: table `{table}`, key {describe_key(key)}, column `{name}`: {exc}; "
-                    "nothing of the slice was applied"
+                raise RowRefused(
+                    f"{subject}: table `{table}`, key {describe_key(key)}, column `{name}`: {exc}",
+                    table,
+                    key,
                 ) from None
         out.append(value)
     return out
@@ -507,9 +513,10 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
                         retryable, row_reason = self._reason(exc)
                         if retryable:
                             raise
-                        return SinkError(
-                            f"{subject}, key {describe_key(single.keys[0])}: {row_reason}; "
-                            "nothing of the slice was applied"
+                        return RowRefused(
+                            f"{subject}, key {describe_key(single.keys[0])}: {row_reason}",
+                            statement.namespace,
+                            single.keys[0],
                         )
         except Exception as exc:
             self._disconnect()

@@ -1,7 +1,7 @@
 {{/*
-The seed's five alerts, shared by the PrometheusRule (Prometheus Operator) and the bundled
-Prometheus's rule file, so both evaluate the same expressions. Series are scoped to this release's
-scrape job (the Service name) and namespace. Thresholds are strict, as the seed states them.
+The seed's five alerts and WorkerSyncDeadLetters, shared by the PrometheusRule (Prometheus Operator) and
+the bundled Prometheus's rule file, so both evaluate the same expressions. Series are scoped to this
+release's scrape job (the Service name) and namespace. Thresholds are strict, as the seed states them.
 */}}
 {{- define "worker-sync.alertGroups" -}}
 {{- $a := .Values.alerts -}}
@@ -50,4 +50,11 @@ groups:
         annotations:
           summary: Conflict rate above {{ mulf $a.highConflictRate.threshold 100 }} %
           description: {{ printf "The conflict rate is {{ $value | humanizePercentage }} (threshold %v %%)." (mulf $a.highConflictRate.threshold 100) | quote }}
+      - alert: WorkerSyncDeadLetters
+        expr: {{ printf "increase(worker_sync_dead_letters_total{%s}[10m]) > 0" $sel | quote }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.deadLetters.severity) $common) | nindent 10 }}
+        annotations:
+          summary: A target refused rows (dead letters)
+          description: {{ print "Link {{ $labels.link }} set aside {{ $value | humanize }} change(s) of table {{ $labels.table }} as dead letters in the last 10 minutes: its target refused rows for good (too large, a NUL byte, out of range, a constraint), and later changes of the same rows wait behind them. They are recorded, not lost; the rest flows on. See them with `worker-sync dead-letters list` (and `show ID`), fix the cause, then `worker-sync dead-letters retry ID`." | quote }}
 {{- end -}}

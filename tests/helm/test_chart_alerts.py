@@ -1,7 +1,9 @@
-"""The seed's five alerts, proven with `promtool test rules` (Debian package `prometheus`).
+"""The seed's five alerts and WorkerSyncDeadLetters, proven with `promtool test rules` (Debian package
+`prometheus`).
 
-Each alert fires just above the seed's threshold once its `for` has passed, and stays quiet at the
-threshold, below it, before `for` has passed, and for another release's series. The rules come from the
+Each seed alert fires just above the seed's threshold once its `for` has passed, and stays quiet at the
+threshold, below it, before `for` has passed, and for another release's series. WorkerSyncDeadLetters
+fires while dead letters were counted in the last 10 minutes, and only then. The rules come from the
 rendered PrometheusRule; the bundled Prometheus must carry the very same groups.
 """
 
@@ -105,6 +107,40 @@ def down_cases(groups) -> list[dict]:
     ]
 
 
+def dead_letter_cases(groups) -> list[dict]:
+    severity = rule(groups, "WorkerSyncDeadLetters")["labels"]["severity"]
+    refused = {**SCOPE, "link": "orders", "table": "shop.orders"}
+    return [
+        {
+            "interval": "1m",
+            "input_series": [
+                # Nothing refused for 5 minutes, then one dead letter, then none for a long while.
+                series("worker_sync_dead_letters_total", refused, "0x5 1x30"),
+                # Dead letters counted long ago: no new ones, no alert.
+                series("worker_sync_dead_letters_total", {**refused, "table": "shop.old"}, "4x35"),
+                # Another release's dead letters are not this release's alert.
+                series("worker_sync_dead_letters_total", {**refused, "job": "other-release"}, "0x5 1x30"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "5m", "alertname": "WorkerSyncDeadLetters", "exp_alerts": []},
+                # Fires at once (no `for`), for the table whose counter went up, ...
+                {
+                    "eval_time": "6m",
+                    "alertname": "WorkerSyncDeadLetters",
+                    "exp_alerts": [{"exp_labels": {**refused, "severity": severity}}],
+                },
+                {
+                    "eval_time": "15m",
+                    "alertname": "WorkerSyncDeadLetters",
+                    "exp_alerts": [{"exp_labels": {**refused, "severity": severity}}],
+                },
+                # ... and resolves once 10 minutes pass without a new one.
+                {"eval_time": "17m", "alertname": "WorkerSyncDeadLetters", "exp_alerts": []},
+            ],
+        }
+    ]
+
+
 def without_annotations(groups: list[dict]) -> list[dict]:
     """Firing does not depend on annotations; promtool would otherwise need their rendered text."""
     return [{**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]} for g in groups]
@@ -124,7 +160,7 @@ def test_rules_and_prometheus_config_are_valid(promtool, rule_groups, default_re
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups}))
     checked = run(promtool, "check", "rules", "rules.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 5 rules found" in checked.stdout
+    assert "SUCCESS: 6 rules found" in checked.stdout
     config = load_yaml(default_rendering.get("ConfigMap", "worker-sync-prometheus")["data"]["prometheus.yml"])
     config["rule_files"] = [str(tmp_path / "rules.yaml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -132,10 +168,12 @@ def test_rules_and_prometheus_config_are_valid(promtool, rule_groups, default_re
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-@pytest.mark.parametrize("case", [t[0] for t in THRESHOLDS] + ["WorkerSyncDown"])
+@pytest.mark.parametrize("case", [t[0] for t in THRESHOLDS] + ["WorkerSyncDown", "WorkerSyncDeadLetters"])
 def test_alert_fires_above_the_seed_threshold_only(promtool, rule_groups, tmp_path, case):
     if case == "WorkerSyncDown":
         tests = down_cases(rule_groups)
+    elif case == "WorkerSyncDeadLetters":
+        tests = dead_letter_cases(rule_groups)
     else:
         alert, metric, label, at, above, below = next(t for t in THRESHOLDS if t[0] == case)
         expr = rule(rule_groups, alert)["expr"]

@@ -33,6 +33,10 @@ class AdminKind(enum.StrEnum):
     MANUAL_SYNC = "manual-sync"
     KEY_ROTATION = "key-rotation"
     RETENTION = "retention"
+    #: A change a target refused for good, set aside (actors/core/dead_letters.py).
+    DEAD_LETTER = "dead-letter"
+    #: A dead letter applied after all (``dead-letters retry``) or dropped (``dead-letters discard``).
+    DEAD_LETTER_RESOLVED = "dead-letter-resolved"
 
 
 #: Prefix of an admin entry's namespace: ``admin.key-rotation`` etc. (`audit logs --table admin.key-rotation`).

@@ -27,6 +27,7 @@ import pymysql
 
 from actors.core import convert
 from actors.core.changes import TableChanges
+from actors.core.errors import RowRefused
 from actors.core.typemap import ColumnType, TableSchema
 from actors.engines.mariadb import versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
@@ -42,6 +43,8 @@ from actors.engines.sink import (
     check_keys,
     chunked,
     converted,
+    describe_key,
+    row_size,
 )
 from config.model import MySqlNode
 
@@ -50,6 +53,9 @@ from config.model import MySqlNode
 # lag bench); READ COMMITTED takes no gap locks for these statements.
 _SESSION = "SET time_zone = '+00:00', sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')"
 _ISOLATION = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+#: How much of max_allowed_packet one row may take: the rest is the statement's text and the escaping of
+#: its values (a quote or backslash in a string doubles).
+PACKET_SHARE = 0.5
 
 #: Server and client error codes where retrying later may succeed.
 _RETRYABLE = frozenset(
@@ -68,6 +74,9 @@ _RETRYABLE = frozenset(
         2055,  # cannot connect / server gone / lost connection
     }
 )
+
+#: Access denied for the user (a wrong user or password): a human must fix the node's login, not retryable.
+AUTH_FAILED = 1045
 
 
 def quote(identifier: str) -> str:
@@ -164,6 +173,8 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
         self._flavor = flavor
         #: How the capture's snapshot reads each table (for _current_rows).
         self._captured: dict[str, SnapshotQuery] = {}
+        #: The server's max_allowed_packet (read at connect; MariaDB's default until then).
+        self._max_packet = 16 << 20
 
     @classmethod
     def for_node(
@@ -177,11 +188,14 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
 
     def _connect(self) -> pymysql.Connection:
         kwargs = connect_kwargs(self._params)
-        kwargs.update(init_command=_SESSION, autocommit=True)
+        # The server's max_allowed_packet is the limit (checked per row); pymysql's own 16 MiB is not.
+        kwargs.update(init_command=_SESSION, autocommit=True, max_allowed_packet=1 << 30)
         try:
             conn = pymysql.connect(**kwargs)
             with conn.cursor() as cursor:
                 cursor.execute(_ISOLATION)
+                cursor.execute("SELECT @@max_allowed_packet")
+                (self._max_packet,) = cursor.fetchone() or (self._max_packet,)
             return conn
         except (pymysql.MySQLError, OSError) as exc:
             raise self._translate(exc, f"connecting to {self._params.host}:{self._params.port}") from None
@@ -201,6 +215,8 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
         if isinstance(exc, pymysql.MySQLError):
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
             message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+            if code == AUTH_FAILED:
+                return False, f"authentication failed: {message} (error {code})"
             return code in _RETRYABLE, f"{message} (error {code})"
         return None
 
@@ -271,8 +287,22 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
             check_keys(self.subject, table.schema, (k for k, _ in group))
             columns = sorted(names, key=table.order.__getitem__)
             rows = [converted(self.subject, ns, k, row, table.converters, columns) for k, row in group]
+            for (k, _), row in zip(group, rows, strict=True):
+                self._check_packet(ns, k, row)
             upserts.extend(chunked(ns, _upsert_sql(table, columns), rows, [k for k, _ in group]))
         return deletes, upserts
+
+    def _check_packet(self, namespace: str, key: dict[str, Any], row: list[Any]) -> None:
+        """A row the server would refuse as a whole packet: the server only says "gone away" (2006) and drops
+        the connection, which reads as a passing fault; name the real cause instead, for this row alone."""
+        size = row_size(row)
+        if size > self._max_packet * PACKET_SHARE:
+            raise RowRefused(
+                f"{self.subject}: table `{namespace}`, key {describe_key(key)}: row of {size / 2**20:.1f} MiB "
+                f"exceeds the target's max_allowed_packet ({self._max_packet / 2**20:.1f} MiB)",
+                namespace,
+                key,
+            )
 
 
 def _rows(n: int, width: int) -> str:

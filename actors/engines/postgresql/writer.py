@@ -41,6 +41,19 @@ from actors.engines.sink import (
 )
 from config.model import PostgresNode
 
+#: A refused login: invalid_authorization_specification (no pg_hba.conf entry, unknown role) and
+#: invalid_password. A human must fix the node's user, password or pg_hba.conf; retrying will not help.
+AUTH_SQLSTATES = frozenset({"28000", "28P01"})
+#: libpq raises a refused login at connect time without a SQLSTATE: these are the server's and libpq's words.
+_AUTH_WORDS = ("authentication failed", "no pg_hba.conf entry", "no password supplied")
+
+
+def authentication_failed(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` is the server (or libpq) refusing to log the user in."""
+    if exc.sqlstate is not None:
+        return exc.sqlstate in AUTH_SQLSTATES
+    return isinstance(exc, psycopg.OperationalError) and any(words in str(exc) for words in _AUTH_WORDS)
+
 
 def quote(identifier: str) -> str:
     """A double-quoted identifier, with % doubled for psycopg's placeholder syntax."""
@@ -179,6 +192,8 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
         return table.schema
 
     def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
+        if isinstance(exc, psycopg.Error) and authentication_failed(exc):  # a wrong password: not retryable
+            return False, f"authentication failed: {str(exc).strip()}"
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             # 08 connection, 40 serialization/deadlock, 53 resources, 57 shutdown/cancel, 58 system: retry.
             return True, str(exc).strip()
