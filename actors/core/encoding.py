@@ -20,7 +20,7 @@ import msgspec
 
 from actors.core.batches import Batch
 from actors.core.errors import EncodingError
-from actors.core.events import UNCHANGED, ChangeEvent, Row, Unchanged
+from actors.core.events import UNCHANGED, UNSENT_NUMBER, ChangeEvent, Row, Unchanged, UnsentNumber
 
 # Extension codes are part of the wire format: never renumber them.
 _EXT_DECIMAL = 1
@@ -33,6 +33,7 @@ _EXT_UNCHANGED = 7
 _EXT_TIMEDELTA = 8
 _EXT_TIME_TZ = 9
 _EXT_BIG_INT = 10
+_EXT_UNSENT_NUMBER = 11
 
 _PLAIN_TYPES = frozenset({str, bool, float, bytes, type(None)})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry as an integer
@@ -58,6 +59,8 @@ def _ext(value: Any) -> msgspec.msgpack.Ext:
         return msgspec.msgpack.Ext(_EXT_UUID, value.bytes)
     if isinstance(value, Unchanged):
         return msgspec.msgpack.Ext(_EXT_UNCHANGED, b"")
+    if isinstance(value, UnsentNumber):
+        return msgspec.msgpack.Ext(_EXT_UNSENT_NUMBER, b"")
     raise EncodingError(f"cannot encode a value of type `{type(value).__name__}` in a change event")
 
 
@@ -104,6 +107,7 @@ _EXT_DECODERS: dict[int, Callable[[memoryview], Any]] = {
     _EXT_TIMEDELTA: lambda b: dt.timedelta(microseconds=int(bytes(b).decode())),
     _EXT_UUID: lambda b: uuid.UUID(bytes=bytes(b)),
     _EXT_UNCHANGED: lambda b: UNCHANGED,
+    _EXT_UNSENT_NUMBER: lambda b: UNSENT_NUMBER,
     _EXT_BIG_INT: lambda b: int(bytes(b).decode()),
 }
 

@@ -46,6 +46,28 @@ class Unchanged:
 
 UNCHANGED: Final = Unchanged()
 
+
+class UnsentNumber:
+    """A numeric or floating-point value the source could not send: wal2json before 2.6 writes NaN and
+    ±Infinity as null, and in a NOT NULL column that null can only be one of them. The exact value is
+    unknown, so no target is given a guess: writers refuse it (a dead letter naming the cause)."""
+
+    _instance: UnsentNumber | None = None
+
+    def __new__(cls) -> UnsentNumber:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSENT_NUMBER"
+
+    def __reduce__(self) -> str:
+        return "UNSENT_NUMBER"
+
+
+UNSENT_NUMBER: Final = UnsentNumber()
+
 #: Column name -> value. Values are None, bool, int, float, str, bytes, Decimal, datetime,
 #: date, time, timedelta, UUID, lists/dicts of those (JSON), or UNCHANGED.
 Row = dict[str, Any]

@@ -36,6 +36,7 @@ from actors.core.conflicts import (
 )
 from actors.core.encoding import encode_row
 from actors.core.errors import ConfigError, RowRefused, SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.events import UNSENT_NUMBER
 from actors.core.typemap import TableSchema
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,14 @@ def converted(
     out = []
     for name in names:
         value = values[name]
+        if value is UNSENT_NUMBER:
+            raise RowRefused(
+                f"{subject}: table `{table}`, key {describe_key(key)}, column `{name}`: the source sent NaN or "
+                "±Infinity as null (wal2json before 2.6 cannot write them), so the exact value is unknown; "
+                "install wal2json 2.6 or later on the source, then re-sync the table",
+                table,
+                key,
+            )
         convert = converters[name]
         if value is not None and convert is not None:
             try:

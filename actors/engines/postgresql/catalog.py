@@ -21,6 +21,9 @@ class TableInfo:
     #: True with REPLICA IDENTITY FULL: before-images carry every column.
     full_identity: bool
     converters: dict[str, Converter | None]
+    #: NOT NULL numeric and floating-point columns: where a null from wal2json before 2.6 means NaN or
+    #: ±Infinity (it writes them as null).
+    special_numbers: frozenset[str] = frozenset()
 
     def convert(self, name: str, value: object) -> object:
         convert = self.converters.get(name)
@@ -40,8 +43,12 @@ class TableInfo:
         return row
 
 
+#: Types with NaN (and, but numeric before PostgreSQL 14, ±Infinity).
+SPECIAL_NUMBER_TYPES = frozenset({"numeric", "real", "double precision"})
+
 _COLUMNS_SQL = """
-SELECT a.attname, format_type(a.atttypid, NULL), coalesce(a.attnum = ANY(i.indkey), false), c.relreplident
+SELECT a.attname, format_type(a.atttypid, NULL), coalesce(a.attnum = ANY(i.indkey), false), c.relreplident,
+       a.attnotnull
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
@@ -59,7 +66,7 @@ def load_table(conn: psycopg.Connection, namespace: str, *, stream: str) -> Tabl
         rows = conn.execute(_COLUMNS_SQL, (f'"{schema}"."{table}"',)).fetchall()
     except psycopg.errors.UndefinedTable:
         raise SourceMisconfigured(f"postgresql stream `{stream}`: table `{namespace}` does not exist") from None
-    key = tuple(name for name, _, is_key, _ in rows if is_key)
+    key = tuple(name for name, _, is_key, _, _ in rows if is_key)
     if not key:
         raise SourceMisconfigured(
             f"postgresql stream `{stream}`: table `{namespace}` has no primary key; add one "
@@ -72,4 +79,5 @@ def load_table(conn: psycopg.Connection, namespace: str, *, stream: str) -> Tabl
         key=key,
         full_identity=rows[0][3] == "f",
         converters={r[0]: converter_for(r[1]) for r in rows},
+        special_numbers=frozenset(r[0] for r in rows if r[4] and r[1] in SPECIAL_NUMBER_TYPES),
     )

@@ -18,7 +18,7 @@ from actors.engines.postgresql.lsn import format_lsn, parse_lsn
 from actors.engines.postgresql.replication import ReplicationStream
 from actors.engines.postgresql.snapshot import read_snapshot
 from actors.engines.postgresql.versions import ORIGIN_PREFIX
-from actors.engines.postgresql.wal2json import PLUGIN_OPTIONS, Wal2JsonDecoder, order_of
+from actors.engines.postgresql.wal2json import NUMBERS_AS_TEXT, PLUGIN_OPTIONS, Wal2JsonDecoder, order_of
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class PostgresSource:
         self._ack_lsn = 0
         self._lock = threading.Lock()
         self._origin_names: dict[int, str] = {}
+        #: Whether wal2json takes ``numeric-data-types-as-string`` (2.6+); learnt at the first start.
+        self._numbers_as_text = True
 
     def _connect(self) -> psycopg.Connection:
         try:
@@ -159,9 +161,31 @@ class PostgresSource:
     def _stream(self, tables: dict[str, TableInfo], start_lsn: int, stop: threading.Event) -> Iterator[Change]:
         replication = self._replication or self._open_replication()
         options = dict(PLUGIN_OPTIONS, **{"add-tables": ",".join(self._escaped_tables())})
-        replication.start(self.slot, start_lsn, options)
+        if self._numbers_as_text:
+            options[NUMBERS_AS_TEXT] = "1"
+        try:
+            replication.start(self.slot, start_lsn, options)
+        except SourceUnavailable as exc:
+            if NUMBERS_AS_TEXT not in str(exc):
+                raise
+            self._numbers_as_text = False  # wal2json before 2.6: NaN and ±Infinity arrive as null
+            log.warning(
+                "postgresql stream %s: wal2json is older than 2.6, so NaN and ±Infinity in numeric and float "
+                "columns arrive as null: in NOT NULL columns they are refused at the target (dead letters), in "
+                "nullable ones they cannot be told from NULL; install wal2json 2.6 or later",
+                self.stream,
+            )
+            replication.close()
+            replication = self._open_replication()
+            del options[NUMBERS_AS_TEXT]
+            replication.start(self.slot, start_lsn, options)
         decoder = Wal2JsonDecoder(
-            stream=self.stream, node=self.node, tables=tables, start_lsn=start_lsn, echo_origin=self._echo_origin
+            stream=self.stream,
+            node=self.node,
+            tables=tables,
+            start_lsn=start_lsn,
+            echo_origin=self._echo_origin,
+            numbers_as_text=self._numbers_as_text,
         )
         while not stop.is_set():
             with self._lock:

@@ -15,11 +15,15 @@ from typing import Any
 import msgspec
 
 from actors.core.batches import TxnEnd
-from actors.core.events import UNCHANGED, ChangeEvent, Op, Position
+from actors.core.events import UNCHANGED, UNSENT_NUMBER, ChangeEvent, Op, Position
 from actors.engines.postgresql.catalog import TableInfo
 from actors.engines.postgresql.lsn import format_lsn, parse_lsn
 
 #: Options for START_REPLICATION (or the SQL functions) that this decoder expects.
+#: Numbers as their text output, as the snapshot reads them: JSON has no NaN or ±Infinity, which wal2json
+#: otherwise writes as null. wal2json 2.6 added it; older ones refuse the option (see NUMBERS_AS_TEXT).
+NUMBERS_AS_TEXT = "numeric-data-types-as-string"
+
 PLUGIN_OPTIONS = {
     "format-version": "2",
     "include-xids": "1",
@@ -78,11 +82,15 @@ class Wal2JsonDecoder:
         tables: dict[str, TableInfo],
         start_lsn: int,
         echo_origin: Callable[[int], str | None] = lambda _ident: None,
+        numbers_as_text: bool = True,
     ) -> None:
         """``echo_origin`` maps a replication origin id to the Worker-Sync writer it marks (None for the
         node's own users' changes and other tools' origins): those changes become echoes (``origin`` set)."""
         self.stream = stream
         self.echo_origin = echo_origin
+        #: False with wal2json before 2.6 (no ``numeric-data-types-as-string``): NaN and ±Infinity arrive
+        #: as null, told apart from NULL only in NOT NULL columns (see TableInfo.special_numbers).
+        self.numbers_as_text = numbers_as_text
         self.node = node
         self.tables = tables
         #: End LSN of the last complete transaction: where a restart must begin.
@@ -122,6 +130,10 @@ class Wal2JsonDecoder:
         before = None
         if message.action != "D":
             after = table.row(message.columns)
+            if not self.numbers_as_text and table.special_numbers:
+                for name in table.special_numbers:
+                    if name in after and after[name] is None:
+                        after[name] = UNSENT_NUMBER
             if message.action == "U" and len(after) < len(table.columns):
                 # wal2json leaves out TOASTed values that did not change.
                 for name in table.columns:
