@@ -36,6 +36,7 @@ from actors.core.audit.entries import key_text
 from actors.core.batches import Batch, lag_reference_us
 from actors.core.conflicts import RESOLUTION_ENGINE, ConflictRecord, Stored
 from actors.core.encoding import decode_batch, encode_batch, encode_row
+from actors.core.errors import WorkerSyncError
 from actors.core.events import ChangeEvent, Op, Position
 from actors.core.groups import Group, build_groups, group_index
 from actors.core.offsets import FileOffsetStore
@@ -69,6 +70,10 @@ LAG_SAMPLE = 4_096
 #: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this
 #: many times in a row (its node is gone, say), the supervisor creates a new one.
 RECREATE_AFTER_FAILURES = 5
+#: A stream, shard or the audit actor failing continuously for longer than this makes /readyz fail.
+FAILING_AFTER_S = 15.0
+#: The loop turns every few milliseconds; one that has not turned for this long is stuck (on Ray, say).
+HEALTHY_HEARTBEAT_S = 5.0
 
 
 _R = TypeVar("_R")
@@ -126,6 +131,10 @@ def _kill(actor: object) -> None:
     ray.kill(actor, no_restart=True)
 
 
+class RayUnreachable(ConnectionError):
+    """The supervisor lost Ray itself: nothing can run until it is back (exit 3, and the chart restarts it)."""
+
+
 @dataclass
 class Backoff:
     """Exponential backoff between retries of one thing."""
@@ -134,9 +143,13 @@ class Backoff:
     max_s: float
     failures: int = 0
     not_before: float = 0.0
+    #: When the current run of failures began (None: the last try succeeded).
+    failing_since: float | None = None
 
     def failed(self) -> float:
         self.failures += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
         delay = min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
         self.not_before = time.monotonic() + delay
         return delay
@@ -144,6 +157,11 @@ class Backoff:
     def succeeded(self) -> None:
         self.failures = 0
         self.not_before = 0.0
+        self.failing_since = None
+
+    def failing_for(self, now: float) -> float:
+        """Seconds since the current run of failures began (0 when not failing)."""
+        return 0.0 if self.failing_since is None else now - self.failing_since
 
     @property
     def ready(self) -> bool:
@@ -272,6 +290,8 @@ class Supervisor:
         #: Calls under way: what each is (poll, apply, audit, ...) and whose (stream, shard or audit actor).
         self._pending: dict[ObjectRef[Any], tuple[str, StreamState | ShardState[Any] | None]] = {}
         self._heartbeat = time.monotonic()
+        #: Set when a call to Ray itself failed (the local node or the cluster is gone): not healthy.
+        self._ray_error: str | None = None
         self._status_lock = threading.Lock()
         self._status: Status | None = None
         self.stop_requested = threading.Event()
@@ -355,9 +375,13 @@ class Supervisor:
         self._submit_audit()
         self._record_dead_letter_audit()
         if self._pending:
-            ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=wait_s)
-            if ready:
-                ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
+            try:
+                ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=wait_s)
+                if ready:
+                    ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
+            except Exception as exc:  # Ray itself is gone (the local node died, the cluster is unreachable)
+                self._ray_error = f"cannot reach Ray: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                raise RayUnreachable(self._ray_error) from exc
             for ref in ready:
                 kind, owner = self._pending.pop(ref)
                 if kind == "poll":
@@ -474,13 +498,21 @@ class Supervisor:
             data = ray.get(ref)
         except RayTaskError as exc:
             cause = exc.cause if hasattr(exc, "cause") else exc
-            retryable = getattr(cause, "retryable", False)
             delay = state.backoff.failed()
-            if retryable:
-                log.warning("stream %s: %s; retrying in %.1fs", state.spec.stream, cause, delay)
-            else:
+            state.outcomes.append((time.monotonic(), False))
+            if isinstance(cause, WorkerSyncError) and not cause.retryable:  # a human must act: stop, say why
                 state.error = str(cause)
                 log.error("stream %s: stopped: %s", state.spec.stream, cause)
+            elif isinstance(cause, WorkerSyncError):
+                log.warning("stream %s: %s; retrying in %.1fs", state.spec.stream, cause, delay)
+            else:  # unclassified (a driver's misparse after an outage, say): start afresh from the committed position
+                log.warning(
+                    "stream %s: unexpected %s: %s; reading again from the committed position in %.1fs",
+                    state.spec.stream,
+                    type(cause).__name__,
+                    str(cause).splitlines()[0][:500] if str(cause) else "",
+                    delay,
+                )
             return
         except RayActorError as exc:
             delay = state.backoff.failed()
@@ -898,6 +930,11 @@ class Supervisor:
                 state.outcomes.popleft()
             failures = sum(1 for _, ok in state.outcomes if not ok)
             ratio = failures / len(state.outcomes) if state.outcomes else 0.0
+            if state.error is not None:  # stopped: every change waits
+                ratio = 1.0
+            stalled_s = state.backoff.failing_for(now)
+            if state.error is not None or stalled_s:  # nothing moves: the lag is at least how long that lasts
+                lag_ms = max(lag_ms, stalled_s * 1000)
             SYNC_LAG_MS.labels(name).set(lag_ms)
             QUEUE_DEPTH.labels(name).set(state.progress.in_flight)
             ERROR_RATIO.labels(name).set(ratio)
@@ -931,13 +968,15 @@ class Supervisor:
             )
             for s in self.shards
         ]
+        not_ready = self.not_ready_because()
         status = Status(
             run_id=self.run_id,
             started_at=self.started_at,
             uptime_s=round(time.time() - self.started_at, 1),
-            ready=self.ready(),
+            ready=not not_ready,
             streams=streams,
             shards=shards,
+            not_ready=not_ready,
         )
         with self._status_lock:
             self._status = status
@@ -947,13 +986,35 @@ class Supervisor:
             return self._status
 
     def healthy(self) -> bool:
-        return time.monotonic() - self._heartbeat < 10
+        """The loop turns and Ray answers it."""
+        return self._ray_error is None and time.monotonic() - self._heartbeat < HEALTHY_HEARTBEAT_S
 
     def ready(self) -> bool:
-        """Every stream has passed its snapshot and none has stopped on an error."""
-        return bool(self.streams) and all(
-            s.error is None and s.progress.committed is not None for s in self.streams.values()
-        )
+        """Healthy, every stream past its snapshot, none stopped, and no stream, shard or the audit actor
+        failing for longer than FAILING_AFTER_S (a source or target down, a slice that keeps failing)."""
+        return not self.not_ready_because()
+
+    def not_ready_because(self) -> list[str]:
+        """Why the pipeline is not ready (empty: it is)."""
+        now = time.monotonic()
+        reasons = []
+        if not self.healthy():
+            reasons.append(self._ray_error or "the supervisor loop has stalled")
+        if not self.streams:
+            reasons.append("no stream started")
+        for name, state in self.streams.items():
+            if state.error is not None:
+                reasons.append(f"stream {name} stopped: {state.error}")
+            elif state.progress.committed is None:
+                reasons.append(f"stream {name}: initial snapshot not committed yet")
+            elif state.backoff.failing_for(now) > FAILING_AFTER_S:
+                reasons.append(f"stream {name}: failing for {state.backoff.failing_for(now):.0f}s")
+        feeds: list[ShardState[Any]] = [*self.shards, *([self.audit] if self.audit is not None else [])]
+        for feed in feeds:
+            if feed.backoff.failing_for(now) > FAILING_AFTER_S:
+                what = "audit actor" if feed.index < 0 else f"applier shard {feed.index}"
+                reasons.append(f"{what}: failing for {feed.backoff.failing_for(now):.0f}s: {feed.error}")
+        return reasons
 
 
 def conflict_document(record: ConflictRecord) -> dict[str, object]:

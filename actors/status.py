@@ -36,6 +36,8 @@ class Status(msgspec.Struct, kw_only=True):
     ready: bool
     streams: list[StreamStatus]
     shards: list[ShardStatus]
+    #: Why /readyz fails (empty when ready).
+    not_ready: list[str] = []
 
 
 def percentile(values: Sequence[float], q: float) -> float:

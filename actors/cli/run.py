@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(args.log_level or config.log_level)
     from actors.http import StatusServer
     from actors.preflight import check_audit, check_groups, check_routes
-    from supervisor import Supervisor, install_signal_handlers
+    from supervisor import RayUnreachable, Supervisor, install_signal_handlers
 
     try:
         supervisor = Supervisor(config)
@@ -84,6 +84,14 @@ def run(args: argparse.Namespace) -> int:
         supervisor.run()
     except WorkerSyncError as exc:
         log.error("supervisor stopped: %s", exc)
+        return Exit.FINDINGS
+    except RayUnreachable as exc:  # the Ray node or cluster went away: a restart (the chart's) brings it back
+        log.error("supervisor stopped: %s", exc)
+        return Exit.UNAVAILABLE
+    except Exception as exc:  # a bug: one clear line (the traceback goes to the debug log), never only a traceback
+        log.debug("supervisor stopped on an unexpected error", exc_info=True)
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        log.error("supervisor stopped on an unexpected error: %s: %s", type(exc).__name__, first_line)
         return Exit.FINDINGS
     finally:
         server.stop()
