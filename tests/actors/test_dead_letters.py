@@ -8,15 +8,18 @@ text cannot hold. Fifty later rows of each link arrive, later changes of a refus
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from actors.cli import main as cli
 from actors.harness import Endpoint
 from actors.harness.bidirectional import prepare_bidirectional
 from actors.harness.compare import table_rows
 from actors.harness.secret_files import write_secret_file
 from config import parse_config
 from tests.actors.test_bidirectional import counter
-from tests.pipeline_helpers import running
+from tests.pipeline_helpers import running, serving
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -65,7 +68,7 @@ def bodies(db: Endpoint, namespace: str) -> dict[int, str]:
 
 
 def test_refused_rows_are_set_aside_and_every_other_row_of_both_links_arrives(
-    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path, capsys
 ):
     pg, maria = fresh_pg_db, fresh_mariadb_db
     config = two_links(pg, maria, tmp_path)
@@ -120,18 +123,23 @@ def test_refused_rows_are_set_aside_and_every_other_row_of_both_links_arrives(
             what=lambda: f"positions to commit: {supervisor.status()}",
         )
 
-        # The operator raises the limit and retries: the big row, then the update held behind it, in order.
-        with maria.connect("admin") as conn, conn.cursor() as cur:
-            cur.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
-        supervisor.retry_dead_letter(refused[docs_target]["id"])
-        wait_until(
-            lambda: supervisor.dead_letter_get(refused[docs_target]["id"])["state"] == "resolved",
-            timeout_s=120,
-            what=lambda: f"the retry: {supervisor.dead_letter_get(refused[docs_target]['id'])}",
-        )
-        assert bodies(maria, docs_target)[2] == "small now"
-        # The NUL note is discarded; its row unblocks and a later change of it flows again.
-        supervisor.discard_dead_letter(refused[notes_target]["id"])
+        # The operator lists them, raises the limit and retries with the command: the big row, then the update
+        # held behind it, in order.
+        token = tmp_path / "token"
+        token.write_text("test-token")
+        with serving(supervisor, "test-token") as url:
+            capsys.readouterr()
+            assert cli(["dead-letters", "list", "--url", url, "--json"]) == 0
+            assert {item["id"] for item in json.loads(capsys.readouterr().out)} == {item["id"] for item in letters}
+            with maria.connect("admin") as conn, conn.cursor() as cur:
+                cur.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+            retry = ["dead-letters", "retry", refused[docs_target]["id"], "--url", url, "--token-file", str(token)]
+            assert cli([*retry, "--wait", "120"]) == 0, capsys.readouterr()
+            assert supervisor.dead_letter_get(refused[docs_target]["id"])["state"] == "resolved"
+            assert bodies(maria, docs_target)[2] == "small now"
+            # The NUL note is discarded; its row unblocks and a later change of it flows again.
+            discard = ["dead-letters", "discard", refused[notes_target]["id"], "--url", url, "--token-file", str(token)]
+            assert cli(discard) == 0
         with maria.connect("admin") as conn, conn.cursor() as cur:
             cur.execute("UPDATE notes SET body = 'clean' WHERE id = 2")
         wait_until(
