@@ -27,10 +27,11 @@ venv: $(VENV)/.installed
 
 # Every Python package comes at the version requirements.lock names (`make lock` refreshes it), so two
 # installs a day apart are the same program. The extras a developer needs: dev (tests, lint, contracts,
-# types), chart (offline Helm validation), bench (plots).
+# types), chart (offline Helm validation), bench (plots), dashboard (Ray's dashboard and job server:
+# `ray job submit`, actor health in the browser).
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q -c $(LOCK) -e '.[dev,chart,bench]'
+	$(VENV)/bin/python -m pip install -q -c $(LOCK) -e '.[dev,chart,bench,dashboard]'
 	@touch $@
 
 # Re-resolves every dependency of every extra for Python 3.11 on Linux x86_64 and writes the lock.

@@ -289,6 +289,7 @@ class Supervisor:
         self._audit_generation = 0
         #: Calls under way: what each is (poll, apply, audit, ...) and whose (stream, shard or audit actor).
         self._pending: dict[ObjectRef[Any], tuple[str, StreamState | ShardState[Any] | None]] = {}
+        self._placed = 0
         self._heartbeat = time.monotonic()
         #: Set when a call to Ray itself failed (the local node or the cluster is gone): not healthy.
         self._ray_error: str | None = None
@@ -303,7 +304,9 @@ class Supervisor:
 
         if not ray.is_initialized():
             address = self.config.supervisor.ray_address
-            ray.init(address=address, namespace="worker-sync", log_to_driver=False, configure_logging=False)
+            context = ray.init(address=address, namespace="worker-sync", log_to_driver=False, configure_logging=False)
+            if context.dashboard_url:  # with the `dashboard` extra (or on a cluster that runs one)
+                log.info("Ray dashboard (actor health): http://%s", context.dashboard_url)
         settings = self.config.supervisor
         nodes = nodes_by_name(self.config)
         targets = {route.target_node: nodes[route.target_node] for route in self.routes}
@@ -341,7 +344,8 @@ class Supervisor:
         from actors.capture import CaptureActor
 
         name = f"capture:{spec.stream}:{self.run_id}" + (f":{generation}" if generation else "")
-        return cast("RemoteClass[CaptureHandle]", CaptureActor).options(name=name).remote(spec)
+        capture = cast("RemoteClass[CaptureHandle]", CaptureActor)
+        return capture.options(name=name, scheduling_strategy=self._next_node()).remote(spec)
 
     def _new_audit(self, specs: Sequence[StreamSpec], generation: int = 0) -> AuditHandle:
         from actors.audit_chain import AuditChain
@@ -355,7 +359,21 @@ class Supervisor:
         from actors.applier import ApplierShard
 
         shard = cast("RemoteClass[ApplierHandle]", ApplierShard)
-        return shard.options(name=f"applier:{index}:{self.run_id}").remote(index, self.routes, targets)
+        options = shard.options(name=f"applier:{index}:{self.run_id}", scheduling_strategy=self._next_node())
+        return options.remote(index, self.routes, targets)
+
+    def _next_node(self) -> Any:
+        """Capture and applier actors take no CPU, so Ray would keep them all on one node: place them on the
+        cluster's nodes in turn instead. Strictly (Ray's soft affinity still packed them on one node): when
+        that node goes, calls to the actor fail and the supervisor creates it anew on a node alive then."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+        if len(nodes) < 2:
+            return "DEFAULT"
+        self._placed += 1
+        return NodeAffinitySchedulingStrategy(node_id=nodes[self._placed % len(nodes)], soft=False)
 
     # -- the loop -----------------------------------------------------------------------------
 

@@ -1,0 +1,162 @@
+"""`ray job submit` exactly as the README shows it, on a real two-node Ray cluster (`ray start` head and one
+worker, on loopback, in a temp dir of their own): rows arrive, the actors are spread over both nodes (the
+state API says so), and `ray job stop` ends the job cleanly. The cluster is stopped by PID: `ray stop` would
+also stop the test session's own Ray."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from actors.harness import Endpoint
+from actors.harness.ports import free_port
+from tests.actors.test_pipeline import create_orders, wait_equal
+from tests.actors.test_source_restart import insert_rows
+from tests.pipeline_helpers import pg_to_mariadb_config_text
+from tests.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+RAY = VENV_BIN / "ray"
+
+
+def ray_env() -> dict[str, str]:
+    """As a user with the project's virtualenv active runs `ray` (Ray 2.60 checks tokens: say so)."""
+    return {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RAY_AUTH_MODE": "token",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def ray(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(RAY), *args], env=ray_env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout_s
+    )
+    assert result.returncode == 0, f"ray {' '.join(args)}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+def node_ports() -> list[str]:
+    """Every port a node would otherwise take a fixed default for (two nodes share this machine)."""
+    return [
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+    ]
+
+
+def processes_of(temp_dir: Path) -> list[int]:
+    """PIDs of the processes whose command line names the cluster's temp dir (GCS, raylets, dashboard,
+    agents; workers go with their raylet)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(temp_dir).encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def alive_nodes(dashboard: str) -> list[dict]:
+    listed = json.loads(ray("list", "nodes", "--address", dashboard, "--format", "json").stdout)
+    return [node for node in listed if node["state"] == "ALIVE"]
+
+
+@contextmanager
+def two_node_cluster() -> Iterator[tuple[str, str]]:
+    """A head and one worker node on loopback; yields (GCS address, dashboard URL)."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="wsray", dir="/tmp"))  # short: Ray's socket paths must fit
+    gcs = f"127.0.0.1:{free_port()}"
+    dashboard = f"http://127.0.0.1:{free_port()}"
+    try:
+        ray(
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={gcs.rsplit(':', 1)[1]}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard.rsplit(':', 1)[1]}",
+            f"--ray-client-server-port={free_port()}",
+            "--num-cpus=1",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+            *node_ports(),
+        )
+        ray("start", f"--address={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1", *node_ports())
+        wait_until(lambda: len(alive_nodes(dashboard)) == 2, timeout_s=60, what="both nodes to join the cluster")
+        yield gcs, dashboard
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in processes_of(temp_dir):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 10
+            while processes_of(temp_dir) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_ray_job_submit_as_the_readme_shows_on_two_nodes(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path):
+    create_orders(fresh_pg_db, fresh_mariadb_db)
+    target = f"{fresh_mariadb_db.database}.orders"
+    config = tmp_path / "config.yaml"
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.orders", target)])
+    config.write_text(text.replace("supervisor:\n", "supervisor:\n  ray_address: auto\n", 1))
+    insert_rows(fresh_pg_db, range(1, 101))
+    with two_node_cluster() as (_gcs, dashboard):
+        started = time.monotonic()
+        submitted = ray(
+            "job", "submit", "--address", dashboard, "--working-dir", ".", "--no-wait", "--",
+            "python", "supervisor.py", "--config", str(config),
+        )  # fmt: skip
+        job = re.findall(r"raysubmit_[A-Za-z0-9]+", submitted.stdout)[0]
+        wait_until(
+            lambda: len(wait_rows(fresh_mariadb_db, target)) > 0,
+            timeout_s=180,
+            what=lambda: f"the first row: {ray('job', 'logs', job, '--address', dashboard).stdout[-3000:]}",
+        )
+        first_row_s = time.monotonic() - started
+        insert_rows(fresh_pg_db, range(101, 201))
+        wait_equal(fresh_pg_db, "public.orders", fresh_mariadb_db, target, timeout_s=120)
+
+        listed = json.loads(ray("list", "actors", "--address", dashboard, "--format", "json", "--limit", "1000").stdout)
+        ours = [
+            a for a in listed if a["state"] == "ALIVE" and a.get("name", "").split(":")[0] in ("capture", "applier")
+        ]
+        nodes = {a["node_id"] for a in ours}
+        assert len(ours) >= 3 and len(nodes) >= 2, (
+            [(a["name"], a["node_id"][:8], a.get("num_restarts"), a.get("death_cause")) for a in listed],
+            [(n["node_id"][:8], n.get("is_head_node")) for n in alive_nodes(dashboard)],
+        )
+
+        ray("job", "stop", job, "--address", dashboard)  # SIGTERM: what is in flight is applied and committed
+        status = ray("job", "status", job, "--address", dashboard).stdout
+        logs = ray("job", "logs", job, "--address", dashboard).stdout
+    print(f"ray job submit -> first row on the target: {first_row_s:.1f}s; actors on {len(nodes)} nodes")
+    assert "stopped" in status.lower(), status
+    assert "SIGTERM received, finishing what is in flight" in logs, logs[-3000:]
+
+
+def wait_rows(db: Endpoint, namespace: str) -> list:
+    from actors.harness.compare import table_rows
+
+    return list(table_rows(db, namespace))
