@@ -89,20 +89,30 @@ def test_versions_decide_and_the_document_follows(mongo_server: MongoEndpoint, p
         again = writer.apply_offers([offer(prepared, "there", 10, "ten"), offer(prepared, "elsewhere", 5, "five")])
         assert [d.outcome for d in again] == [Outcome.REPLAY, Outcome.DISCARD]
         assert documents(mongo_server, database) == [{"_id": 1, "v": "ten"}]
-        # A user of this node wrote an older value (it raced the newer one): its own offer repairs the document.
+        # A user of this node writes after 'ten' arrived: causally later, its own offer wins (clock 7 or not).
         with mongo_server.client() as client:
             client[database]["kv"].update_one({"_id": 1}, {"$set": {"v": "mine"}})
-        repaired = writer.apply_offers([offer(prepared, "here", 7, "mine", local=True)])
+        later = writer.apply_offers([offer(prepared, "here", 7, "mine", local=True)])
+        assert [d.outcome for d in later] == [Outcome.WIN]
+        assert documents(mongo_server, database) == [{"_id": 1, "v": "mine"}]
+        # A user's write racing a newer remote change: that one is stored, not written over the pending value,
+        # and the user's own offer then loses and repairs the document.
+        with mongo_server.client() as client:
+            client[database]["kv"].update_one({"_id": 1}, {"$set": {"v": "racing"}})
+        newer = writer.apply_offers([offer(prepared, "there", 30, "thirty")])
+        assert [d.outcome for d in newer] == [Outcome.WIN]
+        assert documents(mongo_server, database) == [{"_id": 1, "v": "racing"}]
+        repaired = writer.apply_offers([offer(prepared, "here", 12, "racing", local=True)])
         assert [d.outcome for d in repaired] == [Outcome.REPAIR]
-        assert documents(mongo_server, database) == [{"_id": 1, "v": "ten"}]
+        assert documents(mongo_server, database) == [{"_id": 1, "v": "thirty"}]
         # A newer delete wins; an older update after it is discarded (update-after-delete).
-        gone = writer.apply_offers([offer(prepared, "there", 20, None), offer(prepared, "elsewhere", 15, "late")])
+        gone = writer.apply_offers([offer(prepared, "there", 40, None), offer(prepared, "elsewhere", 35, "late")])
         assert [d.outcome for d in gone] == [Outcome.WIN, Outcome.DISCARD]
         assert documents(mongo_server, database) == []
     (stored,) = documents(mongo_server, database, versions.VERSIONS)
     assert stored["_id"].startswith(f"{prepared}/") and len(stored["_id"]) == len(prepared) + 1 + 64
     markers = documents(mongo_server, database, versions.ECHO)
-    assert markers == [{"_id": "here_0", "applied": 4}]  # one bump per offer transaction (4 calls)
+    assert markers == [{"_id": "here_0", "applied": 6}]  # one bump per offer transaction (6 calls)
 
 
 def test_a_documents_own_change_offered_back_is_not_written_again(mongo_server: MongoEndpoint, prepared: str) -> None:

@@ -68,14 +68,28 @@ def test_versions_decide_and_the_row_follows(target: tuple[Endpoint, str]) -> No
         again = writer.apply_offers([offer(ns, "there", 10, "ten"), offer(ns, "elsewhere", 5, "five")])
         assert [d.outcome for d in again] == [Outcome.REPLAY, Outcome.DISCARD]
         assert table_rows(db, ns) == [{"id": 1, "v": "ten"}]
-        # A user of this node wrote an older value (it raced the newer one): its own offer repairs the row.
+        # A user of this node writes after 'ten' arrived: causally later, so its own offer wins, whatever its
+        # commit clock says (7), and the row keeps the user's value.
         with db.connect("admin") as conn:
             conn.cursor().execute(f"UPDATE {ns} SET v = 'mine' WHERE id = 1")
-        repaired = writer.apply_offers([offer(ns, "here", 7, "mine", local=True)])
+        later = writer.apply_offers([offer(ns, "here", 7, "mine", local=True)])
+        assert [d.outcome for d in later] == [Outcome.WIN]
+        assert later[0].offer.version.rank("last_writer_wins") > offer(ns, "there", 10, "ten").version.rank(
+            "last_writer_wins"
+        )
+        assert table_rows(db, ns) == [{"id": 1, "v": "mine"}]
+        # Now a user's write races a newer remote change: the remote one arrives first and is stored but not
+        # written over the user's pending value; the user's own offer then loses and repairs the row.
+        with db.connect("admin") as conn:
+            conn.cursor().execute(f"UPDATE {ns} SET v = 'racing' WHERE id = 1")
+        newer = writer.apply_offers([offer(ns, "there", 30, "thirty")])
+        assert [d.outcome for d in newer] == [Outcome.WIN]
+        assert table_rows(db, ns) == [{"id": 1, "v": "racing"}]
+        repaired = writer.apply_offers([offer(ns, "here", 12, "racing", local=True)])
         assert [d.outcome for d in repaired] == [Outcome.REPAIR]
-        assert table_rows(db, ns) == [{"id": 1, "v": "ten"}]
+        assert table_rows(db, ns) == [{"id": 1, "v": "thirty"}]
         # A newer delete wins; an older update after it is discarded (update-after-delete).
-        gone = writer.apply_offers([offer(ns, "there", 20, None), offer(ns, "elsewhere", 15, "late")])
+        gone = writer.apply_offers([offer(ns, "there", 40, None), offer(ns, "elsewhere", 35, "late")])
         assert [d.outcome for d in gone] == [Outcome.WIN, Outcome.DISCARD]
         assert table_rows(db, ns) == []
 
