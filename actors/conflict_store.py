@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import msgspec
 
 from actors.core.conflicts import ConflictRecord, Stored, decode_stored, encode_stored
 from actors.core.encoding import decode_row, encode_row
+from actors.durable_lines import append_durably
 
 State = Literal["parked", "resolving", "resolved"]
 Take = Literal["source", "target"]
@@ -153,9 +153,4 @@ class ConflictStore:
             return [msgspec.structs.replace(item) for item in self._items.values()]
 
     def _append(self, items: list[Parked]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as out:
-            for item in items:
-                out.write(msgspec.json.encode(item) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
+        append_durably(self.path, items)

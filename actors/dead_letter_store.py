@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import msgspec
 
 from actors.core.dead_letters import DeadLetter, Kind
 from actors.core.encoding import decode_row, encode_row
+from actors.durable_lines import append_durably
 
 State = Literal["dead", "retrying", "resolved", "discarded"]
 #: States whose row stays blocked.
@@ -188,9 +188,4 @@ class DeadLetterStore:
         return None if first in (None, ident) else first
 
     def _append(self, items: list[Entry]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as out:
-            for item in items:
-                out.write(msgspec.json.encode(item) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
+        append_durably(self.path, items)

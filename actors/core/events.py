@@ -8,7 +8,7 @@ on every machine, which the audit chain relies on when it hashes events.
 from __future__ import annotations
 
 import enum
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Self, cast
 
 import msgspec
 
@@ -23,47 +23,45 @@ class Op(enum.StrEnum):
     READ = "read"
 
 
-class Unchanged:
+class _Marker:
+    """A value that stands for something a column does not hold; one instance per class, kept as itself
+    through pickling (``__reduce__`` names the module constant)."""
+
+    _instances: ClassVar[dict[type, _Marker]] = {}
+    _constant: ClassVar[str] = ""
+
+    def __new__(cls) -> Self:
+        instance = _Marker._instances.get(cls)
+        if instance is None:
+            instance = _Marker._instances[cls] = super().__new__(cls)
+        return cast(Self, instance)  # stored under its own class
+
+    def __repr__(self) -> str:
+        return self._constant
+
+    def __reduce__(self) -> str:
+        return self._constant
+
+
+class Unchanged(_Marker):
     """Marks a column whose value the source did not send because it did not change.
 
     PostgreSQL omits unchanged TOASTed columns from its change stream; writing ``None`` there
     would destroy data, so the applier must leave such columns as they are.
     """
 
-    _instance: Unchanged | None = None
-
-    def __new__(cls) -> Unchanged:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNCHANGED"
-
-    def __reduce__(self) -> str:
-        return "UNCHANGED"
+    _constant = "UNCHANGED"
 
 
 UNCHANGED: Final = Unchanged()
 
 
-class UnsentNumber:
+class UnsentNumber(_Marker):
     """A numeric or floating-point value the source could not send: wal2json before 2.6 writes NaN and
     ±Infinity as null, and in a NOT NULL column that null can only be one of them. The exact value is
     unknown, so no target is given a guess: writers refuse it (a dead letter naming the cause)."""
 
-    _instance: UnsentNumber | None = None
-
-    def __new__(cls) -> UnsentNumber:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNSENT_NUMBER"
-
-    def __reduce__(self) -> str:
-        return "UNSENT_NUMBER"
+    _constant = "UNSENT_NUMBER"
 
 
 UNSENT_NUMBER: Final = UnsentNumber()
