@@ -60,7 +60,11 @@ def test_readyz_fails_while_a_target_table_is_gone_or_the_source_is_down_and_rec
                 cur.execute("DROP TABLE orders")
             insert_rows(pg, range(1, 11))
             target_red = seconds_until(lambda: readyz(url) == 503, 60, "/readyz to fail with the target table gone")
-            assert any("applier shard" in reason for reason in supervisor.status().not_ready)
+            wait_until(  # /status says why (it is published every loop turn: a moment after /readyz)
+                lambda: any("applier shard" in reason for reason in supervisor.status().not_ready),
+                timeout_s=10,
+                what=lambda: f"the shard named in /status: {supervisor.status().not_ready}",
+            )
             with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cur:
                 cur.execute(MARIADB_ORDERS)
             target_green = seconds_until(lambda: readyz(url) == 200, 60, "/readyz to recover")
@@ -69,7 +73,11 @@ def test_readyz_fails_while_a_target_table_is_gone_or_the_source_is_down_and_rec
             # Fault 2: the source goes down (and stays down).
             server.shutdown(signal.SIGINT)
             source_red = seconds_until(lambda: readyz(url) == 503, 60, "/readyz to fail with the source down")
-            assert any("stream" in reason for reason in supervisor.status().not_ready)
+            wait_until(
+                lambda: any("stream" in reason for reason in supervisor.status().not_ready),
+                timeout_s=10,
+                what=lambda: f"the stream named in /status: {supervisor.status().not_ready}",
+            )
             wait_until(
                 lambda: gauge("error_ratio", "postgresql") > 0 and gauge("sync_lag_ms", "postgresql") > 1000,
                 timeout_s=30,
