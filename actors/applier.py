@@ -123,16 +123,28 @@ class ApplierShard:
                     conflicts.append(record_of(item.group, node_name, decision))
             return decided
 
+        # Node by node: its own changes (stamped here) together with the others' changes already stamped, in
+        # one transaction; then, to the nodes that came first, what the later ones stamped.
         stamped: dict[int, Version] = {}
-        for node_name, offered in local.items():
-            for item, decision in offer_to(node_name, offered):
-                stamped[item.event] = decision.offer.version
-        by_node: dict[str, list[_Offered]] = defaultdict(list)
+        later: dict[str, list[_Offered]] = defaultdict(list)
+        waiting: dict[str, list[_Offered]] = defaultdict(list)
         for node_name, item in remote:
-            version = stamped.get(item.event, item.offer.version)
-            by_node[node_name].append(item._replace(offer=msgspec.structs.replace(item.offer, version=version)))
-        for node_name, offered in by_node.items():
-            offer_to(node_name, offered)
+            waiting[node_name].append(item)
+        order = list(local) + [node for node in waiting if node not in local]
+        for position, node_name in enumerate(order):
+            ready, later[node_name] = [], []
+            for item in waiting[node_name]:
+                origin = item.offer.version.node
+                if origin in local and order.index(origin) > position:
+                    later[node_name].append(item)  # its own node stamps it further down
+                else:
+                    ready.append(_stamped(item, stamped))
+            for item, decision in offer_to(node_name, local.get(node_name, []) + ready):
+                if item.offer.local:
+                    stamped[item.event] = decision.offer.version
+        for node_name, items in later.items():
+            if items:
+                offer_to(node_name, [_stamped(item, stamped) for item in items])
         groups = [item.group for items in local.values() for item in items] + [item.group for _, item in remote]
         return Applied(
             shard=self.shard,
@@ -253,3 +265,9 @@ class _SettingAside:
                 shard=self.shard,
             )
         )
+
+
+def _stamped(item: _Offered, stamped: dict[int, Version]) -> _Offered:
+    """The offer with the version its own node stamped (as captured when that node set it aside)."""
+    version = stamped.get(item.event, item.offer.version)
+    return item._replace(offer=msgspec.structs.replace(item.offer, version=version))
