@@ -98,6 +98,8 @@ class StatusServer:
                     outer._send(self, 200, "application/json", msgspec.json.encode(status()))
                 elif self.path == "/metrics":
                     outer._send(self, 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+                elif _row_data(self.path) and not outer._authorized(self, token):
+                    outer._plain(self, 401, "a valid bearer token is required (rows are behind it)")
                 elif self.path == "/conflicts" and control is not None:
                     outer._json(self, 200, control.conflict_list())
                 elif self.path.startswith("/conflicts/") and control is not None:
@@ -117,8 +119,7 @@ class StatusServer:
                 if self.path != "/sync/manual" and not resolving and letter is None:
                     outer._plain(self, 404, "not found")
                     return
-                given = self.headers.get("Authorization", "")
-                if token is None or not hmac.compare_digest(given, f"Bearer {token}"):
+                if not outer._authorized(self, token):
                     outer._plain(self, 401, "a valid bearer token is required")
                     return
                 if letter is not None:
@@ -135,6 +136,12 @@ class StatusServer:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @staticmethod
+    def _authorized(handler: BaseHTTPRequestHandler, token: str | None) -> bool:
+        """The request carries the instance's bearer token (none configured: nobody is)."""
+        given = handler.headers.get("Authorization", "")
+        return token is not None and hmac.compare_digest(given, f"Bearer {token}")
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, code: int, content_type: str, body: bytes) -> None:
@@ -216,3 +223,8 @@ def _dead_letter_action(path: str) -> tuple[str, str] | None:
     if len(parts) == 4 and parts[:2] == ["", "dead-letters"] and parts[2] and parts[3] in ("retry", "discard"):
         return parts[2], parts[3]
     return None
+
+
+def _row_data(path: str) -> bool:
+    """Paths that answer with rows (parked conflicts, dead letters): only with the bearer token."""
+    return path.split("/")[1] in ("conflicts", "dead-letters")

@@ -1,8 +1,8 @@
 """`worker-sync conflicts list|show|resolve`: the parked conflicts of `manual` bidirectional groups.
 
 They live with the running supervisor (its state directory); this command talks to its HTTP port, like
-`status`. Resolving needs the instance's bearer token (`http.token_file` / `http.token_env` of the config,
-or `--token-file`).
+`status`. Every action needs the instance's bearer token (conflicts hold rows): `http.token_file` /
+`http.token_env` of the config, or `--token-file`.
 """
 
 from __future__ import annotations
@@ -37,17 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         base, token = endpoint(args)
+        if token is None:  # conflicts hold rows: every action is behind the token
+            raise HttpFailure(
+                Exit.USAGE, f"`{args.action}` needs the bearer token: give --token-file or a config with one"
+            )
         if args.action == "list":
-            items = call(base + "/conflicts")
+            items = call(base + "/conflicts", None, token)
             _print_list(items, args.json)
         elif args.action == "show":
-            item = call(f"{base}/conflicts/{args.id}")
+            item = call(f"{base}/conflicts/{args.id}", None, token)
             print(json.dumps(item, indent=2) if args.json else _describe(item))
         else:
-            if token is None:
-                raise HttpFailure(
-                    Exit.USAGE, "resolving needs the bearer token: give --token-file or a config with one"
-                )
             item = call(f"{base}/conflicts/{args.id}/resolve", {"take": args.take}, token)
             print(json.dumps(item, indent=2) if args.json else f"conflict {item['id']}: {item['state']}")
     except ConfigError as exc:

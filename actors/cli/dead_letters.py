@@ -3,9 +3,9 @@
 When a target database refuses a row permanently (too large for it, a NUL byte into a PostgreSQL text
 column, a value out of range, a constraint), the running supervisor sets the change aside as a dead letter,
 with every later change of the same key held behind it, and the rest of the stream flows on. They live
-with the running supervisor; this command talks to its HTTP port, like `conflicts`. Retrying and
-discarding need the instance's bearer token (`http.token_file` / `http.token_env` of the config, or
-`--token-file`).
+with the running supervisor; this command talks to its HTTP port, like `conflicts`. Every action needs
+the instance's bearer token (dead letters hold rows): `http.token_file` / `http.token_env` of the config,
+or `--token-file`.
 """
 
 from __future__ import annotations
@@ -73,22 +73,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         base, token = endpoint(args)
-        if args.action == "list":
-            _print_list(call(base + "/dead-letters"), args.json)
-            return Exit.OK
-        if args.action == "show":
-            item = call(f"{base}/dead-letters/{args.id}")
-            print(json.dumps(item, indent=2) if args.json else _describe(item))
-            return Exit.OK
-        if token is None:
+        if token is None:  # dead letters hold rows: every action is behind the token
             raise HttpFailure(
                 Exit.USAGE, f"`{args.action}` needs the bearer token: give --token-file or a config with one"
             )
+        if args.action == "list":
+            _print_list(call(base + "/dead-letters", None, token), args.json)
+            return Exit.OK
+        if args.action == "show":
+            item = call(f"{base}/dead-letters/{args.id}", None, token)
+            print(json.dumps(item, indent=2) if args.json else _describe(item))
+            return Exit.OK
         item = call(f"{base}/dead-letters/{args.id}/{args.action}", {}, token)
         if args.action == "discard":
             print(json.dumps(item, indent=2) if args.json else f"dead letter {item['id']}: {item['state']}")
             return Exit.OK
-        return _retry(base, item, args.wait, args.json)
+        return _retry(base, token, item, args.wait, args.json)
     except ConfigError as exc:
         print(f"worker-sync dead-letters: {exc}", file=sys.stderr)
         return Exit.USAGE
@@ -97,14 +97,14 @@ def run(args: argparse.Namespace) -> int:
         return exc.code
 
 
-def _retry(base: str, item: dict[str, Any], wait_s: float, as_json: bool) -> int:
+def _retry(base: str, token: str, item: dict[str, Any], wait_s: float, as_json: bool) -> int:
     """Print the state the retry was accepted in, then poll until it is settled (or ``wait_s`` passes)."""
     if not as_json:
         print(f"dead letter {item['id']}: {item['state']}", flush=True)
     deadline = time.monotonic() + wait_s
     while item["state"] == "retrying" and time.monotonic() < deadline:
         time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
-        item = call(f"{base}/dead-letters/{item['id']}")
+        item = call(f"{base}/dead-letters/{item['id']}", None, token)
     if as_json:
         print(json.dumps(item, indent=2))
     state = item["state"]

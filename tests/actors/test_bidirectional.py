@@ -319,7 +319,9 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
             converge(nodes, [], 60, supervisor)  # meanwhile the last writer wins everywhere
 
             capsys.readouterr()
-            assert cli(["conflicts", "list", "--url", url, "--json"]) == 0
+            token = tmp_path / "http-token"
+            assert cli(["conflicts", "list", "--url", url, "--json"]) == 2  # rows: only with the token
+            assert cli(["conflicts", "list", "--url", url, "--json", "--token-file", str(token)]) == 0
             parked = json.loads(capsys.readouterr().out)
             assert parked, "simultaneous inserts of the same keys on both nodes must park conflicts"
             item = parked[0]
@@ -329,7 +331,7 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
             holds = {n: table_rows(db, namespace(db))[(key,)]["owner"] for n, db in nodes.items()}
             assert set(holds.values()) == {item["target"]["node"]}, holds  # the winner, on both nodes
 
-            assert cli(["conflicts", "show", item["id"], "--url", url]) == 0
+            assert cli(["conflicts", "show", item["id"], "--url", url, "--token-file", str(token)]) == 0
             shown = capsys.readouterr().out
             assert f"lost (source): node {loser['node']}" in shown
 
@@ -369,7 +371,7 @@ def test_manual_conflicts_are_parked_listed_and_resolving_one_converges(
                 )
                 == 2
             )
-            assert cli(["conflicts", "show", "0000", "--url", url]) == 1
+            assert cli(["conflicts", "show", "0000", "--url", url, "--token-file", str(token)]) == 1
     # Every decision, and the resolution, is in the signed audit log, which verifies.
     with fresh_pg_db.connect("admin") as conn:
         entries = [decode_entry(bytes(e.data)) for e in AuditStore(conn, AUDIT_SCHEMA).read()]

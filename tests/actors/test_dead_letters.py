@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from actors.cli import main as cli
@@ -129,7 +130,7 @@ def test_refused_rows_are_set_aside_and_every_other_row_of_both_links_arrives(
         token.write_text("test-token")
         with serving(supervisor, "test-token") as url:
             capsys.readouterr()
-            assert cli(["dead-letters", "list", "--url", url, "--json"]) == 0
+            assert cli(["dead-letters", "list", "--url", url, "--json", "--token-file", str(token)]) == 0
             assert {item["id"] for item in json.loads(capsys.readouterr().out)} == {item["id"] for item in letters}
             with maria.connect("admin") as conn, conn.cursor() as cur:
                 cur.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
@@ -149,3 +150,39 @@ def test_refused_rows_are_set_aside_and_every_other_row_of_both_links_arrives(
         )
         states = {item["id"]: item["state"] for item in supervisor.dead_letter_list()}
         assert sorted(states.values()) == ["discarded", "resolved", "resolved"], states
+
+
+def test_a_link_with_on_error_stop_stops_its_stream_and_keeps_the_refused_row(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
+):
+    """`on_error: stop`: the refused change is still recorded (nothing lost), and its stream stops with the
+    error shown instead of flowing on; the other link goes on."""
+    pg, maria = fresh_pg_db, fresh_mariadb_db
+    config = two_links(pg, maria, tmp_path)
+    stopped = msgspec.structs.replace(
+        config,
+        links=[
+            msgspec.structs.replace(link, on_error="stop") if link.name == "notes" else link for link in config.links
+        ],
+    )
+    with running(stopped) as supervisor:
+        wait_until(lambda: supervisor.ready(), timeout_s=120, what=lambda: f"ready: {supervisor.status()}")
+        with maria.connect("admin") as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO notes VALUES (1, 'fine'), (2, %s)", ("nul\x00byte",))
+        with pg.connect("admin") as conn:
+            conn.execute("INSERT INTO public.docs VALUES (1, 'still flows')")
+        wait_until(
+            lambda: any(s.stream == "maria" and s.error for s in supervisor.status().streams),
+            timeout_s=60,
+            what=lambda: f"the notes stream to stop: {supervisor.status()}",
+        )
+        stream = next(s for s in supervisor.status().streams if s.stream == "maria")
+        assert "on link notes" in stream.error and "dead letter" in stream.error, stream.error
+        assert not supervisor.ready()
+        (letter,) = supervisor.dead_letter_list()
+        assert letter["link"] == "notes" and letter["key"] == {"id": 2}
+        wait_until(
+            lambda: bodies(maria, f"{maria.database}.docs") == {1: "still flows"},
+            timeout_s=60,
+            what="the other link to flow on",
+        )

@@ -121,17 +121,17 @@ def token(tmp_path) -> str:
     return write_secret_file(tmp_path, "token", TOKEN)
 
 
-def test_list_when_there_are_none(url, capsys) -> None:
-    assert main(["dead-letters", "list", "--url", url]) == Exit.OK
+def test_list_when_there_are_none(url, token, capsys) -> None:
+    assert main(["dead-letters", "list", "--url", url, "--token-file", token]) == Exit.OK
     assert capsys.readouterr().out == "no dead letters\n"
-    assert main(["dead-letters", "list", "--url", url, "--json"]) == Exit.OK
+    assert main(["dead-letters", "list", "--url", url, "--token-file", token, "--json"]) == Exit.OK
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_list_prints_one_line_per_letter_with_the_reason_shortened(url, letters, capsys) -> None:
+def test_list_prints_one_line_per_letter_with_the_reason_shortened(url, token, letters, capsys) -> None:
     letters.items[FIRST] = letter(FIRST)
     letters.items[HELD] = letter(HELD, op="delete", row=None, reason="held behind 3f2a9c0b1d4e", held_behind=FIRST)
-    assert main(["dead-letters", "list", "--url", url]) == Exit.OK
+    assert main(["dead-letters", "list", "--url", url, "--token-file", token]) == Exit.OK
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     first, held = lines
@@ -140,13 +140,13 @@ def test_list_prints_one_line_per_letter_with_the_reason_shortened(url, letters,
     reason = first.split("}: ", 1)[1]
     assert len(reason) == 100 and reason.endswith("...")
     assert held.startswith(HELD) and held.endswith(f"[held behind {FIRST}]")
-    assert main(["dead-letters", "list", "--url", url, "--json"]) == Exit.OK
+    assert main(["dead-letters", "list", "--url", url, "--token-file", token, "--json"]) == Exit.OK
     assert [item["id"] for item in json.loads(capsys.readouterr().out)] == [FIRST, HELD]
 
 
-def test_show_prints_every_field(url, letters, capsys) -> None:
+def test_show_prints_every_field(url, token, letters, capsys) -> None:
     letters.items[FIRST] = letter(FIRST)
-    assert main(["dead-letters", "show", FIRST, "--url", url]) == Exit.OK
+    assert main(["dead-letters", "show", FIRST, "--url", url, "--token-file", token]) == Exit.OK
     out = capsys.readouterr().out
     assert out.startswith(f"dead letter {FIRST} (dead)\n")
     for text in (
@@ -162,12 +162,12 @@ def test_show_prints_every_field(url, letters, capsys) -> None:
         "held behind: -",
     ):
         assert text in out, text
-    assert main(["dead-letters", "show", FIRST, "--url", url, "--json"]) == Exit.OK
+    assert main(["dead-letters", "show", FIRST, "--url", url, "--token-file", token, "--json"]) == Exit.OK
     assert json.loads(capsys.readouterr().out) == letter(FIRST)
 
 
-def test_show_an_unknown_id_exits_1(url, capsys) -> None:
-    assert main(["dead-letters", "show", "000000000000", "--url", url]) == Exit.FINDINGS
+def test_show_an_unknown_id_exits_1(url, token, capsys) -> None:
+    assert main(["dead-letters", "show", "000000000000", "--url", url, "--token-file", token]) == Exit.FINDINGS
     assert "404 no such dead letter" in capsys.readouterr().err
 
 
@@ -234,12 +234,12 @@ def test_discard(url, letters, token, capsys) -> None:
     assert main(["dead-letters", "discard", FIRST, "--url", url, "--token-file", token]) == Exit.OK
     assert capsys.readouterr().out == f"dead letter {FIRST}: discarded\n"
     assert letters.items[FIRST]["state"] == "discarded"
-    assert main(["dead-letters", "show", FIRST, "--url", url, "--json"]) == Exit.OK
+    assert main(["dead-letters", "show", FIRST, "--url", url, "--token-file", token, "--json"]) == Exit.OK
     assert json.loads(capsys.readouterr().out)["state"] == "discarded"
 
 
-def test_an_unreachable_instance_exits_3(capsys) -> None:
-    assert main(["dead-letters", "list", "--url", "http://127.0.0.1:1"]) == Exit.UNAVAILABLE
+def test_an_unreachable_instance_exits_3(token, capsys) -> None:
+    assert main(["dead-letters", "list", "--url", "http://127.0.0.1:1", "--token-file", token]) == Exit.UNAVAILABLE
     assert "cannot reach" in capsys.readouterr().err
 
 
@@ -249,3 +249,15 @@ def test_help_says_what_a_dead_letter_is(capsys) -> None:
     out = capsys.readouterr().out
     for text in ("refused for good", "Nothing is lost", "retry ID", "discard ID", "list", "show"):
         assert text in out, text
+
+
+def test_rows_are_behind_the_token(url, letters, tmp_path, capsys) -> None:
+    """Dead letters hold rows: listing or showing them without the token is refused by the command, and by
+    the server (401) for a request that comes without it."""
+    letters.items[FIRST] = letter(FIRST)
+    assert main(["dead-letters", "list", "--url", url]) == Exit.USAGE
+    assert "needs the bearer token" in capsys.readouterr().err
+    for path in ("/dead-letters", f"/dead-letters/{FIRST}", "/conflicts"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + path, timeout=5)
+        assert refused.value.code == 401, path
