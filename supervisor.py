@@ -45,6 +45,7 @@ from actors.core.routing import Route, build_routes, routes_by_source, shard_of,
 from actors.core.streams import StreamSpec
 from actors.dead_letter_manager import DeadLetterManager
 from actors.dead_letter_store import Entry
+from actors.ray_watch import GcsWatch
 from actors.status import ShardStatus, Status, StreamStatus, percentile
 from config.loader import nodes_by_name
 from config.model import Config, MongoNode, MySqlNode
@@ -293,6 +294,8 @@ class Supervisor:
         self._heartbeat = time.monotonic()
         #: Set when a call to Ray itself failed (the local node or the cluster is gone): not healthy.
         self._ray_error: str | None = None
+        #: Started when this supervisor started Ray or joined a cluster itself (`run`), not inside tests.
+        self._gcs_watch: GcsWatch | None = None
         self._status_lock = threading.Lock()
         self._status: Status | None = None
         self.stop_requested = threading.Event()
@@ -307,6 +310,8 @@ class Supervisor:
             context = ray.init(address=address, namespace="worker-sync", log_to_driver=False, configure_logging=False)
             if context.dashboard_url:  # with the `dashboard` extra (or on a cluster that runs one)
                 log.info("Ray dashboard (actor health): http://%s", context.dashboard_url)
+            self._gcs_watch = GcsWatch(ray.get_runtime_context().gcs_address, self._lost_ray)
+            self._gcs_watch.start()
         settings = self.config.supervisor
         nodes = nodes_by_name(self.config)
         targets = {route.target_node: nodes[route.target_node] for route in self.routes}
@@ -385,6 +390,10 @@ class Supervisor:
     def step(self, wait_s: float = LOOP_WAIT_S) -> None:
         import ray
 
+        if self._ray_error is not None:
+            if self._gcs_watch is not None:
+                self._gcs_watch.announced.set()  # `run` logs it
+            raise RayUnreachable(self._ray_error)
         self._heartbeat = time.monotonic()
         self._advance_resyncs()
         self._submit_polls()
@@ -398,7 +407,9 @@ class Supervisor:
                 if ready:
                     ready, _ = ray.wait(list(self._pending), num_returns=len(self._pending), timeout=0)
             except Exception as exc:  # Ray itself is gone (the local node died, the cluster is unreachable)
-                self._ray_error = f"cannot reach Ray: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                self._lost_ray(f"cannot reach Ray: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+                if self._gcs_watch is not None:
+                    self._gcs_watch.announced.set()
                 raise RayUnreachable(self._ray_error) from exc
             for ref in ready:
                 kind, owner = self._pending.pop(ref)
@@ -832,6 +843,11 @@ class Supervisor:
         detail = {"sha256": digest, "run_id": self.run_id}
         ref = self.audit.actor.record_admin.remote("config-loaded", detail, f"config:{digest}")
         self._pending[ref] = ("admin", self.audit)
+
+    def _lost_ray(self, reason: str) -> None:
+        """Ray itself is unreachable (from the loop, or the GcsWatch thread): /healthz fails from now on."""
+        if self._ray_error is None:
+            self._ray_error = reason
 
     def _on_dead_letter_retry(self, ref: ObjectRef[list[str | None]]) -> None:
         import ray

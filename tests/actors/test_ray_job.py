@@ -82,8 +82,8 @@ def alive_nodes(dashboard: str) -> list[dict]:
 
 
 @contextmanager
-def two_node_cluster() -> Iterator[tuple[str, str]]:
-    """A head and one worker node on loopback; yields (GCS address, dashboard URL)."""
+def ray_cluster(workers: int = 1) -> Iterator[tuple[str, str, Path]]:
+    """A head and ``workers`` worker nodes on loopback; yields (GCS address, dashboard URL, temp dir)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="wsray", dir="/tmp"))  # short: Ray's socket paths must fit
     gcs = f"127.0.0.1:{free_port()}"
     dashboard = f"http://127.0.0.1:{free_port()}"
@@ -101,18 +101,24 @@ def two_node_cluster() -> Iterator[tuple[str, str]]:
             "--disable-usage-stats",
             *node_ports(),
         )
-        ray("start", f"--address={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1", *node_ports())
-        wait_until(lambda: len(alive_nodes(dashboard)) == 2, timeout_s=60, what="both nodes to join the cluster")
-        yield gcs, dashboard
+        for _ in range(workers):
+            ray("start", f"--address={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1", *node_ports())
+        wait_until(lambda: len(alive_nodes(dashboard)) == 1 + workers, timeout_s=60, what="the nodes to join")
+        yield gcs, dashboard, temp_dir
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in processes_of(temp_dir):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + 10
-            while processes_of(temp_dir) and time.monotonic() < deadline:
-                time.sleep(0.2)
+        stop_cluster(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def stop_cluster(temp_dir: Path, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGKILL)) -> None:
+    """End every process of the cluster living in ``temp_dir``, by PID."""
+    for sig in signals:
+        for pid in processes_of(temp_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while processes_of(temp_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def test_ray_job_submit_as_the_readme_shows_on_two_nodes(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path):
@@ -122,7 +128,7 @@ def test_ray_job_submit_as_the_readme_shows_on_two_nodes(fresh_pg_db: Endpoint, 
     text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.orders", target)])
     config.write_text(text.replace("supervisor:\n", "supervisor:\n  ray_address: auto\n", 1))
     insert_rows(fresh_pg_db, range(1, 101))
-    with two_node_cluster() as (_gcs, dashboard):
+    with ray_cluster(workers=1) as (_gcs, dashboard, _temp_dir):
         started = time.monotonic()
         submitted = ray(
             "job", "submit", "--address", dashboard, "--working-dir", ".", "--no-wait", "--",
