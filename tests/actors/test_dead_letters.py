@@ -186,3 +186,49 @@ def test_a_link_with_on_error_stop_stops_its_stream_and_keeps_the_refused_row(
             timeout_s=60,
             what="the other link to flow on",
         )
+
+
+def test_dead_letters_and_their_resolution_are_audit_entries(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
+):
+    """Each dead letter, and its discard, is a signed admin entry of the audit log, naming the row and the
+    reason and the change's digest (not the row itself)."""
+    from nacl.signing import SigningKey
+
+    from actors.core.audit.entries import EntryKind, admin_detail, decode_entry
+    from actors.engines.postgresql.audit_store import AuditStore, create_schema
+
+    pg, maria = fresh_pg_db, fresh_mariadb_db
+    config = two_links(pg, maria, tmp_path)
+    with pg.connect("admin") as admin:  # as `worker-sync init` does
+        create_schema(admin, "worker_sync_audit", pg.capture.user)
+    key = tmp_path / "signing.key"
+    key.write_text(bytes(SigningKey.generate()).hex())
+    key.chmod(0o600)
+    audit = msgspec.structs.replace(
+        config.audit, enabled=True, node="pg", schema="worker_sync_audit", signing_key_file=str(key)
+    )
+    with running(msgspec.structs.replace(config, audit=audit)) as supervisor:
+        wait_until(lambda: supervisor.ready(), timeout_s=120, what=lambda: f"ready: {supervisor.status()}")
+        with maria.connect("admin") as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO notes VALUES (7, %s)", ("personal-data\x00",))
+        wait_until(lambda: len(supervisor.dead_letter_list()) == 1, timeout_s=60, what="the dead letter")
+        (letter,) = supervisor.dead_letter_list()
+        supervisor.discard_dead_letter(letter["id"])
+
+        def admin_entries() -> dict[str, dict]:
+            with pg.connect("admin") as conn:
+                entries = [decode_entry(bytes(e.data)) for e in AuditStore(conn, "worker_sync_audit").read()]
+            return {e.namespace: admin_detail(e) for e in entries if e.kind == EntryKind.ADMIN}
+
+        wait_until(
+            lambda: {"admin.dead-letter", "admin.dead-letter-resolved"} <= set(admin_entries()),
+            timeout_s=60,
+            what=lambda: f"both admin entries: {sorted(admin_entries())}",
+        )
+    entries = admin_entries()
+    set_aside, resolved = entries["admin.dead-letter"], entries["admin.dead-letter-resolved"]
+    assert set_aside["id"] == resolved["id"] == letter["id"]
+    assert set_aside["link"] == "notes" and set_aside["key"] == {"id": "7"} and "NUL" in str(set_aside["reason"])
+    assert resolved["what"] == "discarded" and len(str(set_aside["change_sha256"])) == 64
+    assert "personal-data" not in str(set_aside) + str(resolved)  # the row itself stays out of the log
