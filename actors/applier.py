@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import ray
@@ -200,45 +200,47 @@ class _SettingAside:
         self.letters: list[DeadLetter] = []
 
     def apply(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change]) -> None:
-        todo = self._unblocked(node, changes, lambda c: (c.change.namespace, c.change.key, c, "apply"))
+        todo = self._unblocked(node, changes)
         while todo:
             try:
                 writer.apply([c.change for c in todo])
                 return
             except RowRefused as exc:
-                todo = self._refused(node, exc, todo, lambda c: (c.change.namespace, c.change.key, c, "apply"))
+                todo = self._refused(node, exc, todo)
 
     def offer(
         self, writer: BatchWriter[Any, Any], node: str, offered: list[_Offered]
     ) -> list[tuple[_Offered, Decision]]:
-        todo = self._unblocked(node, offered, lambda o: (o.offer.namespace, o.offer.key, o, "offer"))
+        todo = self._unblocked(node, offered)
         while todo:
             try:
                 return list(zip(todo, writer.apply_offers([o.offer for o in todo]), strict=True))
             except RowRefused as exc:
-                todo = self._refused(node, exc, todo, lambda o: (o.offer.namespace, o.offer.key, o, "offer"))
+                todo = self._refused(node, exc, todo)
         return []
 
-    def _unblocked(self, node: str, items: list[Any], parts: Any) -> list[Any]:
+    def _unblocked(self, node: str, items: list[_Item]) -> list[_Item]:
+        if not self.blocked:  # the usual case: no row of this shard waits behind a dead letter
+            return items
         todo = []
         for item in items:
-            namespace, key, _, kind = parts(item)
+            namespace, key, _ = _where(item)
             if row_key(node, namespace, key) in self.blocked:
-                self._set_aside(node, item, kind, "held behind an earlier dead letter of this row", held=True)
+                self._set_aside(node, item, "held behind an earlier dead letter of this row", held=True)
             else:
                 todo.append(item)
         return todo
 
-    def _refused(self, node: str, exc: RowRefused, todo: list[Any], parts: Any) -> list[Any]:
+    def _refused(self, node: str, exc: RowRefused, todo: list[_Item]) -> list[_Item]:
         refused = row_key(node, exc.namespace, exc.key)
         rest = []
         found = False
         for item in todo:
-            namespace, key, _, kind = parts(item)
+            namespace, key, _ = _where(item)
             if row_key(node, namespace, key) != refused:
                 rest.append(item)
                 continue
-            self._set_aside(node, item, kind, str(exc) if not found else "held behind: " + str(exc), held=found)
+            self._set_aside(node, item, str(exc) if not found else "held behind: " + str(exc), held=found)
             found = True
         if not found:  # the refusal names no change of this call: nothing to set aside, so no progress
             raise exc
@@ -246,11 +248,9 @@ class _SettingAside:
         log.warning("applier shard %d: set aside a change the target refuses: %s", self.shard, exc)
         return rest
 
-    def _set_aside(self, node: str, item: _Change | _Offered, kind: Kind, reason: str, *, held: bool) -> None:
-        if isinstance(item, _Change):
-            namespace, key, change = item.change.namespace, item.change.key, encode_change(item.change)
-        else:
-            namespace, key, change = item.offer.namespace, item.offer.key, encode_offer(item.offer)
+    def _set_aside(self, node: str, item: _Change | _Offered, reason: str, *, held: bool) -> None:
+        namespace, key, kind = _where(item)
+        change = encode_change(item.change) if isinstance(item, _Change) else encode_offer(item.offer)
         self.letters.append(
             DeadLetter(
                 link=item.link,
@@ -265,6 +265,16 @@ class _SettingAside:
                 shard=self.shard,
             )
         )
+
+
+_Item = TypeVar("_Item", _Change, _Offered)
+
+
+def _where(item: _Change | _Offered) -> tuple[str, dict[str, Any], Kind]:
+    """The target row a change or an offer writes: (table, key), and which kind it is."""
+    if isinstance(item, _Change):
+        return item.change.namespace, item.change.key, "apply"
+    return item.offer.namespace, item.offer.key, "offer"
 
 
 def _stamped(item: _Offered, stamped: dict[int, Version]) -> _Offered:
