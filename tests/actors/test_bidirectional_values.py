@@ -115,6 +115,15 @@ def wait_for_value(db: Endpoint, key: int, column: str, value: object, timeout_s
     )
 
 
+def inserted_and_arrived(pg: Endpoint, maria: Endpoint, keys: list[int], note: str) -> None:
+    """Insert ``keys`` on PostgreSQL with ``note`` and wait until MariaDB holds each of them."""
+    with pg.connect("admin") as conn:
+        for key in keys:
+            conn.cursor().execute("INSERT INTO public.kv VALUES (%s, 'pg', 0, %s)", (key, note))
+    for key in keys:
+        wait_for_value(maria, key, "note", note)
+
+
 def update(db: Endpoint, keys: list[int], note: str) -> None:
     with db.connect("admin") as conn:
         cur = conn.cursor()
@@ -132,11 +141,7 @@ def test_same_second_ties_between_mariadb_and_postgresql_go_to_priority(
     keys = list(range(1, 21))
     with running(config) as supervisor:
         streaming(supervisor, timeout_s=120)
-        with fresh_pg_db.connect("admin") as conn:
-            for key in keys:
-                conn.cursor().execute("INSERT INTO public.kv VALUES (%s, 'pg', 0, 'new')", (key,))
-        for key in keys:
-            wait_for_value(fresh_mariadb_db, key, "note", "new")
+        inserted_and_arrived(fresh_pg_db, fresh_mariadb_db, keys, "new")
         for round_, chunk in enumerate(keys[i : i + 5] for i in range(0, len(keys), 5)):
             wait_until(lambda: 0.1 < time.time() % 1 < 0.3, timeout_s=2, what="the start of a second")
             update(fresh_pg_db, chunk, f"pg-{round_}")
@@ -159,11 +164,8 @@ def test_a_later_update_at_the_lower_priority_node_is_kept_under_source_priority
     conflicts_before = counter("worker_sync_conflicts_total")
     with running(config) as supervisor:
         streaming(supervisor, timeout_s=120)
-        with fresh_pg_db.connect("admin") as conn:
-            for key in keys:
-                conn.cursor().execute("INSERT INTO public.kv VALUES (%s, 'pg', 0, 'from pg')", (key,))
+        inserted_and_arrived(fresh_pg_db, fresh_mariadb_db, keys, "from pg")
         for key in keys:
-            wait_for_value(fresh_mariadb_db, key, "note", "from pg")
             update(fresh_mariadb_db, [key], "maria after pg")
         tables = converge(nodes, [], 60, supervisor)
     for name, rows in tables.items():
