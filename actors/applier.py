@@ -79,11 +79,13 @@ class ApplierShard:
             self.writers[node_name] = writer
         return writer
 
-    def apply(self, parts: list[bytes], blocked: frozenset[str] = frozenset()) -> Applied:
+    def apply(self, blocked: frozenset[str], *parts: bytes) -> Applied:
         """Apply consecutive parts (encoded batches) in one transaction per target node.
 
         The supervisor sends whatever queued up for this shard while its previous call ran, so
         under load one call (and one target transaction) carries many batches' worth of changes.
+        The parts are references to slices a capture actor put in the object store: Ray fetches them
+        into this process before the call runs (none passes through the supervisor).
         Changes of bidirectional groups are offered to their own node first, which stamps each with the
         version its row held when its user made it (actors.core.conflicts), then, stamped, to the others.
         A row the target refuses for good (RowRefused) is set aside as a dead letter and the rest is applied;

@@ -276,9 +276,10 @@ class AuditChain:
         self._writer = AuditWriter(audit, node, streams)
         self._writer.append([])  # connect and resume now, so a broken store shows at start
 
-    def append(self, parts: list[bytes]) -> Appended:
-        """Store every change of ``parts`` (encoded batches, in stream order) not stored before."""
-        return self._writer.append(parts)
+    def append(self, *parts: bytes) -> Appended:
+        """Store every change of ``parts`` (encoded batches, in stream order) not stored before. The
+        supervisor passes references to what the capture actors put in the object store."""
+        return self._writer.append(list(parts))
 
     def record_admin(
         self, kind: str, detail: dict[str, object], request_id: str, actor: str = "supervisor"

@@ -79,7 +79,7 @@ def run_actor(endpoint: Endpoint, schema: str, changes: list[ChangeEvent], tmp: 
     from actors.core.encoding import encode_batch
     from actors.harness.secret_files import write_secret_file
     from config.model import Audit, PostgresNode, Tls
-    from supervisor import MAX_EVENTS_PER_AUDIT
+    from actors.control.audit_feed import MAX_EVENTS_PER_AUDIT
 
     with endpoint.connect("admin") as admin:
         create_schema(admin, schema, endpoint.apply.user)
@@ -102,7 +102,7 @@ def run_actor(endpoint: Endpoint, schema: str, changes: list[ChangeEvent], tmp: 
     ]
     ray.get(actor.pid.remote())  # started and resumed
     started = time.perf_counter()
-    stored = sum(ray.get(actor.append.remote([part])).entries for part in parts)
+    stored = sum(ray.get(actor.append.remote(part)).entries for part in parts)
     rate = stored / (time.perf_counter() - started)
     ray.get(actor.close.remote())
     ray.kill(actor)

@@ -268,15 +268,17 @@ def _read_through_actor(spec: StreamSpec, resume: Position, expected: int) -> in
     import ray
 
     from actors.capture import CaptureActor
-    from actors.core.encoding import decode_batch
+    from actors.core.plan import RoutingPlan
 
-    actor = CaptureActor.remote(spec)
+    actor = CaptureActor.remote(spec, RoutingPlan(1, [], []), False)
     got = 0
+    seq = 0
     try:
         while got < expected:
-            data = ray.get(actor.poll.remote(2_000, 0.5, None, resume))
-            if data is not None:
-                got += len(decode_batch(data).events)
+            seq += 1
+            captured = ray.get(actor.poll.remote(2_000, 0.5, None, resume, seq))
+            if captured is not None:
+                got += captured.events
     finally:
         ray.get(actor.close.remote())
         ray.kill(actor)

@@ -20,7 +20,7 @@ import msgspec
 
 from actors.core.batches import Batch
 from actors.core.errors import EncodingError
-from actors.core.events import UNCHANGED, UNSENT_NUMBER, ChangeEvent, Row, Unchanged, UnsentNumber
+from actors.core.events import UNCHANGED, UNSENT_NUMBER, ChangeEvent, Position, Row, Unchanged, UnsentNumber
 
 # Extension codes are part of the wire format: never renumber them.
 _EXT_DECIMAL = 1
@@ -144,6 +144,31 @@ def decode_event(data: bytes) -> ChangeEvent:
 def encode_batch(batch: Batch) -> bytes:
     """Encode a whole batch in one buffer: one Ray call carries hundreds of events."""
     return _encoder.encode(msgspec.structs.replace(batch, events=[_to_wire(e) for e in batch.events]))
+
+
+class _EncodedBatch(msgspec.Struct, frozen=True, array_like=True):
+    """A :class:`Batch` whose events are encoded already: encodes to the very bytes ``encode_batch`` gives."""
+
+    stream: str
+    seq: int
+    events: list[msgspec.Raw]
+    upto: Position | None
+    snapshot: bool = False
+    newest_commit_time_us: int = 0
+    read_at_us: int = 0
+
+
+def encode_events(events: list[ChangeEvent]) -> list[msgspec.Raw]:
+    """Each event's canonical bytes, to assemble several batches from without encoding an event twice."""
+    return [msgspec.Raw(_encoder.encode(_to_wire(event))) for event in events]
+
+
+def encode_batch_of(batch: Batch, events: list[msgspec.Raw]) -> bytes:
+    """The bytes of ``batch`` carrying ``events`` (from :func:`encode_events`) instead of its own."""
+    shell = _EncodedBatch(
+        batch.stream, batch.seq, events, batch.upto, batch.snapshot, batch.newest_commit_time_us, batch.read_at_us
+    )
+    return _encoder.encode(shell)
 
 
 def decode_batch(data: bytes) -> Batch:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import ObjectLostError, RayActorError
 
 from actors.capture import CaptureActor
 from actors.core.encoding import decode_batch
 from actors.core.events import ChangeEvent, Op, Position
+from actors.core.plan import RoutingPlan
 from actors.core.streams import StreamSpec
 from actors.harness import Endpoint
 from actors.harness.secret_files import write_secret_file
@@ -37,8 +38,14 @@ def pg_spec(db: Endpoint, tmp_path: Path, tables: list[str]) -> StreamSpec:
     return StreamSpec(stream=f"pg-{db.database}", node_name="pg", node=node, tables=tables)
 
 
+def start_capture(spec: StreamSpec) -> ray.actor.ActorHandle:
+    """A capture actor that puts each batch whole, as one slice (one shard, no audit)."""
+    return CaptureActor.remote(spec, RoutingPlan(1, [], []), False)
+
+
 class Consumer:
-    """What the supervisor does with a capture actor, reduced to its core: poll, keep, commit."""
+    """What the supervisor and a shard do with a capture actor, reduced to their core: poll, fetch the
+    slice, keep, commit."""
 
     def __init__(self, actor: ray.actor.ActorHandle, *, commit_every: int = 1) -> None:
         self.actor = actor
@@ -53,14 +60,18 @@ class Consumer:
 
     def step(self, *, commit: bool = True) -> None:
         try:
-            data = ray.get(self.actor.poll.remote(1_000, 0.2, self.last, self.committed), timeout=60)
-        except RayActorError:
+            captured = ray.get(self.actor.poll.remote(1_000, 0.2, self.last, self.committed, self.batches + 1))
+            if captured is None:
+                return
+            batch = decode_batch(ray.get(captured.slices[0].payload)) if captured.slices else None
+        except (RayActorError, ObjectLostError):  # the slice died with its actor: nothing of it was kept
             self.restarts_seen += 1
             time.sleep(0.2)  # the actor is being restarted by Ray
             return
-        if data is None:
+        if batch is None:  # only a position (a transaction on tables nobody captures)
+            self.batches += 1
+            self.last = captured.upto or self.last
             return
-        batch = decode_batch(data)
         self.events.extend(batch.events)
         self.batches += 1
         if batch.upto is not None:
@@ -81,7 +92,7 @@ def test_batches_and_commits_through_ray(fresh_pg_db: Endpoint, tmp_path: Path) 
     with fresh_pg_db.connect("admin") as conn:
         conn.execute("CREATE TABLE public.items (id int PRIMARY KEY, v text)")
         conn.execute("INSERT INTO public.items SELECT g, 'snap' FROM generate_series(1, 3000) g")
-    actor = CaptureActor.remote(pg_spec(fresh_pg_db, tmp_path, ["public.items"]))
+    actor = start_capture(pg_spec(fresh_pg_db, tmp_path, ["public.items"]))
     try:
         consumer = Consumer(actor)
         consumer.until(3000, timeout_s=60)
@@ -147,7 +158,7 @@ def test_kill_9_mid_workload_loses_nothing_and_repeats_nothing(
         spec, _write = _pg_workload(request.getfixturevalue("fresh_pg_db"), tmp_path, total)
     else:
         spec, _write = _mariadb_workload(request.getfixturevalue("fresh_mariadb_db"), tmp_path, total)
-    actor = CaptureActor.remote(spec)
+    actor = start_capture(spec)
     consumer = Consumer(actor, commit_every=4)
 
     failures: list[BaseException] = []

@@ -16,11 +16,10 @@ import time
 import pytest
 import ray
 
-from actors.capture import CaptureActor
 from actors.core.streams import StreamSpec
 from actors.harness.mongo import MongoEndpoint
 from config.model import MongoNode, Tls
-from tests.actors.test_capture_actor import Consumer
+from tests.actors.test_capture_actor import Consumer, start_capture
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -74,7 +73,7 @@ def kill_9_round(endpoint: MongoEndpoint, database: str) -> None:
     namespace = f"{database}.orders"
     with endpoint.client() as client:
         client[database].create_collection("orders")
-    actor = CaptureActor.remote(mongo_spec(endpoint, namespace, {"_id": "string", "qty": "int"}))
+    actor = start_capture(mongo_spec(endpoint, namespace, {"_id": "string", "qty": "int"}))
     consumer = Consumer(actor, commit_every=4)
     failures: list[BaseException] = []
 

@@ -1,0 +1,34 @@
+"""Where actors run: capture and applier actors spread over the cluster's nodes, the audit actor beside
+the supervisor (its checkpoint export directory is mounted where the supervisor runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Placement:
+    """Capture and applier actors take no CPU, so Ray would keep them all on one node: place them on the
+    cluster's nodes in turn instead. Strictly (Ray's soft affinity still packed them on one node): when
+    that node goes, calls to the actor fail and the supervisor creates it anew on a node alive then."""
+
+    def __init__(self) -> None:
+        self._placed = 0
+
+    def next_node(self) -> Any:
+        """A scheduling strategy for the next capture or applier actor."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+        if len(nodes) < 2:
+            return "DEFAULT"
+        self._placed += 1
+        return NodeAffinitySchedulingStrategy(node_id=nodes[self._placed % len(nodes)], soft=False)
+
+    @staticmethod
+    def this_node() -> Any:
+        """A scheduling strategy for the supervisor's own node (soft: should it go, anywhere else)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)

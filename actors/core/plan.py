@@ -1,0 +1,84 @@
+"""How one captured batch splits over the applier shards, and what of it is audited.
+
+The capture actor runs this on every batch it reads, so the supervisor never has to open one: it
+receives only the sizes and references of the slices (see actors/capture.py). Pure: no Ray, no drivers.
+
+Per key one shard: every change of one row goes to the same shard, in stream order, so that shard
+applies them in order. For a member of a bidirectional group the shard is chosen by the key in the
+group's canonical column names (values as text, so a UUID and its text form from another engine agree):
+every change of one logical row, from whichever node it was captured on, is offered by the same shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from actors.core.events import ChangeEvent
+from actors.core.groups import Group
+from actors.core.routing import Route, shard_of, split_key_change
+
+
+@dataclass(frozen=True)
+class Split:
+    """One batch's events by shard, plus what the audit log records of it."""
+
+    #: shard -> the events it applies, in stream order (a key change split into a delete and an upsert).
+    slices: dict[int, list[ChangeEvent]]
+    #: The batch without echoes (Worker-Sync's own writes captured back), key changes unsplit: one audit
+    #: entry each, and what lag is measured on.
+    own: list[ChangeEvent]
+    #: Echoes dropped, per group.
+    echoes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Member:
+    group: str
+    #: The member's column names -> the group's canonical member's names.
+    to_canonical: dict[str, str]
+
+
+class RoutingPlan:
+    """The shard count and the group membership a stream's batches are split by; built by the
+    supervisor, handed to each capture actor (a restarted actor gets the same plan)."""
+
+    def __init__(self, shards: int, routes: Iterable[Route], groups: Iterable[Group]) -> None:
+        if shards < 1:
+            raise ValueError("a routing plan needs at least one shard")
+        self.shards = shards
+        self._members = {
+            member: _Member(group.name, group.rename(member, group.canonical))
+            for group in groups
+            for member in group.members
+        }
+        #: Sources of one-way routes: their echoes (when also group members) still go to those routes.
+        self._one_way_sources = frozenset((r.source_node, r.source_namespace) for r in routes if not r.group)
+
+    def shard(self, event: ChangeEvent) -> int:
+        """The shard that applies ``event`` (see the module docstring)."""
+        member = self._members.get((event.node, event.namespace))
+        if member is None:
+            return shard_of(event.namespace, event.key, self.shards)
+        rename = member.to_canonical
+        canonical: dict[str, object] = {rename.get(name, name): str(value) for name, value in event.key.items()}
+        return shard_of(member.group, canonical, self.shards)
+
+    def split(self, events: Sequence[ChangeEvent]) -> Split:
+        """Slices per shard and the audited events of one batch (see :class:`Split`)."""
+        slices: dict[int, list[ChangeEvent]] = {}
+        own: list[ChangeEvent] = []
+        echoes: dict[str, int] = {}
+        for event in events:
+            where = (event.node, event.namespace)
+            member = self._members.get(where)
+            if member is not None and event.origin is not None:
+                # Worker-Sync's own write, captured back: every member already has it (or will).
+                echoes[member.group] = echoes.get(member.group, 0) + 1
+                if where not in self._one_way_sources:
+                    continue
+            else:
+                own.append(event)
+            for part in split_key_change(event):
+                slices.setdefault(self.shard(part), []).append(part)
+        return Split(slices, own, echoes)
