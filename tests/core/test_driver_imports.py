@@ -77,7 +77,7 @@ def _violations(check, skip: frozenset[str] | set[str] = frozenset()) -> list[st
 
 
 def test_the_checkers_see_every_form() -> None:
-    source = '''
+    source = """
 import os
 import psycopg
 import pymysql.err as err
@@ -91,7 +91,7 @@ def f(node):
     from .psycopg import x  # relative: ours, not the driver
     import psycopgx
     return isinstance(node, PostgresNode) or isinstance(node, (MySqlNode, str)) or isinstance(node, MongoNode | int)
-'''
+"""
     assert driver_imports(source) == [
         (3, "psycopg"),
         (4, "pymysql.err"),
@@ -113,7 +113,7 @@ def test_the_walk_covers_the_product_but_not_the_engines() -> None:
 def test_no_driver_import_outside_the_engines() -> None:
     problems = _violations(driver_imports)
     if problems:
-        pytest.fail("database drivers imported outside actors/engines/ (ask the engine object):\n" + "\n".join(problems))
+        pytest.fail("drivers imported outside actors/engines/ (ask the engine object):\n" + "\n".join(problems))
 
 
 def test_no_branching_on_the_engine_type_outside_the_engines() -> None:
