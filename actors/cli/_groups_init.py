@@ -9,7 +9,7 @@ import sys
 
 from actors.cli._admins import admin_login
 from actors.cli.failures import CliError
-from actors.core.errors import NodeUnreachable
+from actors.core.errors import DatabaseError, NodeUnreachable, SourceUnavailable
 from actors.core.groups import build_groups, namespaces_by_node
 from actors.engines.registry import engine_for
 from config.exit_codes import Exit
@@ -30,6 +30,8 @@ def init_group_nodes(config: Config, args: argparse.Namespace) -> list[str]:
             warnings = engine.prepare_group(name, node, namespaces[name], user=user, password=password)
         except NodeUnreachable as exc:
             raise CliError(f"preparing bidirectional sync: {exc}", Exit.UNAVAILABLE) from None
+        except (DatabaseError, SourceUnavailable) as exc:  # the engine's message says what and what to do
+            raise CliError(str(exc), exc.exit_code) from None
         for warning in warnings:
             print(f"worker-sync init: warning: {warning}", file=sys.stderr)
     return members

@@ -85,3 +85,57 @@ def test_guarded_ends_on_our_errors_and_oserrors_but_not_on_bugs(capsys: pytest.
     assert "Traceback" not in capsys.readouterr().err
     with pytest.raises(KeyError):
         guarded("x", bug)
+
+
+GROUP = """
+audit: {enabled: false}
+nodes:
+  - {name: east, engine: postgresql, host: h, database: shop, username: u}
+  - {name: hub, engine: mysql, host: h, database: shop, username: u}
+links:
+  - {name: east-hub, source: east, target: hub, bidirectional: true,
+     tables: [{source: public.orders, target: shop.orders}]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("refusal", "code", "line"),
+    [
+        (
+            NodeUnreachable("node `east` (h:5432/shop): cannot connect: refused", "refused"),
+            Exit.UNAVAILABLE,
+            "preparing bidirectional sync: node `east` (h:5432/shop): cannot connect: refused",
+        ),
+        (
+            DatabaseError("node `east`: preparing bidirectional sync failed: denied; run init as an administrator"),
+            Exit.FINDINGS,
+            "node `east`: preparing bidirectional sync failed: denied; run init as an administrator",
+        ),
+        (
+            SourceUnavailable("mongodb node `east`: preparing bidirectional sync: timeout; run init as ..."),
+            Exit.UNAVAILABLE,
+            "mongodb node `east`: preparing bidirectional sync: timeout; run init as ...",
+        ),
+    ],
+)
+def test_init_says_why_a_group_member_was_not_prepared_as_the_engine_put_it(
+    refusal: WorkerSyncError, code: int, line: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from actors.cli import _groups_init
+    from config import parse_config
+
+    class Refusing:
+        admin_flags = ""
+
+        def prepare_group(self, *args: object, **kwargs: object) -> list[str]:
+            raise refusal
+
+    monkeypatch.setattr(_groups_init, "engine_for", lambda node: Refusing())
+    wording = {DatabaseError: "creating schema `s` failed: {message}"}  # what `init` words driver errors with
+    assert (
+        guarded("init", lambda: len(_groups_init.init_group_nodes(parse_config(GROUP), argparse.Namespace())), wording)
+        == code
+    )
+    assert capsys.readouterr().err == f"worker-sync init: {line}\n"
