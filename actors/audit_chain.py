@@ -34,6 +34,7 @@ from actors.core.audit.fieldcrypt import FieldCipher
 from actors.core.audit.log import AuditLog
 from actors.core.encoding import decode_batch
 from actors.core.errors import ConfigError
+from actors.engines.postgresql.audit_connection import connect_store
 from config.model import Audit, PostgresNode
 
 if TYPE_CHECKING:
@@ -54,23 +55,6 @@ class Appended(msgspec.Struct, frozen=True, kw_only=True):
     #: Size of the log after this call.
     size: int
     pid: int
-
-
-def connect_store(node: PostgresNode, schema: str) -> AuditStore:
-    """An AuditStore over a new connection as the node's user (the service role)."""
-    import psycopg
-
-    from actors.core.errors import SinkError
-    from actors.engines.postgresql.audit_store import AuditStore
-    from actors.engines.postgresql.connection import conninfo_for
-    from config.secrets import node_password
-
-    password = node_password("audit", node)
-    try:
-        conn = psycopg.connect(conninfo_for(node, password, application_name="worker-sync:audit"), autocommit=True)
-    except psycopg.Error as exc:
-        raise SinkError(f"audit store on {node.host}:{node.port}: cannot connect: {exc}") from exc
-    return AuditStore(conn, schema)
 
 
 class AuditWriter:

@@ -75,11 +75,11 @@ def run_actor(endpoint: Endpoint, schema: str, changes: list[ChangeEvent], tmp: 
     import ray
 
     from actors.audit_chain import AuditChain
+    from actors.control.audit_feed import MAX_EVENTS_PER_AUDIT
     from actors.core.batches import Batch
     from actors.core.encoding import encode_batch
     from actors.harness.secret_files import write_secret_file
     from config.model import Audit, PostgresNode, Tls
-    from actors.control.audit_feed import MAX_EVENTS_PER_AUDIT
 
     with endpoint.connect("admin") as admin:
         create_schema(admin, schema, endpoint.apply.user)

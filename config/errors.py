@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from config.exit_codes import Exit
+
 
 class WorkerSyncError(Exception):
-    """Root of every error we raise on purpose."""
+    """Root of every error we raise on purpose.
+
+    ``exit_code``: what a command exits with when this error ends it (actors.cli.failures): each subclass
+    says which, so no command keeps its own list of errors and codes."""
 
     retryable: ClassVar[bool] = False
+    exit_code: int = Exit.FINDINGS
 
 
 class ConfigError(WorkerSyncError):
     """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = Exit.USAGE
 
     def __init__(self, source: str, message: str) -> None:
         super().__init__(source, message)

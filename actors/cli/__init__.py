@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from actors.cli.exit_codes import Exit
+from config.exit_codes import Exit
 
 # name -> (module under actors.cli that implements it, one-line help). A module exposes
 # `add_arguments(parser)` (optional) and `run(args) -> int`.

@@ -9,8 +9,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from actors.cli.exit_codes import Exit
 from config import load_config
+from config.exit_codes import Exit
 from config.secrets import read_secret
 
 

@@ -14,14 +14,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import psycopg
 from nacl.signing import SigningKey, VerifyKey
 
-from actors.cli._audit_db import CliError, audit_node, connect, load
-from actors.cli.exit_codes import Exit
+from actors.cli._audit_db import audit_node, connect, load
+from actors.cli.failures import CliError, Wording, guarded
 from actors.core.audit import merkle
 from actors.core.audit.checkpoint import (
     Checkpoint,
@@ -35,11 +34,18 @@ from actors.core.audit.checkpoint import (
 )
 from actors.core.audit.entries import EntryKind, admin_detail, decode_entry, leaf_hash
 from actors.core.audit.verify import verify_log
-from actors.core.errors import ConfigError, WorkerSyncError
+from actors.core.errors import ConfigError, DatabaseUnreachable, ObjectMissing
+from config.exit_codes import Exit
 from config.model import Config
 
 if TYPE_CHECKING:
     from actors.engines.postgresql.audit_store import AuditStore
+
+
+WORDING: Wording = {
+    ObjectMissing: "the audit store does not exist ({first_line}) - create it with `worker-sync init`",
+    DatabaseUnreachable: "database error: {message}",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,33 +101,13 @@ def run(args: argparse.Namespace) -> int:
     if command is None:
         args.audit_parser.print_help(sys.stderr)
         return Exit.USAGE
-    try:
-        return _COMMANDS[command](args)
-    except ConfigError as exc:
-        print(f"worker-sync audit {command}: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    except CliError as exc:
-        print(f"worker-sync audit {command}: {exc.message}", file=sys.stderr)
-        return exc.code
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
-        print(
-            f"worker-sync audit {command}: the audit store does not exist ({str(exc).strip().splitlines()[0]}) - "
-            "create it with `worker-sync init`",
-            file=sys.stderr,
-        )
-        return Exit.USAGE
-    except psycopg.OperationalError as exc:
-        print(f"worker-sync audit {command}: database error: {str(exc).strip()}", file=sys.stderr)
-        return Exit.UNAVAILABLE
-    except (psycopg.Error, WorkerSyncError) as exc:
-        print(f"worker-sync audit {command}: {str(exc).strip()}", file=sys.stderr)
-        return Exit.FINDINGS
+    return guarded(f"audit {command}", lambda: _COMMANDS[command](args), WORDING)
 
 
 def _keygen(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
-        raise CliError(f"cannot create `{out}`: it exists (an existing key is never overwritten)", 2)
+        raise CliError(f"cannot create `{out}`: it exists (an existing key is never overwritten)", Exit.USAGE)
     public = bytes(_create_key(out).verify_key)
     print(f"public key: {public.hex()}\nkey id: {key_id(public).hex()}\nwritten: {out} (secret, 0600), {out}.pub")
     return Exit.OK
@@ -172,7 +158,7 @@ def _create_key(path: Path) -> SigningKey:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise CliError(f"cannot create `{path}`: {exc.strerror}", 2) from None
+        raise CliError(f"cannot create `{path}`: {exc.strerror}", Exit.USAGE) from None
     with os.fdopen(fd, "w") as f:
         f.write(bytes(key).hex() + "\n")
     Path(f"{path}.pub").write_text(bytes(key.verify_key).hex() + "\n")
@@ -186,7 +172,7 @@ def _add_to_ring(ring: Path, keys: list[VerifyKey]) -> None:
         f.writelines(dict.fromkeys(lines))
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace) -> tuple[Config, Any, AuditStore]:
     from actors.engines.postgresql.audit_store import AuditStore
 
     config = load(args.config)
@@ -216,8 +202,7 @@ def _verify(args: argparse.Namespace) -> int:
             raise ConfigError(args.checkpoint, f"not a checkpoint file: {exc}") from None
     config, conn, store = _store(args)
     ring = _key_ring(args, config)
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    with conn, conn.transaction():
+    with conn, store.snapshot():
         # One snapshot for checkpoints, prune records and entries, so a checkpoint or a prune committed while
         # the log is read is either wholly seen or not at all.
         checkpoints = store.checkpoints()
@@ -257,11 +242,11 @@ def _prove(args: argparse.Namespace) -> int:
         cp = store.latest_checkpoint()
         if cp is None or not 0 <= args.seq < cp.size:
             size = cp.size if cp else 0
-            raise CliError(f"entry {args.seq} is not covered by a checkpoint (latest signs {size} entries)", 1)
+            raise CliError(f"entry {args.seq} is not covered by a checkpoint (latest signs {size} entries)")
         leaves = store.leaves(cp.size)
         (entry,) = list(store.read(args.seq, args.seq + 1))
     if not entry.data:
-        raise CliError(f"entry {args.seq} was pruned by retention: its content is gone, only its hash remains", 1)
+        raise CliError(f"entry {args.seq} was pruned by retention: its content is gone, only its hash remains")
     proof = merkle.inclusion_proof(leaves, args.seq)
     print(
         json.dumps(

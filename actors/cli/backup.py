@@ -21,10 +21,12 @@ from pathlib import Path
 
 import msgspec
 
-from actors.cli._audit_db import CliError, audit_node, connect
-from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError, WorkerSyncError
+from actors.cli._audit_db import audit_node, connect
+from actors.cli.failures import CliError, Wording, guarded
+from actors.core.errors import ConfigError, DatabaseUnreachable, WorkerSyncError
+from actors.ops.s3 import S3Unreachable
 from config import load_config, nodes_by_name
+from config.exit_codes import Exit
 from config.model import Config
 
 
@@ -61,34 +63,27 @@ def _s3_client(args: argparse.Namespace):
     return S3Client(args.s3_bucket, region, Credentials.from_env(), endpoint=args.s3_endpoint)
 
 
+#: How backup words what stops it; errors with a complete message of their own are printed as they are.
+WORDING: Wording = {
+    WorkerSyncError: "FAILED: {message}",
+    OSError: "FAILED: {message}",
+    ConfigError: "{message}",
+    CliError: "{message}",
+    S3Unreachable: "{message}",
+    DatabaseUnreachable: "audit database error: {message}",
+}
+
+
 def run(args: argparse.Namespace) -> int:
-    import psycopg
+    return guarded("backup", lambda: _run(args), WORDING)
 
-    from actors.ops.archive import ArchiveError
-    from actors.ops.dumps import DumpError
-    from actors.ops.s3 import S3Error, S3Unreachable
 
-    try:
-        if args.retention_days < 0:
-            raise ConfigError("--retention-days", "must be 0 (keep all) or more")
-        config = load_config(args.config)
-        s3 = _s3_client(args) if args.s3_bucket else None
-        summary = _backup(args, config, s3)
-    except ConfigError as exc:
-        print(f"worker-sync backup: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    except CliError as exc:
-        print(f"worker-sync backup: {exc.message}", file=sys.stderr)
-        return exc.code
-    except S3Unreachable as exc:
-        print(f"worker-sync backup: {exc}", file=sys.stderr)
-        return Exit.UNAVAILABLE
-    except psycopg.OperationalError as exc:
-        print(f"worker-sync backup: audit database error: {str(exc).strip()}", file=sys.stderr)
-        return Exit.UNAVAILABLE
-    except (DumpError, S3Error, ArchiveError, OSError, psycopg.Error, WorkerSyncError) as exc:
-        print(f"worker-sync backup: FAILED: {exc}", file=sys.stderr)
-        return Exit.FINDINGS
+def _run(args: argparse.Namespace) -> int:
+    if args.retention_days < 0:
+        raise ConfigError("--retention-days", "must be 0 (keep all) or more")
+    config = load_config(args.config)
+    s3 = _s3_client(args) if args.s3_bucket else None
+    summary = _backup(args, config, s3)
     if args.json:
         print(msgspec.json.encode(summary).decode())
     return Exit.OK

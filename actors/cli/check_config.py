@@ -7,10 +7,10 @@ import sys
 
 import msgspec
 
-from actors.cli.exit_codes import Exit
 from actors.core.errors import ConfigError
 from actors.core.groups import build_groups
 from config import load_config, nodes_by_name
+from config.exit_codes import Exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,11 +17,13 @@ import getpass
 import json
 import sys
 
-import psycopg
-
-from actors.cli._audit_db import CliError, audit_node, connect, load
-from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError, WorkerSyncError
+from actors.cli._audit_db import audit_node, connect, load
+from actors.cli.failures import CliError, guarded
+from actors.core.errors import ConfigError, DatabaseUnreachable, PrivilegeMissing, WorkerSyncError
+from actors.engines.postgresql.audit_store import AuditStore
+from actors.engines.registry import driver_errors
+from config.exit_codes import Exit
+from config.model import Config, PostgresNode
 
 #: Attempts to append the `retention` admin entry while the audit actor may be appending too.
 RECORD_ATTEMPTS = 3
@@ -42,25 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return guarded("cleanup", lambda: _cleanup(args), {DatabaseUnreachable: "database error: {message}"})
+
+
+def _cleanup(args: argparse.Namespace) -> int:
     if args.retention_days < 1:
-        return _fail(f"`--retention-days` must be at least 1, not {args.retention_days}", Exit.USAGE)
-    try:
-        config = load(args.config)
-        node = audit_node(config)
-        with connect(node, user=args.admin_user, password_env=args.admin_password_env) as conn:
-            lo, hi, cutoff_us, last = _prune(conn, config.audit.schema, args.retention_days, args.dry_run)
-        recorded = None
-        if last is not None and not args.dry_run:
-            # The newest prune, also when an earlier run pruned but failed to record it (idempotent).
-            recorded = _record(config, node, *last, args.retention_days)
-    except ConfigError as exc:
-        return _fail(str(exc), Exit.USAGE)
-    except CliError as exc:
-        return _fail(exc.message, exc.code)
-    except psycopg.OperationalError as exc:
-        return _fail(f"database error: {str(exc).strip()}", Exit.UNAVAILABLE)
-    except (psycopg.Error, WorkerSyncError) as exc:
-        return _fail(str(exc).strip(), Exit.FINDINGS)
+        raise CliError(f"`--retention-days` must be at least 1, not {args.retention_days}", Exit.USAGE)
+    config = load(args.config)
+    node = audit_node(config)
+    with connect(node, user=args.admin_user, password_env=args.admin_password_env) as conn:
+        lo, hi, cutoff_us, last = _prune(AuditStore(conn, config.audit.schema), args.retention_days, args.dry_run)
+    recorded = None
+    if last is not None and not args.dry_run:
+        # The newest prune, also when an earlier run pruned but failed to record it (idempotent).
+        recorded = _record(config, node, *last, args.retention_days)
     cutoff = dt.datetime.fromtimestamp(cutoff_us / 1e6, dt.UTC).isoformat()
     result = {
         "dry_run": args.dry_run,
@@ -85,29 +82,26 @@ def run(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _prune(
-    conn: psycopg.Connection, schema: str, days: int, dry_run: bool
-) -> tuple[int, int, int, tuple[int, int, int] | None]:
+def _prune(store: AuditStore, days: int, dry_run: bool) -> tuple[int, int, int, tuple[int, int, int] | None]:
     """(from_seq, to_seq, cutoff_us) of this run, and the newest recorded prune."""
-    from actors.engines.postgresql.audit_store import AuditStore
-
-    store = AuditStore(conn, schema)
+    schema = store.schema
     if not store.exists():
         raise ConfigError("config", f"the audit schema `{schema}` does not exist - create it with `worker-sync init`")
     if "audit-retention" in store.pending_steps():
         raise ConfigError("config", f"the audit schema `{schema}` predates retention - run `worker-sync migrate`")
     try:
-        lo, hi, cutoff_us = store.prune(days, dry_run=dry_run)
-        return lo, hi, cutoff_us, store.last_prune()
-    except psycopg.errors.InsufficientPrivilege as exc:
+        with driver_errors():
+            lo, hi, cutoff_us = store.prune(days, dry_run=dry_run)
+            return lo, hi, cutoff_us, store.last_prune()
+    except PrivilegeMissing as exc:
         raise CliError(
-            f"this role may not prune `{schema}` ({str(exc).strip()}) - run `worker-sync migrate` so the "
+            f"this role may not prune `{schema}` ({exc}) - run `worker-sync migrate` so the "
             "service role is granted EXECUTE on `prune()`, or pass `--admin-user`",
             Exit.FINDINGS,
         ) from None
 
 
-def _record(config, node, lo: int, hi: int, cutoff_us: int, days: int) -> int | None:
+def _record(config: Config, node: PostgresNode, lo: int, hi: int, cutoff_us: int, days: int) -> int | None:
     """Append the `retention` admin entry (idempotent by range); None when no signing key is configured."""
     from actors.audit_chain import AuditWriter
 
@@ -133,8 +127,3 @@ def _record(config, node, lo: int, hi: int, cutoff_us: int, days: int) -> int | 
         return None
     finally:
         writer.close()
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"worker-sync cleanup: {message}", file=sys.stderr)
-    return code

@@ -17,8 +17,8 @@ import time
 from typing import Any
 
 from actors.cli._http_client import HttpFailure, add_endpoint_arguments, call, endpoint
-from actors.cli.exit_codes import Exit
 from actors.core.errors import ConfigError
+from config.exit_codes import Exit
 
 #: How often `retry --wait` asks for the outcome.
 POLL_S = 0.5

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from actors.cli.exit_codes import Exit
 from actors.harness import Endpoint, HarnessError, local_servers
 from actors.harness.secret_files import write_secret_file
 from actors.harness.workload import MixedWorkload
+from config.exit_codes import Exit
 
 if TYPE_CHECKING:
     from config.model import Config

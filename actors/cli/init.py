@@ -10,13 +10,13 @@ service role (default: the node's configured user) INSERT and SELECT only.
 from __future__ import annotations
 
 import argparse
-import sys
 
-import psycopg
-
-from actors.cli._audit_db import CliError, audit_node, connect, load
-from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError
+from actors.cli._audit_db import audit_node, connect, load
+from actors.cli._groups_init import init_group_nodes
+from actors.cli.failures import Wording, guarded, report
+from actors.core.errors import ConfigError, DatabaseError, DatabaseUnreachable
+from config.exit_codes import Exit
+from config.model import Config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,40 +44,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actors.cli.migrate import schema_targets
-    from actors.engines.postgresql.audit_schema import AUDIT
-    from actors.engines.postgresql.schema_steps import SchemaVersionError, Target, migrate
-
     try:
         config = load(args.config)
-        node = audit_node(config)
-        role = args.service_role or node.username
-        # The same steps as `worker-sync migrate` (the audit store even when `audit.enabled` is false).
-        targets = schema_targets(config, role) or [(AUDIT, Target(config.audit.schema, role))]
-        with connect(node, user=args.admin_user, password_env=args.admin_password_env) as conn:
-            for spec, target in targets:
-                migrate(conn, spec, target)
-        from actors.cli.probe import init_probe_tables  # the probe table on every link node
-
-        init_probe_tables(config, args)
-        from actors.cli._groups_init import init_group_nodes  # version tables on bidirectional nodes
-
-        prepared = init_group_nodes(config, args)
     except ConfigError as exc:
-        print(f"worker-sync init: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    except CliError as exc:
-        print(f"worker-sync init: {exc.message}", file=sys.stderr)
-        return exc.code
-    except SchemaVersionError as exc:
-        print(f"worker-sync init: {exc}", file=sys.stderr)
-        return Exit.FINDINGS
-    except psycopg.OperationalError as exc:
-        print(f"worker-sync init: database error: {str(exc).strip()}", file=sys.stderr)
-        return Exit.UNAVAILABLE
-    except psycopg.Error as exc:
-        print(f"worker-sync init: creating schema `{config.audit.schema}` failed: {exc}", file=sys.stderr)
-        return Exit.FINDINGS
+        return report("init", exc)
+    wording: Wording = {
+        DatabaseUnreachable: "database error: {message}",
+        DatabaseError: f"creating schema `{config.audit.schema}` failed: {{message}}",
+    }
+    return guarded("init", lambda: _init(args, config), wording)
+
+
+def _init(args: argparse.Namespace, config: Config) -> int:
+    from actors.cli.migrate import schema_targets
+    from actors.cli.probe import init_probe_tables
+    from actors.engines.postgresql.audit_schema import AUDIT
+    from actors.engines.postgresql.schema_steps import Target, migrate
+
+    node = audit_node(config)
+    role = args.service_role or node.username
+    # The same steps as `worker-sync migrate` (the audit store even when `audit.enabled` is false).
+    targets = schema_targets(config, role) or [(AUDIT, Target(config.audit.schema, role))]
+    with connect(node, user=args.admin_user, password_env=args.admin_password_env) as conn:
+        for spec, target in targets:
+            migrate(conn, spec, target)
+    init_probe_tables(config, args)  # the probe table on every link node
+    prepared = init_group_nodes(config, args)  # version tables on bidirectional nodes
     print(
         f"audit schema `{config.audit.schema}` ready on {node.host}:{node.port}/{node.database}; "
         f"`{role}` may INSERT and SELECT only"

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 
-import psycopg
-
-from actors.cli._audit_db import CliError, audit_node, connect, load
-from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError
-from actors.engines.postgresql.schema_steps import Migration, SchemaSpec, SchemaVersionError, Target, migrate
+from actors.cli._audit_db import audit_node, connect, load
+from actors.cli.failures import Wording, guarded
+from actors.core.errors import DatabaseError, DatabaseUnreachable
+from actors.engines.postgresql.schema_steps import Migration, SchemaSpec, Target, migrate
+from config.exit_codes import Exit
 from config.model import Config
+
+WORDING: Wording = {
+    DatabaseUnreachable: "database error: {message}",
+    DatabaseError: "a migration step failed, nothing was changed: {message}",
+}
 
 
 def schema_targets(config: Config, service_role: str) -> list[tuple[SchemaSpec, Target]]:
@@ -44,18 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        results = _migrate(args)
-    except ConfigError as exc:
-        return _fail(f"{exc}", Exit.USAGE)
-    except CliError as exc:
-        return _fail(exc.message, exc.code)
-    except SchemaVersionError as exc:
-        return _fail(str(exc), Exit.FINDINGS)
-    except psycopg.OperationalError as exc:
-        return _fail(f"database error: {str(exc).strip()}", Exit.UNAVAILABLE)
-    except psycopg.Error as exc:
-        return _fail(f"a migration step failed, nothing was changed: {str(exc).strip()}", Exit.FINDINGS)
+    return guarded("migrate", lambda: _report(args, _migrate(args)), WORDING)
+
+
+def _report(args: argparse.Namespace, results: list[Migration]) -> int:
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, "schemas": [asdict(r) for r in results]}))
     else:
@@ -88,8 +83,3 @@ def _describe(result: Migration) -> str:
         f"{where}: step {result.from_version} -> {result.to_version}; applied {', '.join(result.applied)}; "
         "grants re-asserted"
     )
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"worker-sync migrate: {message}", file=sys.stderr)
-    return code

@@ -13,9 +13,9 @@ import sys
 
 import msgspec
 
-from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError
+from actors.core.errors import ConfigError, DatabaseError, NodeUnreachable
 from config import load_config, nodes_by_name
+from config.exit_codes import Exit
 from config.model import Config
 
 
@@ -38,10 +38,8 @@ def _pairs(config: Config, only: str | None) -> list[tuple[str, str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import psycopg
-    import pymysql
-
-    from actors.ops.nodes import NodeUnreachable
+    from actors.cli.failures import report
+    from actors.engines.registry import driver_errors
     from actors.ops.probe_run import ProbeResult, probe_link
 
     if args.timeout <= 0:
@@ -56,21 +54,20 @@ def run(args: argparse.Namespace) -> int:
                 if end not in nodes:
                     raise ConfigError("config", f"link names node `{end}`, which is not an enabled node")
     except ConfigError as exc:
-        print(f"worker-sync probe: {exc}", file=sys.stderr)
-        return Exit.USAGE
+        return report("probe", exc)
     results: list[ProbeResult] = []
     code = Exit.OK
     for link, source, target in pairs:
         try:
-            result = probe_link(link, (source, nodes[source]), (target, nodes[target]), args.timeout)
+            with driver_errors():
+                result = probe_link(link, (source, nodes[source]), (target, nodes[target]), args.timeout)
         except NodeUnreachable as exc:
             result = ProbeResult(link=link, source=source, target=target, ok=False, probe_id="", problem=str(exc))
             code = Exit.UNAVAILABLE
         except ConfigError as exc:  # a password env variable or file is missing
-            print(f"worker-sync probe: {exc}", file=sys.stderr)
-            return Exit.USAGE
-        except (psycopg.Error, pymysql.err.MySQLError) as exc:
-            problem = f"database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+            return report("probe", exc)
+        except DatabaseError as exc:
+            problem = f"database error: {str(exc).strip().splitlines()[0]}"
             result = ProbeResult(link=link, source=source, target=target, ok=False, probe_id="", problem=problem)
         results.append(result)
         if result.ok:
@@ -88,23 +85,18 @@ def run(args: argparse.Namespace) -> int:
 def init_probe_tables(config: Config, args: argparse.Namespace) -> None:
     """Called by `worker-sync init`: create the probe table on every link node. A node where the user
     may not create it gets a warning with the SQL an administrator can run; init itself goes on."""
-    import os
-
+    from actors.cli._admins import admin_login
+    from actors.cli.failures import CliError
+    from actors.engines.registry import engine_for
     from actors.ops.probe_table import create_probe_tables, create_statements
 
-    admins: dict[str, tuple[str, str | None]] = {}
-    for engine, user_attr, env_attr in (
-        ("postgresql", "admin_user", "admin_password_env"),
-        ("mysql", "mysql_admin_user", "mysql_admin_password_env"),
-    ):
-        user = getattr(args, user_attr, None)
-        if user:
-            env = getattr(args, env_attr, None)
-            admins[engine] = (user, os.environ.get(env) if env else None)
-    from actors.cli._audit_db import CliError
-    from actors.ops.nodes import NodeUnreachable
-
     nodes = nodes_by_name(config)
+    admins: dict[str, tuple[str, str | None]] = {}
+    for node in nodes.values():
+        engine = engine_for(node)
+        user, password = admin_login(args, engine)
+        if user:
+            admins[engine.name] = (user, password)
     try:
         problems = create_probe_tables(config, admins)
     except NodeUnreachable as exc:

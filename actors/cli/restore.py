@@ -17,10 +17,12 @@ from pathlib import Path
 
 import msgspec
 
-from actors.cli._audit_db import CliError, audit_node, connect
-from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError, WorkerSyncError
+from actors.cli._audit_db import audit_node, connect
+from actors.cli.failures import CliError, Wording, guarded
+from actors.core.errors import ConfigError, DatabaseUnreachable, WorkerSyncError
+from actors.ops.archive import ArchiveError
 from config import load_config
+from config.exit_codes import Exit
 from config.model import Config
 
 
@@ -36,34 +38,30 @@ def _say(message: str) -> None:
     print(f"worker-sync restore: {message}", file=sys.stderr, flush=True)
 
 
+#: How restore words what stops it; errors with a complete message of their own are printed as they are.
+WORDING: Wording = {
+    WorkerSyncError: "FAILED: {message}",
+    OSError: "FAILED: {message}",
+    ConfigError: "{message}",
+    CliError: "{message}",
+    ArchiveError: "REFUSED: {message}",
+    DatabaseUnreachable: "audit database error: {message}",
+}
+
+
 def run(args: argparse.Namespace) -> int:
-    import psycopg
-
-    from actors.ops.archive import ArchiveError
-
     workdir = Path(tempfile.mkdtemp(prefix="worker-sync-restore-"))
     try:
-        config = load_config(args.config)
-        if not Path(args.archive).is_file():
-            raise ConfigError(args.archive, "no such archive file")
-        summary = _restore(args, config, workdir)
-    except ConfigError as exc:
-        print(f"worker-sync restore: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    except CliError as exc:
-        print(f"worker-sync restore: {exc.message}", file=sys.stderr)
-        return exc.code
-    except ArchiveError as exc:
-        print(f"worker-sync restore: REFUSED: {exc}", file=sys.stderr)
-        return Exit.FINDINGS
-    except psycopg.OperationalError as exc:
-        print(f"worker-sync restore: audit database error: {str(exc).strip()}", file=sys.stderr)
-        return Exit.UNAVAILABLE
-    except (psycopg.Error, WorkerSyncError, OSError) as exc:
-        print(f"worker-sync restore: FAILED: {str(exc).strip()}", file=sys.stderr)
-        return Exit.FINDINGS
+        return guarded("restore", lambda: _run(args, workdir), WORDING)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> int:
+    config = load_config(args.config)
+    if not Path(args.archive).is_file():
+        raise ConfigError(args.archive, "no such archive file")
+    summary = _restore(args, config, workdir)
     if args.json:
         print(msgspec.json.encode(summary).decode())
     return Exit.OK
@@ -84,7 +82,7 @@ def _restore(args: argparse.Namespace, config: Config, workdir: Path) -> dict:
     import hashlib
 
     from actors.core.audit.verify import verify_log
-    from actors.ops.archive import ArchiveError, extract_checked
+    from actors.ops.archive import extract_checked
     from actors.ops.audit_export import read_checkpoints, read_entries, read_prunes
     from actors.ops.positions import check_positions, restore_positions
 
@@ -154,7 +152,7 @@ def _load_audit(args: argparse.Namespace, config: Config, workdir: Path, key, su
         if args.dry_run:
             _say(f"dry run: the audit store `{schema}` is empty; would load the archived log")
             return
-        entries, loaded_checkpoints = load_audit(conn, store, workdir)
+        entries, loaded_checkpoints = load_audit(store, workdir)
         _say(f"loaded {entries} entries and {loaded_checkpoints} checkpoints into `{schema}`")
         report = verify_log(store.read(), store.checkpoints(), key, pruned=store.prunes())
     if report.finding:

@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 
-from actors.cli.exit_codes import Exit
-from actors.core.errors import ConfigError, SinkError, SourceMisconfigured, SourceUnavailable, WorkerSyncError
+from actors.cli.failures import report
+from actors.core.errors import ConfigError, WorkerSyncError
 from config import load_config
+from config.exit_codes import Exit
 from config.secrets import read_secret
 
 log = logging.getLogger("worker_sync.run")
@@ -20,18 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, help="overrides `http.port` (0 picks a free port)")
 
 
-def _refuse(exc: Exception) -> None:
-    """Why the start-up checks refuse to start, as one line (libpq's messages span several)."""
-    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    print(f"worker-sync run: {text}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"worker-sync run: {exc}", file=sys.stderr)
-        return Exit.USAGE
+        return report("run", exc)
     from actors.cli import logs
 
     logs.configure(args.log_level or config.log_level)
@@ -39,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from actors.preflight import check_audit, check_groups, check_routes
     from supervisor import RayUnreachable, Supervisor, install_signal_handlers
 
-    try:
+    try:  # the start-up checks: a refused login, grant or table is exit 2, an unreachable node exit 3
         supervisor = Supervisor(config)
         check_routes(config, supervisor.routes)
         check_audit(config)
@@ -49,15 +43,8 @@ def run(args: argparse.Namespace) -> int:
             import os
 
             token = os.environ.get(config.http.token_env)
-    except (ConfigError, SourceMisconfigured, SinkError) as exc:  # bad config, login, grants or tables
-        _refuse(exc)
-        return Exit.USAGE
-    except SourceUnavailable as exc:
-        _refuse(exc)
-        return Exit.UNAVAILABLE
     except WorkerSyncError as exc:
-        _refuse(exc)
-        return Exit.FINDINGS
+        return report("run", exc)
     port = config.http.port if args.http_port is None else args.http_port
     try:
         server = StatusServer(

@@ -8,9 +8,9 @@ import sys
 import urllib.error
 import urllib.request
 
-from actors.cli.exit_codes import Exit
 from actors.core.errors import ConfigError
 from config import load_config
+from config.exit_codes import Exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

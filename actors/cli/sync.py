@@ -16,8 +16,8 @@ import json
 import sys
 
 from actors.cli._http_client import HttpFailure, add_endpoint_arguments, call, endpoint
-from actors.cli.exit_codes import Exit
 from actors.core.errors import ConfigError
+from config.exit_codes import Exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

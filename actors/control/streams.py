@@ -32,8 +32,9 @@ from actors.core.plan import RoutingPlan
 from actors.core.progress import StreamProgress
 from actors.core.routing import Route
 from actors.core.streams import StreamSpec
+from actors.engines.registry import engine_for
 from config.loader import nodes_by_name
-from config.model import Config, MongoNode, MySqlNode
+from config.model import Config
 
 if TYPE_CHECKING:
     from actors.capture import Captured
@@ -84,7 +85,7 @@ def stream_specs(config: Config, routes: Sequence[Route]) -> list[StreamSpec]:
             node_name=node_name,
             node=nodes[node_name],
             tables=names,
-            echo_marker=node_name in grouped and isinstance(nodes[node_name], MySqlNode | MongoNode),
+            echo_marker=node_name in grouped and engine_for(nodes[node_name]).needs_echo_marker,
         )
         for node_name, names in tables.items()
     ]

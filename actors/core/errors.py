@@ -1,7 +1,8 @@
 """Every error Worker-Sync raises on purpose.
 
 All errors are picklable (they cross Ray process boundaries): each constructor passes
-its arguments positionally to ``Exception.__init__``.
+its arguments positionally to ``Exception.__init__``. Each class names the exit code a command ends
+with when it meets the error (``exit_code``, see config.errors).
 """
 
 from __future__ import annotations
@@ -9,16 +10,33 @@ from __future__ import annotations
 # The root and the config error live in config (the bottom layer); re-exported here with the rest.
 from config.errors import ConfigError as ConfigError
 from config.errors import WorkerSyncError as WorkerSyncError
+from config.exit_codes import Exit
 
 
 class SourceUnavailable(WorkerSyncError):
     """A database cannot be reached right now; retrying may help."""
 
     retryable = True
+    exit_code = Exit.UNAVAILABLE
+
+
+class NodeUnreachable(SourceUnavailable):
+    """A configured node cannot be connected to (down, refused, bad password), as an operations command
+    meets it. ``reason``: the driver's first line, for commands that phrase their own message."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message, reason)
+        self.message = message
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class SourceMisconfigured(WorkerSyncError):
     """A source database's settings or privileges do not allow capture; a human must change them."""
+
+    exit_code = Exit.USAGE
 
 
 class OffsetLost(WorkerSyncError):
@@ -27,7 +45,9 @@ class OffsetLost(WorkerSyncError):
 
 
 class SinkError(WorkerSyncError):
-    """A target database refused a write."""
+    """A target database refused a write (or, at start-up, the login or a table)."""
+
+    exit_code = Exit.USAGE
 
 
 class RowRefused(SinkError):
@@ -51,3 +71,25 @@ class EncodingError(WorkerSyncError):
 
 class AuditMismatch(WorkerSyncError):
     """The audit log does not verify."""
+
+
+class DatabaseError(WorkerSyncError):
+    """A database driver's error, translated by its engine (``Engine.translate``): engine-neutral code
+    handles these instead of the drivers' own classes. The message is the driver's."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The connection failed or broke while talking to the database."""
+
+    retryable = True
+    exit_code = Exit.UNAVAILABLE
+
+
+class ObjectMissing(DatabaseError):
+    """A schema or table the statement names does not exist (e.g. `worker-sync init` never ran)."""
+
+    exit_code = Exit.USAGE
+
+
+class PrivilegeMissing(DatabaseError):
+    """The role lacks a privilege the statement needs."""

@@ -1,46 +1,27 @@
 """The probe table every link carries implicitly, so `worker-sync probe` can prove a link works
 without touching a user table.
 
-Pure: the names, the DDL text per engine and the routes. Whether the table exists at a node is
-looked up by the caller (actors.ops.probe_table) and passed in as a set of node names.
+Pure: the table's name and the routes. Where the table lives at a node (its DDL, its namespace) is the
+node's engine's to say (``Engine.probe_namespace``); whether it exists there is looked up by the caller
+(actors.ops.probe_table) and passed in as node -> namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
 from config.loader import nodes_by_name
-from config.model import Config, MySqlNode, Node, PostgresNode
+from config.model import Config
 
 PROBE_TABLE = "worker_sync_probe"
-#: PostgreSQL schema that holds the probe table (the default schema of a fresh database).
-PG_SCHEMA = "public"
-#: Marker ids are 32 hex characters; a bounded varchar on both engines so the start-up mapping
+#: Marker ids are 32 hex characters; a bounded varchar on every engine so the start-up mapping
 #: check accepts PostgreSQL <-> MariaDB both ways (a TEXT primary key does not exist in MariaDB).
 ID_LENGTH = 64
+#: What a node's configured user may do with its probe table (it writes markers, and applies them).
+PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 
 R = TypeVar("R")
-
-PG_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {PG_SCHEMA}.{PROBE_TABLE} "
-    f"(probe_id varchar({ID_LENGTH}) PRIMARY KEY, written_at timestamp(6) NOT NULL)"
-)
-MYSQL_DDL = (
-    f"CREATE TABLE IF NOT EXISTS `{{database}}`.`{PROBE_TABLE}` "
-    f"(probe_id VARCHAR({ID_LENGTH}) NOT NULL PRIMARY KEY, written_at DATETIME(6) NOT NULL) "
-    "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-)
-
-
-def probe_namespace(node: Node) -> str | None:
-    """Where the probe table lives on ``node`` ("schema.table" / "database.table"); None for engines
-    the probe does not cover yet (MongoDB)."""
-    if isinstance(node, PostgresNode):
-        return f"{PG_SCHEMA}.{PROBE_TABLE}"
-    if isinstance(node, MySqlNode):
-        return f"{node.database}.{PROBE_TABLE}"
-    return None
 
 
 def probe_link_nodes(config: Config) -> set[str]:
@@ -51,10 +32,15 @@ def probe_link_nodes(config: Config) -> set[str]:
 
 def probe_routes(config: Config, present: Collection[str], make_route: Callable[..., R]) -> list[R]:
     """One probe route per (source node, target node) pair of the links, when both nodes have the
-    table (``present``): a database where `init` never ran keeps exactly the routes its links name.
+    table: a database where `init` never ran keeps exactly the routes its links name.
 
-    ``make_route`` is the Route class (passed in, so this module need not import routing)."""
-    nodes = nodes_by_name(config)
+    ``present``: node -> namespace of its probe table (actors.ops.probe_table.nodes_with_probe_table);
+    build_routes hands it on as the collection of those nodes. ``make_route`` is the Route class
+    (passed in, so this module need not import routing)."""
+    if not isinstance(present, Mapping):
+        if present:
+            raise TypeError("probe_routes needs node -> probe table namespace, not bare node names")
+        return []
     routes: list[R] = []
     seen: set[tuple[str, str]] = set()
     for link in config.links:
@@ -63,18 +49,14 @@ def probe_routes(config: Config, present: Collection[str], make_route: Callable[
         source, target = link.source, link.target
         if (source, target) in seen or source not in present or target not in present:
             continue
-        source_ns = probe_namespace(nodes[source]) if source in nodes else None
-        target_ns = probe_namespace(nodes[target]) if target in nodes else None
-        if source_ns is None or target_ns is None:
-            continue
         seen.add((source, target))
         routes.append(
             make_route(
                 link=link.name,
                 source_node=source,
-                source_namespace=source_ns,
+                source_namespace=present[source],
                 target_node=target,
-                target_namespace=target_ns,
+                target_namespace=present[target],
             )
         )
     return routes

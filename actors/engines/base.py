@@ -1,13 +1,22 @@
-"""What every capture engine provides, whatever its database."""
+"""What every engine provides, whatever its database: the change source and the engine object."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from actors.core.batches import TxnEnd
+from actors.core.errors import NodeUnreachable, WorkerSyncError
 from actors.core.events import ChangeEvent, Position
+from config.model import Node
+
+if TYPE_CHECKING:
+    from actors.core.streams import StreamSpec
+    from actors.core.typemap import TableSchema
+    from actors.engines.sink import BatchWriter
 
 Change = ChangeEvent | TxnEnd | None
 
@@ -34,3 +43,98 @@ class ChangeSource(Protocol):
         """
 
     def close(self) -> None: ...
+
+
+N = TypeVar("N", bound=Node)
+
+
+class Engine(Generic[N]):
+    """Everything engine-specific that code outside actors/engines/ needs, for one kind of node.
+
+    One instance per engine package (its ``engine`` module's ``ENGINE``), looked up by node type with
+    :func:`actors.engines.registry.engine_for`; engine-neutral code asks it instead of branching on the
+    node's type or importing a driver. Abilities an engine lacks keep the defaults here, which refuse."""
+
+    #: The config's ``engine:`` tag.
+    name: ClassVar[str]
+    #: Prefix of `worker-sync init`'s administrator options for this engine ("" is ``--admin-user``).
+    admin_flags: ClassVar[str]
+    #: Whether its capture needs a marker written with each applied transaction to tell Worker-Sync's own
+    #: writes (echoes) from its users' in a bidirectional group (PostgreSQL uses replication origins).
+    needs_echo_marker: ClassVar[bool] = False
+
+    def build_source(self, spec: StreamSpec) -> ChangeSource:
+        raise NotImplementedError(f"capture from `{type(spec.node).__name__}` nodes is not built yet")
+
+    def build_writer(self, node_name: str, node: N, *, echo_writer: str | None = None) -> BatchWriter[Any, Any]:
+        raise NotImplementedError(f"writing to `{type(node).__name__}` nodes is not built yet")
+
+    def connect(self, name: str, node: N, password: str | None, *, user: str | None = None, app: str) -> Any:
+        """A DB-API connection (autocommit) as the node's user, or as ``user``; NodeUnreachable if refused."""
+        raise NodeUnreachable(f"node `{name}`: {type(node).__name__} nodes are not supported by this command yet", "")
+
+    def source_schema(self, name: str, node: N, namespace: str) -> TableSchema:
+        """The columns of a source table, for the start-up mapping check."""
+        raise NotImplementedError(f"reading table schemas of `{type(node).__name__}` nodes is not built yet")
+
+    def group_missing(self, name: str, node: N, namespaces: list[str]) -> list[str]:
+        """What the node lacks, in words, to be a member of a bidirectional group (empty: nothing)."""
+        return []
+
+    def prepare_group(
+        self, name: str, node: N, namespaces: list[str], *, user: str | None, password: str | None
+    ) -> list[str]:
+        """Give the node what a group member needs (`worker-sync init`), as ``user`` (None: the node's own
+        account); returns warnings. NodeUnreachable when it cannot connect, else an error that says why."""
+        return []
+
+    def probe_namespace(self, node: N) -> str | None:
+        """Where the probe table lives on the node; None where the probe does not reach (yet)."""
+        return None
+
+    def probe_table_present(self, conn: Any, node: N) -> bool:
+        return False
+
+    def probe_statements(self, node: N, grantees: list[str]) -> list[str]:
+        """The probe table's DDL and grants (also shown for an administrator to run by hand)."""
+        return []
+
+    def probe_grantees(self, conn: Any, node: N) -> list[str]:
+        """The node's user, as the grants must name it, when an administrator creates the probe table."""
+        return [node.username]
+
+    def quote_namespace(self, namespace: str) -> str:
+        """``namespace`` quoted for a statement."""
+        raise NotImplementedError(f"{self.name} has no SQL namespaces")
+
+    def dump_command(self, node: N, out: Path) -> DumpCommand | None:
+        """How the engine's own tool dumps the node into ``out``; None where dumps are not built."""
+        return None
+
+    def translate(self, exc: BaseException) -> WorkerSyncError | None:
+        """``exc`` as one of Worker-Sync's errors when it is this engine's driver's, else None."""
+        return None
+
+
+@dataclass(frozen=True)
+class DumpCommand:
+    """A dump tool's invocation. ``programs``: the tool's names, the first found on PATH wins; ``package``:
+    what to install for it; ``env``: added to the environment, with the password in ``password_env`` (never
+    on a command line that `ps` shows)."""
+
+    programs: tuple[str, ...]
+    package: str
+    args: list[str]
+    env: dict[str, str]
+    password_env: str
+
+
+def unreachable(name: str, node: Node, exc: BaseException) -> NodeUnreachable:
+    """A failed connection as NodeUnreachable, naming node, host and port and no secret."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return NodeUnreachable(f"node `{name}` ({node.host}:{node.port}/{node.database}): cannot connect: {reason}", reason)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

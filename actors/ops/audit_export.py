@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -20,8 +20,6 @@ from actors.core.audit.log import StoredEntry
 from actors.ops.archive import ArchiveError, AuditSummary
 
 if TYPE_CHECKING:
-    import psycopg
-
     from actors.engines.postgresql.audit_store import AuditStore
 
 ENTRIES = "audit/entries.jsonl"
@@ -94,12 +92,12 @@ def read_entries(root: Path) -> Iterator[StoredEntry]:
                 raise ArchiveError(f"`{ENTRIES}` line {number}: {exc}") from None
 
 
-def load_audit(conn: psycopg.Connection[Any], store: AuditStore, root: Path) -> tuple[int, int]:
+def load_audit(store: AuditStore, root: Path) -> tuple[int, int]:
     """Append the archive's entries and checkpoints to an empty store in ONE transaction, so a failed
     restore leaves the store empty. Returns (entries, checkpoints) loaded."""
     checkpoints = read_checkpoints(root)
     count = 0
-    with conn.transaction():  # AuditStore.append nests as savepoints
+    with store.transaction():  # AuditStore.append nests as savepoints
         batch: list[StoredEntry] = []
         for entry in read_entries(root):
             batch.append(entry)

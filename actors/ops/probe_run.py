@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from actors.core.probe import probe_namespace
+from actors.engines.registry import driver_errors, engine_for
 from actors.ops.nodes import connect_node
 from actors.ops.probe_table import table_present
-from config.model import MySqlNode, Node
+from config.model import Node
 
 POLL_S = 0.05
 
@@ -32,20 +32,19 @@ class ProbeResult(msgspec.Struct, kw_only=True):
 
 
 def _quoted(node: Node) -> str:
-    schema, table = str(probe_namespace(node)).split(".", 1)
-    if isinstance(node, MySqlNode):
-        return f"`{schema}`.`{table}`"
-    return f'"{schema}"."{table}"'
+    engine = engine_for(node)
+    return engine.quote_namespace(str(engine.probe_namespace(node)))
 
 
 def _execute(conn: Any, query: str, params: tuple[object, ...]) -> Any:
-    with conn.cursor() as cur:
+    """One statement (DB-API, ``%s`` placeholders on every SQL engine here); DatabaseError if refused."""
+    with driver_errors(), conn.cursor() as cur:
         cur.execute(query, params)
         return cur.fetchone() if cur.description else None
 
 
 def probe_link(link: str, source: tuple[str, Node], target: tuple[str, Node], timeout_s: float) -> ProbeResult:
-    """Raises NodeUnreachable when either end cannot be connected to."""
+    """Raises NodeUnreachable when either end cannot be connected to, DatabaseError when one refuses."""
     (source_name, source_node), (target_name, target_node) = source, target
     probe_id = uuid.uuid4().hex
     result = ProbeResult(link=link, source=source_name, target=target_name, ok=False, probe_id=probe_id)
@@ -56,8 +55,8 @@ def probe_link(link: str, source: tuple[str, Node], target: tuple[str, Node], ti
             for name, node, conn in ((source_name, source_node, src), (target_name, target_node, dst)):
                 if not table_present(conn, node):
                     result.problem = (
-                        f"node `{name}` has no probe table `{probe_namespace(node)}` (or its user cannot see it): "
-                        "run `worker-sync init --config FILE`, then restart `worker-sync run`"
+                        f"node `{name}` has no probe table `{engine_for(node).probe_namespace(node)}` (or its user "
+                        "cannot see it): run `worker-sync init --config FILE`, then restart `worker-sync run`"
                     )
                     return result
             written = dt.datetime.now(dt.UTC).replace(tzinfo=None)

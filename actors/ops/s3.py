@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from actors.core.errors import ConfigError, WorkerSyncError
+from config.exit_codes import Exit
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -34,6 +35,8 @@ class S3Error(WorkerSyncError):
 
 class S3Unreachable(S3Error):
     """The S3 endpoint cannot be reached."""
+
+    exit_code = Exit.UNAVAILABLE
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ import ray
 from nacl.signing import SigningKey
 
 from actors.cli import main as cli_main
-from actors.cli.exit_codes import Exit
 from actors.core.audit.entries import EntryKind, decode_entry
 from actors.engines.postgresql.audit_store import AuditStore, create_schema
 from actors.harness import Endpoint
 from config import parse_config
+from config.exit_codes import Exit
 from tests.actors.test_pipeline import Load, create_orders, wait_equal, wait_ready
 from tests.actors.test_run_command import SCRIPT
 from tests.pipeline_helpers import pg_to_mariadb_config_text, running

@@ -10,10 +10,10 @@ import urllib.request
 
 import pytest
 
+from actors.control.status import FAILING_AFTER_S
 from actors.harness import Endpoint
 from actors.harness.postgres import LocalPostgres
 from actors.metrics import REGISTRY
-from actors.control.status import FAILING_AFTER_S
 from tests.actors.test_pipeline import MARIADB_ORDERS, create_orders, wait_equal
 from tests.actors.test_source_restart import insert_rows
 from tests.pipeline_helpers import pg_to_mariadb_config, running, serving

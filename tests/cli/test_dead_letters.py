@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from actors.cli import main
-from actors.cli.exit_codes import Exit
 from actors.harness.secret_files import write_secret_file
 from actors.http import StatusServer
+from config.exit_codes import Exit
 
 TOKEN = "dead-letter-token"
 FIRST = "3f2a9c0b1d4e"

@@ -47,7 +47,7 @@ def test_probe_round_trip_through_a_running_pipeline(
     path = tmp_path / "config.yaml"
     path.write_bytes(msgspec.yaml.encode(msgspec.to_builtins(config)))
     # Without the probe table the link carries exactly the tables it names.
-    assert nodes_with_probe_table(config) == set()
+    assert nodes_with_probe_table(config) == {}
     assert [route.source_namespace for route in build_routes(config, nodes_with_probe_table(config))] == [
         "public.orders"
     ]
@@ -58,7 +58,10 @@ def test_probe_round_trip_through_a_running_pipeline(
     # What `init` does, as each server's administrator; the configured users get their four privileges.
     create_probe_table("postgresql", nodes["postgresql"], (fresh_pg_db.admin.user, fresh_pg_db.admin.password))
     create_probe_table("mysql", nodes["mysql"], (fresh_mariadb_db.admin.user, fresh_mariadb_db.admin.password))
-    assert nodes_with_probe_table(config) == {"postgresql", "mysql"}
+    assert nodes_with_probe_table(config) == {
+        "postgresql": PROBE_NAMESPACE,
+        "mysql": f"{fresh_mariadb_db.database}.worker_sync_probe",
+    }
     routes = build_routes(config, nodes_with_probe_table(config))
     probe = [route for route in routes if route.source_namespace == PROBE_NAMESPACE]
     assert [(r.link, r.target_namespace) for r in probe] == [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from actors.core.probe import probe_namespace, probe_routes
+import pytest
+
+from actors.core.probe import probe_routes
 from actors.core.routing import Route
+from actors.engines.registry import engine_for
 from config import nodes_by_name, parse_config
 
 CONFIG = """
@@ -19,17 +22,30 @@ links:
 """
 
 
+def _tables(config, names: set[str]) -> dict[str, str]:
+    """What nodes_with_probe_table finds when ``names`` have the table: node -> its namespace."""
+    nodes = nodes_by_name(config)
+    return {name: str(engine_for(nodes[name]).probe_namespace(nodes[name])) for name in names}
+
+
 def test_probe_routes_need_the_table_at_both_ends() -> None:
     config = parse_config(CONFIG)
     nodes = nodes_by_name(config)
-    assert probe_namespace(nodes["mysql"]) == "store.worker_sync_probe"
-    assert probe_routes(config, {"postgresql"}, Route) == []
-    routes = probe_routes(config, {"postgresql", "mysql", "pg2"}, Route)
+    assert engine_for(nodes["mysql"]).probe_namespace(nodes["mysql"]) == "store.worker_sync_probe"
+    assert probe_routes(config, _tables(config, {"postgresql"}), Route) == []
+    routes = probe_routes(config, _tables(config, {"postgresql", "mysql", "pg2"}), Route)
     assert [(r.link, r.source_node, r.source_namespace, r.target_node, r.target_namespace) for r in routes] == [
         ("orders", "postgresql", "public.worker_sync_probe", "mysql", "store.worker_sync_probe"),
         ("back", "mysql", "store.worker_sync_probe", "pg2", "public.worker_sync_probe"),
     ]  # the second postgresql -> mysql link shares the first one's probe route
-    assert probe_routes(config, {"mysql", "pg2"}, Route)[0].link == "back"
+    assert probe_routes(config, _tables(config, {"mysql", "pg2"}), Route)[0].link == "back"
+
+
+def test_probe_routes_need_the_namespaces_not_bare_names() -> None:
+    config = parse_config(CONFIG)
+    assert probe_routes(config, (), Route) == []  # build_routes' default: no probe table anywhere
+    with pytest.raises(TypeError):
+        probe_routes(config, {"postgresql", "mysql"}, Route)
 
 
 def test_without_a_reachable_database_no_probe_route_is_added() -> None:
@@ -38,5 +54,5 @@ def test_without_a_reachable_database_no_probe_route_is_added() -> None:
 
     config = parse_config(CONFIG)
     present = nodes_with_probe_table(config)  # host `h` does not resolve: looked up, found nowhere
-    assert present == set()
+    assert present == {}
     assert all("worker_sync_probe" not in route.source_namespace for route in build_routes(config, present))

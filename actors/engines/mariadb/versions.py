@@ -66,3 +66,22 @@ def create(admin: pymysql.Connection, database: str) -> None:
     with admin.cursor() as cur:
         for statement in ddl(database):
             cur.execute(statement)
+
+
+def grant_statements(database: str, user: str) -> list[str]:
+    """What the writer's account needs on both tables (an administrator may have to run them)."""
+    return [
+        f"GRANT SELECT, INSERT, UPDATE ON {_quote(database)}.{_quote(VERSIONS)} TO '{user}'@'%'",
+        f"GRANT SELECT, INSERT, UPDATE ON {_quote(database)}.{_quote(ECHO)} TO '{user}'@'%'",
+    ]
+
+
+def missing(conn: pymysql.Connection, database: str) -> list[str]:
+    """Which of the two tables a group member lacks, in words."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name IN (%s, %s)",
+            (database, VERSIONS, ECHO),
+        )
+        found = {str(row[0]) for row in cur.fetchall()}
+    return [f"`{database}.{table}` is missing" for table in (VERSIONS, ECHO) if table not in found]

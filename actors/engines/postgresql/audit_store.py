@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -43,8 +44,24 @@ class AuditStore:
         self._entries = sql.Identifier(schema, "entries")
         self._checkpoints = sql.Identifier(schema, "checkpoints")
 
+    @property
+    def schema(self) -> str:
+        return self._schema
+
     def close(self) -> None:
         self._conn.close()
+
+    def transaction(self) -> AbstractContextManager[psycopg.Transaction]:
+        """One transaction around several calls (``append`` nests in it as savepoints): all or nothing."""
+        return self._conn.transaction()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one snapshot (REPEATABLE READ), so a checkpoint or a prune committed meanwhile is
+        either wholly seen or not at all."""
+        self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with self._conn.transaction():
+            yield
 
     def append(
         self,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from actors.core.errors import WorkerSyncError
+
 VERSION_TABLE = "schema_version"
 
 
@@ -60,7 +62,7 @@ class Migration:
     dry_run: bool = False
 
 
-class SchemaVersionError(Exception):
+class SchemaVersionError(WorkerSyncError):
     """The database's steps do not match this version's list (a newer Worker-Sync, or a renamed step)."""
 
 

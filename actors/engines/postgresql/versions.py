@@ -66,6 +66,26 @@ def create(admin: psycopg.Connection, writer_role: str) -> None:
             admin.execute(sql.SQL(f"GRANT EXECUTE ON FUNCTION {function} TO {{}}").format(role))
 
 
+def missing(conn: psycopg.Connection) -> list[str]:
+    """What a group member's user lacks, in words: the version table, or the right to mark its sessions."""
+    try:
+        row = conn.execute(
+            "SELECT has_table_privilege(to_regclass(%s), 'SELECT, INSERT, UPDATE'), "
+            "has_function_privilege('pg_replication_origin_session_setup(text)', 'EXECUTE'), "
+            "has_function_privilege('pg_replication_origin_create(text)', 'EXECUTE')",
+            [TABLE],
+        ).fetchone()
+    except psycopg.Error:  # e.g. no USAGE on its schema
+        row = (False, True, True)
+    assert row is not None  # a SELECT without FROM returns one row
+    absent = []
+    if not row[0]:
+        absent.append(f"its user may not read and write `{TABLE}` (or it does not exist)")
+    if not (row[1] and row[2]):
+        absent.append("its user may not mark its writes with a replication origin")
+    return absent
+
+
 def mark_session(conn: psycopg.Connection, origin: str) -> None:
     """Run this (autocommit) session under replication origin ``origin``, creating it the first time."""
     found = conn.execute("SELECT pg_replication_origin_oid(%s)", [origin]).fetchone()

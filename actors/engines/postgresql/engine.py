@@ -1,0 +1,116 @@
+"""The PostgreSQL engine object: what code outside actors/engines/ asks of a PostgreSQL node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+
+from actors.core.errors import DatabaseError, SourceMisconfigured, SourceUnavailable, WorkerSyncError
+from actors.core.streams import StreamSpec
+from actors.core.typemap import TableSchema
+from actors.engines.base import ChangeSource, DumpCommand, Engine, first_line, unreachable
+from actors.engines.postgresql import errors, probe, versions
+from actors.engines.postgresql.connection import conninfo_for
+from actors.engines.sink import BatchWriter
+from config.model import PostgresNode
+from config.secrets import node_password
+
+
+class PostgresEngine(Engine[PostgresNode]):
+    name = "postgresql"
+    admin_flags = ""
+    needs_echo_marker = False  # replication origins mark its echoes
+
+    def build_source(self, spec: StreamSpec) -> ChangeSource:
+        from actors.engines.postgresql.source import PostgresSource
+
+        node = spec.node
+        assert isinstance(node, PostgresNode)
+        return PostgresSource(
+            stream=spec.stream,
+            node=spec.node_name,
+            conninfo=conninfo_for(
+                node, node_password(spec.node_name, node), application_name=f"worker-sync:{spec.stream}"
+            ),
+            slot=node.slot_name,
+            tables=spec.tables,
+            snapshot_chunk_rows=spec.snapshot_chunk_rows,
+            resnapshot=spec.resnapshot,
+        )
+
+    def build_writer(
+        self, node_name: str, node: PostgresNode, *, echo_writer: str | None = None
+    ) -> BatchWriter[Any, Any]:
+        from actors.engines.postgresql.writer import PostgresWriter
+
+        return PostgresWriter.for_node(node_name, node, node_password(node_name, node), echo_writer=echo_writer)
+
+    def connect(
+        self, name: str, node: PostgresNode, password: str | None, *, user: str | None = None, app: str
+    ) -> psycopg.Connection[Any]:
+        if user is not None:
+            node = msgspec.structs.replace(node, username=user)
+        try:
+            return psycopg.connect(conninfo_for(node, password, application_name=app), autocommit=True)
+        except psycopg.Error as exc:
+            raise unreachable(name, node, exc) from None
+
+    def source_schema(self, name: str, node: PostgresNode, namespace: str) -> TableSchema:
+        from actors.engines.postgresql.schema import table_schema
+        from actors.engines.postgresql.writer import authentication_failed
+
+        conninfo = conninfo_for(node, node_password(name, node), application_name="worker-sync:preflight")
+        try:
+            with psycopg.connect(conninfo) as conn:
+                return table_schema(conn, namespace)
+        except psycopg.OperationalError as exc:
+            if authentication_failed(exc):  # a wrong user or password: exit 2, not "unreachable"
+                raise SourceMisconfigured(f"postgresql node `{name}`: authentication failed: {exc}") from None
+            raise SourceUnavailable(f"postgresql node `{name}`: cannot connect: {exc}") from None
+
+    def group_missing(self, name: str, node: PostgresNode, namespaces: list[str]) -> list[str]:
+        with self.connect(name, node, node_password(name, node), app="worker-sync ops") as conn:
+            return versions.missing(conn)
+
+    def prepare_group(
+        self, name: str, node: PostgresNode, namespaces: list[str], *, user: str | None, password: str | None
+    ) -> list[str]:
+        if user is None:
+            password = node_password(name, node)
+        with self.connect(name, node, password, user=user, app="worker-sync ops") as conn:
+            try:
+                versions.create(conn, node.username)
+            except psycopg.Error as exc:
+                raise DatabaseError(
+                    f"node `{name}`: preparing bidirectional sync failed: {first_line(exc)}; run init as an "
+                    "administrator (--admin-user / --mysql-admin-user)"
+                ) from None
+        return []
+
+    def probe_namespace(self, node: PostgresNode) -> str | None:
+        return probe.NAMESPACE
+
+    def probe_table_present(self, conn: Any, node: PostgresNode) -> bool:
+        return probe.present(conn)
+
+    def probe_statements(self, node: PostgresNode, grantees: list[str]) -> list[str]:
+        return probe.statements(grantees)
+
+    def quote_namespace(self, namespace: str) -> str:
+        schema, table = namespace.split(".", 1)
+        return f'"{schema}"."{table}"'
+
+    def dump_command(self, node: PostgresNode, out: Path) -> DumpCommand:
+        args = ["--no-password", "--host", node.host, "--port", str(node.port), "--username", node.username]
+        args += ["--dbname", node.database, "--format", "plain", "--file", str(out)]
+        package = "the PostgreSQL client (Debian: postgresql-client)"
+        return DumpCommand(("pg_dump",), package, args, {"PGSSLMODE": node.tls.mode}, "PGPASSWORD")
+
+    def translate(self, exc: BaseException) -> WorkerSyncError | None:
+        return errors.translate(exc)
+
+
+ENGINE = PostgresEngine()
