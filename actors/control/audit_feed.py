@@ -114,7 +114,7 @@ class AuditFeed:
         assert feed is not None and streams is not None
         feed.busy = False
         if reply.object_lost:  # a capture actor died with what it put: read its streams again
-            for stream in {part.stream for part in feed.sending if isinstance(part, BatchPart)}:
+            for stream in {p.stream for p in feed.sending if isinstance(p, BatchPart) and not streams.stale(p)}:
                 streams.rewind(stream, f"a batch for the audit actor was lost ({reply.summary()})")
             feed.sending = [part for part in feed.sending if not streams.stale(part)]
             return

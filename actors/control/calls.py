@@ -98,7 +98,7 @@ def _reply(ref: ObjectRef[Any]) -> Reply[Any]:
         return Reply(value=ray.get(ref))
     except RayTaskError as exc:
         cause = getattr(exc, "cause", None) or exc
-        return Reply(error=cause, object_lost=isinstance(cause, ObjectLostError))
+        return Reply(error=cause, object_lost=isinstance(exc, ObjectLostError) or isinstance(cause, ObjectLostError))
     except RayActorError as exc:
         return Reply(error=exc, actor_died=True)
     except ObjectLostError as exc:

@@ -81,7 +81,7 @@ class Shards:
         feed.busy = False
         streams = {part.stream for part in feed.sending if isinstance(part, BatchPart)}
         if reply.object_lost:  # a capture actor died with slices it put: read those streams again
-            for stream in streams:
+            for stream in {p.stream for p in feed.sending if isinstance(p, BatchPart) and not self.streams.stale(p)}:
                 self.streams.rewind(stream, f"a slice for applier shard {feed.index} was lost ({reply.summary()})")
             feed.sending = [part for part in feed.sending if not self.streams.stale(part)]
             return
