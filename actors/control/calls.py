@@ -150,7 +150,7 @@ def start_actor(cls: object, *args: Any, **options: Any) -> Any:
     return remote.options(**options).remote(*args)
 
 
-def kill(actor: object) -> None:
+def kill(actor: CaptureHandle | ApplierHandle | AuditHandle) -> None:
     """Kill an actor for good (no restart by Ray)."""
     import ray
     from ray.actor import ActorHandle
