@@ -1,7 +1,7 @@
 """How much of Worker-Sync's CPU its control plane (the supervisor process) takes while a backlog drains.
 
-    python bench/control_plane.py [--backlog 100000] [--runs 3] [--shards 2] [--poll-ms 50] [--quick]
-                                  [--results-dir DIR] [--name control_plane]
+    python bench/control_plane.py [--backlog 100000] [--runs 3] [--shards 2] [--ray-cpus 2] [--poll-ms 50]
+                                  [--quick] [--results-dir DIR] [--name control_plane]
 
 Starts throwaway PostgreSQL and MariaDB servers (actors.harness, in a temp dir) and a Ray cluster of one node
 of its own (`ray start --head` in a temp dir, stopped by PID: actors.harness.ray_cluster), then:
@@ -124,7 +124,7 @@ def ray_process_kind(pid: int) -> str:
         return "gcs_server"
     if name == "raylet" or args[0].endswith("/raylet"):
         return "raylet"
-    if "dashboard/dashboard.py" in text or name.startswith("ray-dashboard") or "forkserver" in text:
+    if "dashboard/dashboard.py" in text or name.startswith("ray-dashboard") or "multiprocessing." in text:
         return "dashboard"
     if text.startswith("ray::DashboardAgent") or name.startswith("ray::DashboardA"):
         return "dashboard_agent"
@@ -451,8 +451,9 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
             fontsize=8,
         )
     cpu_ax.set_ylabel("CPU seconds during the drain")
-    cpu_ax.set_title("CPU by process group (supervisor share = of Worker-Sync's processes)")
-    cpu_ax.legend(fontsize=8, loc="lower right")
+    cpu_ax.set_ylim(0, max([*bottoms, 0.01]) * 1.35)  # room for the notes and the legend
+    cpu_ax.set_title("CPU by process group (supervisor share = of Worker-Sync's processes)", fontsize=10)
+    cpu_ax.legend(fontsize=8, loc="upper center", ncol=len(groups))
     rates = [r["drain"]["rows_per_s"] for r in runs]
     bars = rate_ax.bar(labels, rates, color="#4c72b0")
     rate_ax.bar_label(bars, labels=[f"{v:,.0f}" for v in rates], fontsize=8)
@@ -486,6 +487,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backlog", type=int, default=100_000, help="changes per backlog (default 100000)")
     parser.add_argument("--runs", type=int, default=3, help="backlog drains; medians reported (default 3)")
     parser.add_argument("--shards", type=int, default=2, help="applier shards (default 2)")
+    parser.add_argument(
+        "--ray-cpus",
+        type=int,
+        default=2,
+        help="logical CPUs of the bench's Ray node (default 2, this machine's cores; raise it if the code under "
+        "test gives its actors CPU requests that do not fit)",
+    )
     parser.add_argument("--poll-ms", type=float, default=50.0, help="how often /status is read, ms (default 50)")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="give up on a drain after this (default 900)")
     parser.add_argument("--quick", action="store_true", help="smoke run: a 2,000-change backlog, one run")
@@ -494,8 +502,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.backlog, args.runs = 2_000, 1
-    if args.backlog < 1 or args.runs < 1 or args.shards < 1 or args.poll_ms <= 0 or args.timeout_s <= 0:
-        parser.error("--backlog, --runs, --shards, --poll-ms and --timeout-s must be positive")
+    if (
+        args.backlog < 1
+        or args.runs < 1
+        or args.shards < 1
+        or args.ray_cpus < 1
+        or args.poll_ms <= 0
+        or args.timeout_s <= 0
+    ):
+        parser.error("--backlog, --runs, --shards, --ray-cpus, --poll-ms and --timeout-s must be positive")
     return args
 
 
@@ -510,7 +525,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "applier_shards": args.shards,
         "audit": False,
         "status_poll_ms": args.poll_ms,
-        "ray": "one `ray start --head` node of the bench's own, num-cpus 2",
+        "ray": f"one `ray start --head` node of the bench's own, --num-cpus={args.ray_cpus}",
         "worker_sync_command": " ".join(Path(c).name for c in worker_sync_command()),
         "workload": {"mix": MIX, "transaction_sizes": list(TXN_SIZES), "transaction_size_weights": list(TXN_WEIGHTS)},
         "worker_sync": {
@@ -535,8 +550,8 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(tmp_name)
             say(f"starting throwaway PostgreSQL and MariaDB in {tmp} ...")
             with local_servers(tmp / "servers") as (pg, mariadb):
-                say("starting a Ray node of our own (ray start --head, num-cpus 2) ...")
-                with local_ray_cluster(workers=0, head_cpus=2, env=env) as cluster:
+                say(f"starting a Ray node of our own (ray start --head --num-cpus={args.ray_cpus}) ...")
+                with local_ray_cluster(workers=0, head_cpus=args.ray_cpus, env=env) as cluster:
                     report.stop_on_signals()
                     bench = Bench(pg, mariadb, cluster, args, tmp)
                     try:
