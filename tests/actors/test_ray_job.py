@@ -5,40 +5,25 @@ also stop the test session's own Ray."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from actors.harness import Endpoint
-from actors.harness.ports import free_port
+from actors.harness.ray_cluster import RAY, VENV_BIN, local_ray_cluster, node_ports, processes_of, ray_env, stop_cluster
 from tests.actors.test_pipeline import create_orders, wait_equal
 from tests.actors.test_source_restart import insert_rows
 from tests.pipeline_helpers import pg_to_mariadb_config_text
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-RAY = VENV_BIN / "ray"
-
-
-def ray_env() -> dict[str, str]:
-    """As a user with the project's virtualenv active runs `ray` (Ray 2.60 checks tokens: say so)."""
-    return {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "RAY_AUTH_MODE": "token",
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
+#: Re-exported for the other multi-node tests (they import them from here).
+__all__ = ["RAY", "ROOT", "VENV_BIN", "node_ports", "processes_of", "ray_cluster", "ray_env", "stop_cluster"]
 
 
 def ray(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -49,76 +34,17 @@ def ray(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def node_ports() -> list[str]:
-    """Every port a node would otherwise take a fixed default for (two nodes share this machine)."""
-    return [
-        f"--node-manager-port={free_port()}",
-        f"--object-manager-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-    ]
-
-
-def processes_of(temp_dir: Path) -> list[int]:
-    """PIDs of the processes whose command line names the cluster's temp dir (GCS, raylets, dashboard,
-    agents; workers go with their raylet)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(temp_dir).encode() in cmdline:
-                pids.append(int(entry.name))
-    return pids
-
-
 def alive_nodes(dashboard: str) -> list[dict]:
     listed = json.loads(ray("list", "nodes", "--address", dashboard, "--format", "json").stdout)
     return [node for node in listed if node["state"] == "ALIVE"]
 
 
 @contextmanager
-def ray_cluster(workers: int = 1) -> Iterator[tuple[str, str, Path]]:
-    """A head and ``workers`` worker nodes on loopback; yields (GCS address, dashboard URL, temp dir)."""
-    temp_dir = Path(tempfile.mkdtemp(prefix="wsray", dir="/tmp"))  # short: Ray's socket paths must fit
-    gcs = f"127.0.0.1:{free_port()}"
-    dashboard = f"http://127.0.0.1:{free_port()}"
-    try:
-        ray(
-            "start",
-            "--head",
-            "--node-ip-address=127.0.0.1",
-            f"--port={gcs.rsplit(':', 1)[1]}",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dashboard.rsplit(':', 1)[1]}",
-            f"--ray-client-server-port={free_port()}",
-            "--num-cpus=1",
-            f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-            *node_ports(),
-        )
-        for _ in range(workers):
-            ray("start", f"--address={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1", *node_ports())
-        wait_until(lambda: len(alive_nodes(dashboard)) == 1 + workers, timeout_s=60, what="the nodes to join")
-        yield gcs, dashboard, temp_dir
-    finally:
-        stop_cluster(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def stop_cluster(temp_dir: Path, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGKILL)) -> None:
-    """End every process of the cluster living in ``temp_dir``, by PID."""
-    for sig in signals:
-        for pid in processes_of(temp_dir):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 10
-        while processes_of(temp_dir) and time.monotonic() < deadline:
-            time.sleep(0.2)
+def ray_cluster(workers: int = 1, **options: Any) -> Iterator[tuple[str, str, Path]]:
+    """A head and ``workers`` worker nodes on loopback (actors.harness.ray_cluster: ``head_cpus``,
+    ``worker_cpus``, ``env``); yields (GCS address, dashboard URL, temp dir)."""
+    with local_ray_cluster(workers, **options) as cluster:
+        yield cluster.gcs, cluster.dashboard, cluster.temp_dir
 
 
 def test_ray_job_submit_as_the_readme_shows_on_two_nodes(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path):
