@@ -19,7 +19,7 @@ from actors.control.backoff import Backoff
 from actors.control.calls import AuditHandle, Calls, Reply, kill, start_actor
 from actors.control.feeds import BatchPart, Feed
 from actors.control.placement import Placement
-from actors.control.streams import RECREATE_AFTER_FAILURES, Streams
+from actors.control.streams import Streams
 from actors.core.streams import StreamSpec
 from config.loader import nodes_by_name
 from config.model import Config
@@ -123,8 +123,7 @@ class AuditFeed:
             delay = feed.backoff.failed()
             feed.error = reply.summary()
             log.warning("audit: %s; sending the same batches again in %.1fs", feed.error, delay)
-            feed.actor_failures = feed.actor_failures + 1 if reply.actor_died else 0
-            if feed.actor_failures >= RECREATE_AFTER_FAILURES:
+            if feed.actor_failed(reply):
                 log.error("audit: the audit-chain actor keeps failing; creating a new one")
                 kill(feed.actor)  # one writer at a time: the old one must be gone
                 self._generation += 1

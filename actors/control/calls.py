@@ -76,6 +76,8 @@ class Reply(Generic[_R]):
     error: BaseException | None = None
     #: The actor's process died (or is unreachable) during the call.
     actor_died: bool = False
+    #: ...and it cannot come back where it was placed (its node is gone): create a new one at once.
+    actor_stranded: bool = False
     #: An object the call took as an argument is gone: its owner (a capture actor) died with it.
     object_lost: bool = False
 
@@ -92,7 +94,7 @@ class Reply(Generic[_R]):
 
 def _reply(ref: ObjectRef[Any]) -> Reply[Any]:
     import ray
-    from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
+    from ray.exceptions import ActorUnschedulableError, ObjectLostError, RayActorError, RayTaskError
 
     try:
         return Reply(value=ray.get(ref))
@@ -101,6 +103,8 @@ def _reply(ref: ObjectRef[Any]) -> Reply[Any]:
         return Reply(error=cause, object_lost=isinstance(exc, ObjectLostError) or isinstance(cause, ObjectLostError))
     except RayActorError as exc:
         return Reply(error=exc, actor_died=True)
+    except ActorUnschedulableError as exc:  # restarted by Ray, but pinned to a node that is gone
+        return Reply(error=exc, actor_died=True, actor_stranded=True)
     except ObjectLostError as exc:
         return Reply(error=exc, object_lost=True)
     except Exception as exc:  # anything else Ray raises for this one call

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from actors.control.backoff import Backoff
+from actors.control.calls import Reply
+
+#: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this many times
+#: in a row (its node is gone, say), the supervisor creates a new one.
+RECREATE_AFTER_FAILURES = 5
 
 if TYPE_CHECKING:
     from ray import ObjectRef
@@ -58,6 +63,13 @@ class Feed(Generic[_H]):
     error: str | None = None
     #: Calls to the actor that failed because its process is gone, in a row.
     actor_failures: int = 0
+    #: Actors created anew for this feed so far (a fresh name each: the dead one's may not be released yet).
+    generation: int = 0
+
+    def actor_failed(self, reply: Reply[Any]) -> bool:
+        """Count a failed call; True when the actor should be replaced by a new one."""
+        self.actor_failures = self.actor_failures + 1 if reply.actor_died else 0
+        return reply.actor_stranded or self.actor_failures >= RECREATE_AFTER_FAILURES
 
     def next_call(self, limit: int) -> list[Part]:
         """The parts of the next call, up to ``limit`` events (at least one part); a call that failed goes

@@ -13,7 +13,7 @@ from actors.control.calls import ApplierHandle, Calls, Reply, start_actor
 from actors.control.conflicts import Conflicts
 from actors.control.feeds import BatchPart, Feed, ResolutionPart
 from actors.control.placement import Placement
-from actors.control.streams import RECREATE_AFTER_FAILURES, Streams
+from actors.control.streams import Streams
 from actors.core.routing import Route
 from actors.dead_letter_manager import DeadLetterManager
 from actors.dead_letter_store import Entry
@@ -56,10 +56,11 @@ class Shards:
     def start(self, count: int) -> None:
         self.feeds.extend(Feed(index, self._new_shard(index), self._backoff()) for index in range(count))
 
-    def _new_shard(self, index: int) -> ApplierHandle:
+    def _new_shard(self, index: int, generation: int = 0) -> ApplierHandle:
         from actors.applier import ApplierShard
 
-        options = {"name": f"applier:{index}:{self._run_id}", "scheduling_strategy": self._placement.next_node()}
+        name = f"applier:{index}:{self._run_id}" + (f":{generation}" if generation else "")
+        options = {"name": name, "scheduling_strategy": self._placement.next_node()}
         return cast(ApplierHandle, start_actor(ApplierShard, index, self._routes, self._targets, **options))
 
     def submit(self) -> None:
@@ -93,10 +94,10 @@ class Shards:
             delay = feed.backoff.failed()
             feed.error = reply.summary()
             log.warning("applier shard %d: %s; sending the same slice again in %.1fs", feed.index, feed.error, delay)
-            feed.actor_failures = feed.actor_failures + 1 if reply.actor_died else 0
-            if feed.actor_failures >= RECREATE_AFTER_FAILURES:
+            if feed.actor_failed(reply):
                 log.error("applier shard %d: actor keeps failing; creating a new one", feed.index)
-                feed.actor = self._new_shard(feed.index)
+                feed.generation += 1
+                feed.actor = self._new_shard(feed.index, feed.generation)
                 feed.actor_failures = 0
                 ACTOR_RESTARTS.labels("applier").inc()
             return

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from actors.control.backoff import Backoff
 from actors.control.calls import Calls, CaptureHandle, Reply, start_actor
-from actors.control.feeds import BatchPart, Feed, Part
+from actors.control.feeds import RECREATE_AFTER_FAILURES, BatchPart, Feed, Part
 from actors.control.placement import Placement
 from actors.core.errors import WorkerSyncError
 from actors.core.events import Position
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("worker_sync.supervisor")
 
 LAG_SAMPLE = 4_096
-#: Ray restarts a crashed actor by itself (max_restarts=-1); when calls to it keep failing this many times
-#: in a row (its node is gone, say), the supervisor creates a new one.
-RECREATE_AFTER_FAILURES = 5
 
 
 @dataclass
@@ -172,7 +169,7 @@ class Streams:
         delay = state.backoff.failed()
         name = state.spec.stream
         if reply.actor_died:
-            if state.backoff.failures >= RECREATE_AFTER_FAILURES:
+            if reply.actor_stranded or state.backoff.failures >= RECREATE_AFTER_FAILURES:
                 log.error("stream %s: capture actor keeps failing (%s); creating a new one", name, reply.summary())
                 self.recreate(state)
                 state.backoff.succeeded()
