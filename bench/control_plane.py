@@ -474,6 +474,7 @@ def answer_line(result: dict[str, Any]) -> str:
     median = result.get("median") or {}
     if not median:
         return "control plane: no run completed"
+
     def shown(value: float | None, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
