@@ -36,6 +36,8 @@ from tests.pipeline_helpers import pg_to_mariadb_config_text
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The chart's RayJob entrypoint (tests/helm/test_chart_supervisor.py checks the chart renders exactly this).
+ENTRYPOINT = ["worker-sync", "run", "--config", "{config}", "--detached"]
 
 
 @contextmanager
@@ -60,7 +62,7 @@ def submit_as_the_chart_does(cluster: LocalRayCluster, config: Path) -> tuple[st
     started = time.monotonic()
     result = subprocess.run(
         [str(RAY), "job", "submit", "--address", cluster.dashboard, "--",
-         "worker-sync", "run", "--config", str(config), "--detached"],
+         *(part.replace("{config}", str(config)) for part in ENTRYPOINT)],
         env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, f"the ensure job failed: {result.stdout[-3000:]}\n{result.stderr[-2000:]}"

@@ -76,7 +76,7 @@ def test_seed_application_components(default_rendering):
     assert group["replicas"] == 3  # seed replicaCount
     job = r.one("RayJob")
     assert job["spec"]["clusterSelector"] == {"ray.io/cluster": "worker-sync"}
-    assert job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml"
+    assert job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml --detached"
     assert job["spec"]["shutdownAfterJobFinishes"] is False
     service = r.get("Service", "worker-sync")
     assert {p["name"] for p in service["spec"]["ports"]} == {"http", "metrics"}
@@ -403,6 +403,7 @@ def test_names_fit_63_characters(render):
         ({"replicaCount": 20}, "replicaCount \\(20\\) must lie between"),
         ({"cronJobs": {"backup": {"s3": {"bucket": ""}}}}, "cronJobs.backup.s3.bucket"),
         ({"prometheus": {"enabled": False}}, "grafana.datasourceUrl"),
+        ({"head": {"rayStartParams": {"resources": '"{\\"gpu-ish\\": 1}"'}}}, "head.rayStartParams.resources"),
     ],
 )
 def test_bad_values_fail_the_render_with_the_key_to_fix(render, helm, values, message):
