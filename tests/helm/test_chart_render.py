@@ -427,3 +427,14 @@ def test_notes_warn_about_what_needs_attention(default_rendering, production_ren
         "worker-sync-alertmanager 9093:9093",
     ):
         assert service in default_rendering.notes
+
+
+def test_the_state_volume_outlives_an_uninstall(render, default_rendering):
+    """It holds the committed stream positions: losing it with the release would re-snapshot every stream."""
+    claim = default_rendering.get("PersistentVolumeClaim", "worker-sync-checkpoints")
+    assert annotations(claim)["helm.sh/resource-policy"] == "keep"
+    others = [c for c in default_rendering.of_kind("PersistentVolumeClaim") if c is not claim]
+    assert others and all("helm.sh/resource-policy" not in annotations(c) for c in others)
+    not_kept = render({"persistence": {"keepOnUninstall": False}})
+    dropped = not_kept.get("PersistentVolumeClaim", "worker-sync-checkpoints")
+    assert "helm.sh/resource-policy" not in annotations(dropped)
