@@ -71,6 +71,10 @@ class MySqlNode(_Node, tag_field="engine", tag="mysql", frozen=True, kw_only=Tru
     flavor: Literal["mariadb", "mysql"] = "mariadb"
     #: Server id the binlog reader announces; unique among the source's replicas.
     server_id: Annotated[int, msgspec.Meta(ge=1, le=4294967295)] = 4201
+    #: As a source, read every table once before streaming the binlog (the initial snapshot). MariaDB reports
+    #: the binlog point of a lock-free snapshot; MySQL does not, so a `flavor: mysql` source needs `false`: its
+    #: stream then starts at the current binlog position, and the target is loaded some other way.
+    snapshot: bool = True
 
 
 #: A field's BSON type in MongoNode.collections; ``string(N)`` holds at most N characters.

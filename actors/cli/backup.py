@@ -53,14 +53,14 @@ def _progress(message: str) -> None:
 def _s3_client(args: argparse.Namespace):
     import os
 
-    from actors.ops.s3 import Credentials, S3Client
+    from actors.ops.s3 import S3Client
 
     region = args.s3_region or os.environ.get("AWS_REGION")
     if not region:
         raise ConfigError("--s3-region", "give the bucket's region (`--s3-region` or `AWS_REGION`)")
     if args.s3_endpoint and not args.s3_endpoint.startswith(("http://", "https://")):
         raise ConfigError("--s3-endpoint", f"`{args.s3_endpoint}` is not an http(s) URL")
-    return S3Client(args.s3_bucket, region, Credentials.from_env(), endpoint=args.s3_endpoint)
+    return S3Client(args.s3_bucket, region, endpoint=args.s3_endpoint)
 
 
 #: How backup words what stops it; errors with a complete message of their own are printed as they are.

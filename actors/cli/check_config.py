@@ -1,4 +1,5 @@
-"""`worker-sync check-config FILE`: validate a config file without Ray or a database."""
+"""`worker-sync check-config FILE [--deep]`: validate a config file without Ray or a database (`--deep`:
+actors/deep_check.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from config.exit_codes import Exit
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the YAML config file to check")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also every rule `run` enforces at start-up that needs no connection (declared MongoDB collections, "
+        "a MySQL source's `snapshot: false`, the audit node and key, the routing plan)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +34,16 @@ def run(args: argparse.Namespace) -> int:
             print(msgspec.json.encode({"ok": False, "error": str(exc)}).decode())
         print(f"worker-sync check-config: {exc}", file=sys.stderr)
         return Exit.USAGE
+    if args.deep:
+        from actors.deep_check import deep_problems
+
+        problems = deep_problems(config)
+        if problems:
+            if args.json:
+                print(msgspec.json.encode({"ok": False, "problems": problems}).decode())
+            for problem in problems:
+                print(f"worker-sync check-config: {args.file}: {problem}", file=sys.stderr)
+            return Exit.USAGE
     nodes = nodes_by_name(config)
     summary = {
         "ok": True,
@@ -36,9 +53,12 @@ def run(args: argparse.Namespace) -> int:
         "bidirectional_groups": {group.name: [f"{node}:{ns}" for node, ns in group.members] for group in groups},
         "audit": config.audit.enabled,
     }
+    if args.deep:
+        summary["deep"] = True
     if args.json:
         print(msgspec.json.encode(summary).decode())
     else:
         node_list = ", ".join(f"{name} ({engine})" for name, engine in summary["nodes"].items()) or "none"
-        print(f"{args.file}: OK - nodes: {node_list}; links: {', '.join(summary['links']) or 'none'}")
+        checked = " (deep: every start-up rule that needs no connection)" if args.deep else ""
+        print(f"{args.file}: OK{checked} - nodes: {node_list}; links: {', '.join(summary['links']) or 'none'}")
     return Exit.OK

@@ -19,9 +19,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="the YAML config file")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides `log_level`")
     parser.add_argument("--http-port", type=int, help="overrides `http.port` (0 picks a free port)")
+    parser.add_argument(
+        "--detached",
+        action="store_true",
+        help="make sure the Ray cluster's detached supervisor actor runs this config, then exit (Ray restarts it; "
+        "it waits for unreachable databases): what the Helm chart's RayJob runs",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "detached", False):
+        from actors.cli.run_detached import run_detached
+
+        return run_detached(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

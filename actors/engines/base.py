@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
@@ -76,6 +76,12 @@ class Engine(Generic[N]):
     def source_schema(self, name: str, node: N, namespace: str) -> TableSchema:
         """The columns of a source table, for the start-up mapping check."""
         raise NotImplementedError(f"reading table schemas of `{type(node).__name__}` nodes is not built yet")
+
+    def config_problems(self, name: str, node: N, *, sources: Sequence[str], targets: Sequence[str]) -> list[str]:
+        """What `run` would refuse about this node's config that no server needs asking about, in words (empty:
+        nothing), given the namespaces it is read from (``sources``) and written to (``targets``): what
+        `check-config --deep` reports before anything is deployed."""
+        return []
 
     def group_missing(self, name: str, node: N, namespaces: list[str]) -> list[str]:
         """What the node lacks, in words, to be a member of a bidirectional group (empty: nothing)."""

@@ -230,9 +230,11 @@ def local_ray_cluster(
     worker_cpus: int = 1,
     env: dict[str, str] | None = None,
     join_timeout_s: float = 60,
+    head_resources: dict[str, float] | None = None,
 ) -> Iterator[LocalRayCluster]:
     """A head and ``workers`` worker nodes on loopback, each with its own ports; stopped by PID on exit.
-    ``env`` adds variables for `ray start` (e.g. Ray system settings as ``RAY_<name>``)."""
+    ``env`` adds variables for `ray start` (e.g. Ray system settings as ``RAY_<name>``); ``head_resources``
+    are custom resources only the head offers (as the chart's head offers `worker-sync-supervisor`)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="wsray", dir="/tmp"))  # short: Ray's socket paths must fit
     gcs = f"127.0.0.1:{free_port()}"
     dashboard = f"http://127.0.0.1:{free_port()}"
@@ -247,6 +249,7 @@ def local_ray_cluster(
             f"--dashboard-port={dashboard.rsplit(':', 1)[1]}",
             f"--ray-client-server-port={free_port()}",
             f"--num-cpus={head_cpus}",
+            *([f"--resources={json.dumps(head_resources)}"] if head_resources else []),
             f"--temp-dir={temp_dir}",
             "--disable-usage-stats",
             *node_ports(),

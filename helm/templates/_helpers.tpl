@@ -233,6 +233,11 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- $errors = append $errors (printf "databases.%s.tls.secretKeys: a client certificate (`cert`) needs its `key`" $engine) -}}
 {{- end -}}
 {{- end -}}
+{{- with .Values.head.rayStartParams.resources -}}
+{{- if not (contains "worker-sync-supervisor" (toString .)) -}}
+{{- $errors = append $errors "head.rayStartParams.resources: the head must also offer `\"worker-sync-supervisor\": 1` (it places the detached supervisor)" -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.gcsFaultTolerance.enabled (not .Values.gcsFaultTolerance.redisAddress) (not .Values.redis.enabled) -}}
 {{- $errors = append $errors "gcsFaultTolerance.enabled needs a Redis: set gcsFaultTolerance.redisAddress or redis.enabled=true" -}}
 {{- end -}}

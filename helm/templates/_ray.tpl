@@ -59,8 +59,14 @@ CPUs and memory Ray may reserve on a worker (see values.yaml, "Auto-scaling"); e
 {{- toYaml $strings -}}
 {{- end -}}
 
+{{/*
+Head `ray start` parameters. The head offers one unit of the custom resource `worker-sync-supervisor`, which
+the detached supervisor actor asks for: Ray places it, and each of its restarts, on the head (where
+`state_dir`, the checkpoint volume and the Service's port are). KubeRay passes the value to a shell, hence
+the inner quotes (KubeRay's documented form).
+*/}}
 {{- define "worker-sync.head.rayStartParams" -}}
-{{- $strings := dict -}}
+{{- $strings := dict "resources" `"{\"worker-sync-supervisor\": 1}"` -}}
 {{- range $k, $v := .Values.head.rayStartParams -}}{{- $_ := set $strings $k (toString $v) -}}{{- end -}}
 {{- toYaml $strings -}}
 {{- end -}}

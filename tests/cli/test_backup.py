@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tarfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,6 +243,8 @@ def s3_server() -> Iterator[tuple[str, dict[str, str]]]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its accounts in the process, across servers: start each test from none.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
     before = settings.INITIAL_NO_AUTH_ACTION_COUNT
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 3
     ActionAuthenticatorMixin.request_count = 0
@@ -250,7 +253,9 @@ def s3_server() -> Iterator[tuple[str, dict[str, str]]]:
         iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **setup)
         iam.create_user(UserName="backup")
         key = iam.create_access_key(UserName="backup")["AccessKey"]
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        # iam: for tests that set up a role to assume (tests/cli/test_backup_s3.py).
+        allow = {"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}
+        policy = {"Version": "2012-10-17", "Statement": [allow]}
         iam.put_user_policy(UserName="backup", PolicyName="s3", PolicyDocument=json.dumps(policy))
         creds = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds).create_bucket(Bucket=BUCKET)

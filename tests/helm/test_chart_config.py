@@ -35,9 +35,11 @@ def worker_sync() -> str:
     return exe
 
 
-def check_config(path: Path) -> tuple[int, str]:
-    """`worker-sync check-config FILE`: its exit code and its output (stdout then stderr)."""
-    result = subprocess.run([worker_sync(), "check-config", str(path)], capture_output=True, text=True, timeout=120)
+def check_config(path: Path, *options: str) -> tuple[int, str]:
+    """`worker-sync check-config [OPTIONS] FILE`: its exit code and its output (stdout then stderr)."""
+    result = subprocess.run(
+        [worker_sync(), "check-config", *options, str(path)], capture_output=True, text=True, timeout=120
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -54,6 +56,35 @@ def test_rendered_config_passes_check_config(rendering, tmp_path):
     code, output = check_config(path)
     assert code == 0, f"`worker-sync check-config` exited {code}:\n{output}"
     assert "OK" in output, output
+
+
+#: Every values file shipped in helm/ (values.yaml alone is the defaults), found rather than listed, so a new
+#: one is checked too.
+VALUES_FILES = sorted(CHART_DIR.glob("values*.yaml"))
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda path: path.name)
+def test_every_values_file_renders_a_config_that_passes_the_deep_check(render, values_file, tmp_path):
+    """`check-config --deep`: every start-up rule of `run` that needs no connection (declared MongoDB
+    collections, a MySQL source's `snapshot: false`, the audit node), on what the chart renders."""
+    values = {} if values_file.name == "values.yaml" else load_yaml(values_file.read_text())
+    path = tmp_path / "config.yaml"
+    path.write_text(rendered_config(render(values)))
+    code, output = check_config(path, "--deep")
+    assert code == 0, f"`worker-sync check-config --deep` on {values_file.name} exited {code}:\n{output}"
+    assert "OK (deep" in output, output
+
+
+def test_the_deep_check_catches_what_production_once_lacked(render, tmp_path):
+    """The two defects values-production.yaml had: a MySQL source left to snapshot, an undeclared collection."""
+    values = load_yaml((CHART_DIR / "values-production.yaml").read_text())
+    values["databases"]["mysql"]["snapshot"] = True
+    values["databases"]["mongodb"]["collections"] = {}
+    path = tmp_path / "config.yaml"
+    path.write_text(rendered_config(render(values)))
+    code, output = check_config(path, "--deep")
+    assert code == 2, output
+    assert "`snapshot: false`" in output and "`audit_db.customers` has no declared fields" in output, output
 
 
 def test_check_config_rejects_a_broken_render(render, tmp_path):

@@ -76,7 +76,7 @@ def test_seed_application_components(default_rendering):
     assert group["replicas"] == 3  # seed replicaCount
     job = r.one("RayJob")
     assert job["spec"]["clusterSelector"] == {"ray.io/cluster": "worker-sync"}
-    assert job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml"
+    assert job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml --detached"
     assert job["spec"]["shutdownAfterJobFinishes"] is False
     service = r.get("Service", "worker-sync")
     assert {p["name"] for p in service["spec"]["ports"]} == {"http", "metrics"}
@@ -403,6 +403,7 @@ def test_names_fit_63_characters(render):
         ({"replicaCount": 20}, "replicaCount \\(20\\) must lie between"),
         ({"cronJobs": {"backup": {"s3": {"bucket": ""}}}}, "cronJobs.backup.s3.bucket"),
         ({"prometheus": {"enabled": False}}, "grafana.datasourceUrl"),
+        ({"head": {"rayStartParams": {"resources": '"{\\"gpu-ish\\": 1}"'}}}, "head.rayStartParams.resources"),
     ],
 )
 def test_bad_values_fail_the_render_with_the_key_to_fix(render, helm, values, message):
@@ -426,3 +427,14 @@ def test_notes_warn_about_what_needs_attention(default_rendering, production_ren
         "worker-sync-alertmanager 9093:9093",
     ):
         assert service in default_rendering.notes
+
+
+def test_the_state_volume_outlives_an_uninstall(render, default_rendering):
+    """It holds the committed stream positions: losing it with the release would re-snapshot every stream."""
+    claim = default_rendering.get("PersistentVolumeClaim", "worker-sync-checkpoints")
+    assert annotations(claim)["helm.sh/resource-policy"] == "keep"
+    others = [c for c in default_rendering.of_kind("PersistentVolumeClaim") if c is not claim]
+    assert others and all("helm.sh/resource-policy" not in annotations(c) for c in others)
+    not_kept = render({"persistence": {"keepOnUninstall": False}})
+    dropped = not_kept.get("PersistentVolumeClaim", "worker-sync-checkpoints")
+    assert "helm.sh/resource-policy" not in annotations(dropped)

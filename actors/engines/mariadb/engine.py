@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,17 @@ class MariaDbEngine(Engine[MySqlNode]):
             return table_schema(conn, namespace)
         finally:
             conn.close()
+
+    def config_problems(
+        self, name: str, node: MySqlNode, *, sources: Sequence[str], targets: Sequence[str]
+    ) -> list[str]:
+        if sources and node.flavor == "mysql" and node.snapshot:
+            return [
+                f"mysql node `{name}` is a source, and an initial snapshot of a MySQL server is not supported (MySQL "
+                "has no lock-free binlog_snapshot_* position): set `snapshot: false` on the node and load the "
+                "target another way"
+            ]
+        return []
 
     def group_missing(self, name: str, node: MySqlNode, namespaces: list[str]) -> list[str]:
         conn = self.connect(name, node, node_password(name, node), app="worker-sync ops")

@@ -133,7 +133,7 @@ class MariaDbSource:
                 raise SourceMisconfigured(
                     f"{self.subject}: an initial snapshot of a MySQL server is not supported (MySQL has no "
                     "lock-free binlog_snapshot_* position); load the target another way and start the "
-                    "stream at the current binlog position (source option `snapshot=False`)"
+                    "stream at the current binlog position (set `snapshot: false` on the node)"
                 )
             point = yield from self._snapshot(infos, facts, stop)
             if point is None:
@@ -322,6 +322,7 @@ def source_for_node(spec: StreamSpec, password: str | None) -> MariaDbSource:
         server_id=node.server_id,
         flavor=node.flavor,
         stream=spec.stream,
+        snapshot=node.snapshot,
         chunk_rows=spec.snapshot_chunk_rows,
         resnapshot=spec.resnapshot,
         echo_table=f"{node.database}.{versions.ECHO}" if spec.echo_marker else None,

@@ -4,6 +4,7 @@ Not covered yet: the probe table, dumps, and plain connections for the operation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -49,6 +50,20 @@ class MongoEngine(Engine[MongoNode]):
         from actors.engines.mongodb.schema import collection_schema
 
         return collection_schema(name, node.collections, namespace)  # declared fields: no server round trip
+
+    def config_problems(
+        self, name: str, node: MongoNode, *, sources: Sequence[str], targets: Sequence[str]
+    ) -> list[str]:
+        """Every collection read or written must be declared (its fields are the columns `run` checks types by)."""
+        from actors.engines.mongodb.schema import collection_schema
+
+        problems = []
+        for namespace in dict.fromkeys([*sources, *targets]):
+            try:
+                collection_schema(name, node.collections, namespace)
+            except ConfigError as exc:
+                problems.append(exc.message)
+        return problems
 
     def group_missing(self, name: str, node: MongoNode, namespaces: list[str]) -> list[str]:
         """Also ConfigError when the node has no multi-document transactions (neither replica set nor mongos)."""
