@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +49,11 @@ __all__ = ["RayUnreachable", "Supervisor", "install_signal_handlers"]
 log = logging.getLogger("worker_sync.supervisor")
 
 LOOP_WAIT_S = 0.02
+#: Positions are committed (an fsync, and a call to the capture actor) at most this often: a crash replays
+#: at most this much more, and the loop does not spend its time on it under load.
+COMMIT_EVERY_S = 0.1
+#: /status and the gauges are rebuilt at most this often (sorting lag samples is not free).
+PUBLISH_EVERY_S = 0.2
 
 
 class Supervisor:
@@ -77,6 +83,7 @@ class Supervisor:
         self._resyncs: Resyncs | None = None
         self._board: StatusBoard | None = None
         self._ray_error: str | None = None
+        self._commit_at = self._publish_at = 0.0
 
     # -- topology -----------------------------------------------------------------------------
 
@@ -161,13 +168,16 @@ class Supervisor:
             if self._gcs_watch is not None:
                 self._gcs_watch.announced.set()
             raise
-        streams.commit()
-        board.publish()
+        now = time.monotonic()
+        if now >= self._commit_at:
+            self._commit_at = now + COMMIT_EVERY_S
+            streams.commit()
+        if now >= self._publish_at:
+            self._publish_at = now + PUBLISH_EVERY_S
+            board.publish()
 
     def drain(self, timeout_s: float = 30.0) -> None:
         """Stop polling; finish what is in flight, commit it, and close the capture actors."""
-        import time
-
         streams, shards, _, _, _ = self._parts()
         deadline = time.monotonic() + timeout_s
         self.stop_requested.set()

@@ -35,7 +35,7 @@ source row by row (actors.harness.compare); the bench exits 1 if it differs or a
 
 It uses only public pieces (the config file, `worker-sync run`, its /status, the Ray state API), so it runs
 unchanged against any supervisor that keeps them. JSON on stdout and in bench/results/NAME.json, a plot in
-bench/results/NAME.png, progress on stderr. ``--quick``: a 2,000-change backlog, one run (the smoke test).
+bench/results/NAME.png, progress on stderr. ``--quick``: a 10,000-change backlog, one run (the smoke test).
 """
 
 from __future__ import annotations
@@ -474,11 +474,15 @@ def answer_line(result: dict[str, Any]) -> str:
     median = result.get("median") or {}
     if not median:
         return "control plane: no run completed"
+
+    def shown(value: float | None, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
     return (
         f"control plane, PostgreSQL -> MariaDB, {result['settings']['backlog_changes']:,}-change backlog, "
-        f"median of {len(result['runs'])}: drain {median['drain_rows_per_s']:,.0f} rows/s; supervisor "
+        f"median of {len(result['runs'])}: drain {shown(median['drain_rows_per_s'], ',.0f')} rows/s; supervisor "
         f"{median['supervisor_cpu_s']} CPU s of Worker-Sync's {median['worker_sync_cpu_s']} (share "
-        f"{median['supervisor_share']:.1%}); Ray's own processes {median['ray_system_cpu_s']} CPU s"
+        f"{shown(median['supervisor_share'], '.1%')}); Ray's own processes {median['ray_system_cpu_s']} CPU s"
     )
 
 
@@ -496,12 +500,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--poll-ms", type=float, default=50.0, help="how often /status is read, ms (default 50)")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="give up on a drain after this (default 900)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: a 2,000-change backlog, one run")
+    parser.add_argument("--quick", action="store_true", help="smoke run: a 10,000-change backlog, one run")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
     report.add_results_dir(parser)
     args = parser.parse_args(argv)
     if args.quick:
-        args.backlog, args.runs = 2_000, 1
+        args.backlog, args.runs = 10_000, 1  # large enough for more than one poll of the drain to be seen
     if (
         args.backlog < 1
         or args.runs < 1

@@ -1,4 +1,4 @@
-"""Keeps bench/control_plane.py from rotting: a 2,000-change backlog, one run, as a subprocess, end to end.
+"""Keeps bench/control_plane.py from rotting: a 10,000-change backlog, one run, as a subprocess, end to end.
 
 No timing assertions (figures on a shared 2-core machine are noise at this size): the test checks the shape
 of the result and that its figures are sane (positive where something ran, shares within 0..1), that the
@@ -50,12 +50,12 @@ def test_quick_run_reports_sane_cpu_figures_and_an_equal_target(tmp_path: Path) 
     assert "--quick" in result["command"]
     assert result["ok"] is True and "error" not in result, result.get("error")
     assert result["target_equals_source"] is True, result["differences"]
-    assert result["settings"]["backlog_changes"] == 2_000
+    assert result["settings"]["backlog_changes"] == 10_000
     (run,) = result["runs"]
-    assert run["written"]["changes"] == 2_000
+    assert run["written"]["changes"] == 10_000
     drain = run["drain"]
     assert drain["rows_per_s"] > 0 and drain["start_to_drained_rows_per_s"] > 0, drain
-    assert 0 <= drain["rows"] <= 2_000 and drain["seconds"] >= 0, drain
+    assert 0 <= drain["rows"] <= 10_000 and drain["seconds"] >= 0, drain
     # The actors were found through the state API: the capture actor and the two applier shards, with pids.
     classes = sorted(a["class"] for a in run["actors"])
     assert classes == ["ApplierShard", "ApplierShard", "CaptureActor"], run["actors"]
