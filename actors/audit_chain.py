@@ -68,7 +68,9 @@ class AuditWriter:
     """Turns encoded batches into stored entries and checkpoints; state is rebuilt from the store
     whenever an append fails, so the in-memory frontier never runs ahead of what was committed."""
 
-    def __init__(self, audit: Audit, node: PostgresNode, streams: list[str]) -> None:
+    def __init__(self, audit: Audit, node: PostgresNode, streams: list[str], *, exports: bool = True) -> None:
+        """``exports``: keep the export directory (the audit actor); a command run elsewhere (`cleanup`,
+        `rotate-key`) leaves it to the actor, which catches up from the store when it next starts."""
         self._audit = audit
         self._node = node
         self._streams = set(streams)
@@ -80,7 +82,7 @@ class AuditWriter:
         self._store: AuditStore | None = None
         self._log: AuditLog | None = None
         self._stored: dict[str, bytes] = {}
-        self._exports = ExportDir(audit.checkpoint_export_dir) if audit.checkpoint_export_dir else None
+        self._exports = ExportDir(audit.checkpoint_export_dir) if exports and audit.checkpoint_export_dir else None
         self.origin = log_origin(audit, node)
         #: Size and time (µs) of the checkpoint last exported as a note.
         self._exported_size, self._exported_at_us = -1, 0

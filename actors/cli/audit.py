@@ -133,7 +133,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
     created = not path.exists()
     new_key = _create_key(path) if created else load_signing_key(file=str(path))
     new_id = key_id(bytes(new_key.verify_key))
-    writer = AuditWriter(config.audit, node, [])
+    writer = AuditWriter(config.audit, node, [], exports=False)
     old_public = writer.public_key
     try:
         appended = writer.rotate_key(new_key, request_id=f"rotate-to:{new_id.hex()}", actor=f"cli:{getpass.getuser()}")
