@@ -34,6 +34,7 @@ from actors.control.resyncs import Resyncs
 from actors.control.shards import Shards
 from actors.control.status import StatusBoard
 from actors.control.streams import Streams, StreamState, stream_specs
+from actors.core.errors import WorkerSyncError
 from actors.core.groups import build_groups
 from actors.core.plan import RoutingPlan
 from actors.core.routing import build_routes
@@ -156,6 +157,8 @@ class Supervisor:
         conflicts.submit_resolutions()
         shards.submit()
         if self._audit is not None:
+            if self._audit.fatal is not None:  # a human must act: stop with the error (run exits with its code)
+                raise self._audit.fatal
             self._audit.submit(self.stop_requested.is_set())
             for kind, request_id, detail in self.dead_letters.take_audit():
                 self._audit.admin(kind, detail, request_id)
@@ -210,6 +213,11 @@ class Supervisor:
     @property
     def audit(self) -> Feed[AuditHandle] | None:
         return None if self._audit is None else self._audit.feed
+
+    @property
+    def failure(self) -> WorkerSyncError | None:
+        """What stops the loop for good, if anything: an audit log that no longer verifies (foreign entries)."""
+        return None if self._audit is None else self._audit.fatal
 
     def audit_write_tps(self) -> float:
         return 0.0 if self._audit is None else self._audit.write_tps()

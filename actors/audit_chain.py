@@ -19,7 +19,7 @@ import msgspec
 import ray
 from nacl.signing import SigningKey, VerifyKey
 
-from actors.core.audit.checkpoint import Checkpoint, export, key_id, load_key_bytes, load_signing_key
+from actors.core.audit.checkpoint import key_id, load_key_bytes, load_signing_key, verify_signature
 from actors.core.audit.entries import (
     AdminKind,
     AuditEntry,
@@ -30,10 +30,12 @@ from actors.core.audit.entries import (
     decode_entry,
     other_entry,
 )
+from actors.core.audit.exports import ExportDir
 from actors.core.audit.fieldcrypt import FieldCipher
-from actors.core.audit.log import AuditLog
+from actors.core.audit.log import AuditLog, StoredEntry
+from actors.core.audit.note import NoteCheckpoint, sign_note
 from actors.core.encoding import decode_batch
-from actors.core.errors import ConfigError
+from actors.core.errors import AuditMismatch, ConfigError, ForeignEntries
 from actors.engines.postgresql.audit_connection import connect_store
 from config.model import Audit, PostgresNode
 
@@ -57,11 +59,18 @@ class Appended(msgspec.Struct, frozen=True, kw_only=True):
     pid: int
 
 
+def log_origin(audit: Audit, node: PostgresNode) -> str:
+    """The log's name in its exported checkpoint notes (C2SP origin): unique per audit store."""
+    return audit.origin or f"worker-sync/{node.host}:{node.port}/{node.database}/{audit.schema}"
+
+
 class AuditWriter:
     """Turns encoded batches into stored entries and checkpoints; state is rebuilt from the store
     whenever an append fails, so the in-memory frontier never runs ahead of what was committed."""
 
-    def __init__(self, audit: Audit, node: PostgresNode, streams: list[str]) -> None:
+    def __init__(self, audit: Audit, node: PostgresNode, streams: list[str], *, exports: bool = True) -> None:
+        """``exports``: keep the export directory (the audit actor); a command run elsewhere (`cleanup`,
+        `rotate-key`) leaves it to the actor, which catches up from the store when it next starts."""
         self._audit = audit
         self._node = node
         self._streams = set(streams)
@@ -73,6 +82,10 @@ class AuditWriter:
         self._store: AuditStore | None = None
         self._log: AuditLog | None = None
         self._stored: dict[str, bytes] = {}
+        self._exports = ExportDir(audit.checkpoint_export_dir) if exports and audit.checkpoint_export_dir else None
+        self.origin = log_origin(audit, node)
+        #: Size and time (µs) of the checkpoint last exported as a note.
+        self._exported_size, self._exported_at_us = -1, 0
 
     def _open(self) -> AuditLog:
         """(Re)connect, resume the log after the stored tail, and recover each stream's stored position."""
@@ -87,20 +100,49 @@ class AuditWriter:
             )
         self._check_key_in_force()
         frontier, last = self._store.resume()
+        self._check_sealed(frontier.size, frontier.root())
         self._log = AuditLog(
-            self._key,
-            every_entries=self._audit.checkpoint_every_entries,
-            every_ms=self._audit.checkpoint_every_ms,
-            frontier=frontier,
-            last_leaf=last,
+            self._key, every_entries=self._audit.checkpoint_every_entries, frontier=frontier, last_leaf=last
         )
         self._stored = self._store.last_orders(self._streams) if self._streams else {}
-        latest = self._store.latest_checkpoint()
-        if frontier.size and (latest is None or latest.size < frontier.size):
-            # Entries stored by a writer that died before its next checkpoint: cover them now.
-            self._store_checkpoints([self._log.checkpoint()])
+        self._catch_up_exports(frontier.size)
         log.info("audit log resumed at %d entries; streams at %s", frontier.size, self._stored)
         return self._log
+
+    def _check_sealed(self, size: int, root: bytes) -> None:
+        """Every stored entry is covered by a checkpoint this key signed (each batch is stored with one): entries
+        beyond the latest are foreign, and are never adopted (see README, "Foreign entries")."""
+        assert self._store is not None
+        latest = self._store.latest_checkpoint()
+        covered = 0 if latest is None else latest.size
+        where = f"audit store `{self._audit.schema}`"
+        if size > covered:
+            raise ForeignEntries(
+                f"{where}: entries {covered}..{size - 1} are covered by no signed checkpoint - they were written "
+                f"outside Worker-Sync (first foreign entry {covered}); nothing will sign them. Run `worker-sync "
+                "audit verify --config FILE`; README, `Foreign entries`, says what to do",
+                covered,
+            )
+        # Signed by this key, or (right after a key rotation, checked by _check_key_in_force) by the previous one.
+        mine = latest is not None and latest.key_id == key_id(bytes(self._key.verify_key))
+        if latest is not None and ((mine and verify_signature(latest, self._key.verify_key)) or latest.root != root):
+            raise AuditMismatch(
+                f"{where}: the latest checkpoint (size {latest.size}) does not sign the stored entries - "
+                "run `worker-sync audit verify --config FILE` to find the changed entry"
+            )
+
+    def _catch_up_exports(self, size: int) -> None:
+        """The export directory has every stored entry's leaf hash: more means the store lost entries."""
+        if self._exports is None:
+            return
+        assert self._store is not None
+        exported = self._exports.leaf_count()
+        if exported > size:
+            raise AuditMismatch(
+                f"audit store `{self._audit.schema}` has {size} entries, but {exported} leaf hashes were exported to "
+                f"{self._exports.directory}: entries {size}..{exported - 1} were removed from the store"
+            )
+        self._exports.append_leaves(self._store.leaves(size, from_seq=exported))
 
     @property
     def public_key(self) -> VerifyKey:
@@ -126,16 +168,21 @@ class AuditWriter:
                 "configure that key, or change keys only with `worker-sync audit rotate-key`",
             )
 
-    def _store_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
-        assert self._store is not None and self._log is not None
-        frontiers = {f.size: f for f in self._log.take_frontiers()}
-        for cp in checkpoints:
-            self._store.append_checkpoint(cp, frontiers.get(cp.size))
-        self._export(checkpoints)
-
-    def _export(self, checkpoints: list[Checkpoint]) -> None:
-        if self._audit.checkpoint_export_dir and checkpoints:
-            export(checkpoints[-1], self._audit.checkpoint_export_dir)
+    def _exported(self, entries: list[StoredEntry], *, force: bool = False) -> None:
+        """After a batch is stored: its leaf hashes go to the export directory, and a signed note of the head
+        every `checkpoint_every_entries` entries or `checkpoint_every_ms` (``force``: now)."""
+        if self._exports is None or self._log is None:
+            return
+        self._exports.append_leaves([entry.leaf for entry in entries])
+        size, now = self._log.size, _now_us()
+        due = (
+            size - self._exported_size >= self._audit.checkpoint_every_entries
+            or now - self._exported_at_us >= self._audit.checkpoint_every_ms * 1000
+        )
+        if size > self._exported_size and size and (due or force):
+            note = NoteCheckpoint(self.origin, size, self._log.root())
+            self._exports.publish(sign_note(note, self._key), size)
+            self._exported_size, self._exported_at_us = size, now
 
     def append(self, parts: list[bytes]) -> Appended:
         audit_log = self._log or self._open()
@@ -161,7 +208,7 @@ class AuditWriter:
             self._log = None  # the frontier advanced past what was committed: rebuild it on the next call
             raise
         self._stored = stored
-        self._export(checkpoints)
+        self._exported(entries)
         return Appended(
             entries=len(entries), skipped=skipped, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid()
         )
@@ -175,7 +222,7 @@ class AuditWriter:
         if self._store.find_admin(admin_kind, request_id) is not None:
             return Appended(entries=0, skipped=1, checkpoints=0, size=audit_log.size, pid=os.getpid())
         draft = admin_entry(admin_kind, request_id=request_id, actor=actor, time_us=_now_us(), detail=detail)
-        return self._append_sealed(audit_log, [draft], seal=False)
+        return self._append_sealed(audit_log, [draft])
 
     def record_conflicts(self, conflicts: list[dict[str, object]]) -> Appended:
         """One CONFLICT entry per decision (see :meth:`AuditChain.record_conflicts`)."""
@@ -193,7 +240,7 @@ class AuditWriter:
             )
             for c in conflicts
         ]
-        return self._append_sealed(audit_log, drafts, seal=False)
+        return self._append_sealed(audit_log, drafts)
 
     def rotate_key(self, new_key: SigningKey, *, request_id: str, actor: str) -> Appended:
         """Hand signing over to ``new_key``: a key-rotation entry naming both key ids, sealed by a checkpoint
@@ -211,44 +258,37 @@ class AuditWriter:
         draft = admin_entry(
             AdminKind.KEY_ROTATION, request_id=request_id, actor=actor, time_us=_now_us(), detail=detail
         )
-        appended = self._append_sealed(audit_log, [draft], seal=True)
+        appended = self._append_sealed(audit_log, [draft])
         audit_log.use_key(new_key)
         self._key = new_key
         return appended
 
-    def _append_sealed(self, audit_log: AuditLog, drafts: list[AuditEntry], *, seal: bool) -> Appended:
-        """Store ``drafts`` (and, with ``seal``, a checkpoint covering them) in one transaction."""
+    def _append_sealed(self, audit_log: AuditLog, drafts: list[AuditEntry]) -> Appended:
+        """Store ``drafts`` and the checkpoint that signs them in one transaction."""
         try:
-            entries, checkpoints = audit_log.seal(drafts) if seal else audit_log.add(drafts)
+            entries, checkpoints = audit_log.add(drafts)
             assert self._store is not None
             self._store.append(entries, checkpoints, audit_log.take_frontiers())
         except BaseException:
             self._log = None
             raise
-        self._export(checkpoints)
+        self._exported(entries)
         return Appended(
             entries=len(entries), skipped=0, checkpoints=len(checkpoints), size=audit_log.size, pid=os.getpid()
         )
 
     def tick(self) -> bool:
-        """Sign a checkpoint if entries are waiting and `checkpoint_every_ms` has passed."""
-        audit_log = self._log or self._open()
-        checkpoint = audit_log.tick()
-        if checkpoint is None:
-            return False
-        try:
-            self._store_checkpoints([checkpoint])
-        except BaseException:
-            self._log = None
-            raise
-        return True
+        """Export a note of the head if `checkpoint_every_ms` has passed since the last (every stored entry is
+        signed in the store already; this keeps the copy outside it fresh when traffic stops)."""
+        before = self._exported_size
+        self._log or self._open()
+        self._exported([])
+        return self._exported_size != before
 
     def close(self) -> None:
-        """A final checkpoint of everything stored, then the connection is closed."""
+        """Export a note of the head, then close the connection."""
         if self._log is not None:
-            checkpoint = self._log.flush()
-            if checkpoint is not None:
-                self._store_checkpoints([checkpoint])
+            self._exported([], force=True)
         if self._store is not None:
             self._store.close()
         self._store, self._log = None, None
@@ -258,7 +298,6 @@ class AuditWriter:
 class AuditChain:
     def __init__(self, audit: Audit, node: PostgresNode, streams: list[str]) -> None:
         self._writer = AuditWriter(audit, node, streams)
-        self._writer.append([])  # connect and resume now, so a broken store shows at start
 
     def append(self, *parts: bytes) -> Appended:
         """Store every change of ``parts`` (encoded batches, in stream order) not stored before. The

@@ -50,7 +50,7 @@ def check_audit(config: Config) -> None:
     if not config.audit.enabled:
         return
     from actors.core.audit.checkpoint import load_key_bytes, load_signing_key
-    from actors.core.errors import ConfigError, DatabaseError, SinkError, SourceUnavailable
+    from actors.core.errors import ConfigError, DatabaseError, ForeignEntries, SinkError, SourceUnavailable
     from actors.engines.postgresql.audit_connection import audit_store_node, connect_store
     from actors.engines.registry import driver_errors
 
@@ -66,6 +66,7 @@ def check_audit(config: Config) -> None:
     try:
         with driver_errors():
             exists = store.exists()
+            sealed, stored = store.sealed_and_stored() if exists and not store.pending_steps() else (0, 0)
     except DatabaseError as exc:  # e.g. no USAGE on the schema: the service role was not the one granted
         raise ConfigError("config", f"cannot read the audit schema `{audit.schema}`: {exc}") from None
     finally:
@@ -75,6 +76,13 @@ def check_audit(config: Config) -> None:
             "config",
             f"the audit schema `{audit.schema}` does not exist on node `{audit.node}` (or its user may not read it): "
             "run `worker-sync init --config FILE`",
+        )
+    if stored > sealed:
+        raise ForeignEntries(
+            f"audit schema `{audit.schema}`: entries {sealed}..{stored - 1} are covered by no signed checkpoint - "
+            f"written outside Worker-Sync (first foreign entry {sealed}); the pipeline will not sign them. "
+            "Run `worker-sync audit verify --config FILE`; README, `Foreign entries`, says what to do",
+            sealed,
         )
 
 

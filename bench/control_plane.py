@@ -8,7 +8,7 @@ of its own (`ray start --head` in a temp dir, stopped by PID: actors.harness.ray
 
 1. Creates the sync bench's 9-column orders table on both servers (bench/sync_workload.py) and a config for
    one PostgreSQL -> MariaDB link built as bench/sync_lag.py builds it (least-privilege accounts, ``--shards``
-   applier shards, audit OFF), with ``supervisor.ray_address`` pointing at the cluster.
+   applier shards, audit off unless ``--audit``), with ``supervisor.ray_address`` pointing at the cluster.
 2. Warm-up: `worker-sync run` starts once on the empty tables (it creates its replication slot) and is
    stopped with SIGTERM (it commits what it applied).
 3. Per run (``--runs``): ``--backlog`` changes of sync_lag's 60/30/10 insert/update/delete mix (transactions
@@ -272,11 +272,27 @@ class Bench:
         config = build_config(LINK, pg, mariadb, [self.table], args.shards, tmp)
         supervisor = msgspec.structs.replace(config.supervisor, ray_address=cluster.gcs)
         config = msgspec.structs.replace(config, supervisor=supervisor)
+        if args.audit:
+            config = msgspec.structs.replace(config, audit=self._audit_store(tmp))
         self.config = tmp / "worker-sync.yaml"
         self.config.write_bytes(msgspec.yaml.encode(msgspec.to_builtins(config)))
         self.load = LoadProcess(pg, self.table, seed=7)
         self.runs: list[dict[str, Any]] = []
         self.started = 0
+
+    def _audit_store(self, tmp: Path) -> Any:
+        """`--audit`: the signed log in the source database, as `worker-sync init` makes it."""
+        from nacl.signing import SigningKey
+
+        from actors.engines.postgresql.audit_store import create_schema
+        from config.model import Audit
+
+        with self.pg.connect("admin") as admin:
+            create_schema(admin, "worker_sync_audit", self.pg.capture.user)
+        key = tmp / "audit-signing.key"
+        key.write_text(bytes(SigningKey.generate()).hex())
+        key.chmod(0o600)
+        return Audit(signing_key_file=str(key), checkpoint_export_dir=str(tmp / "audit-checkpoints"))
 
     def close(self) -> None:
         self.load.close()
@@ -492,6 +508,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="backlog drains; medians reported (default 3)")
     parser.add_argument("--shards", type=int, default=2, help="applier shards (default 2)")
     parser.add_argument(
+        "--audit", action="store_true", help="with the signed audit log on (in the source database), to compare"
+    )
+    parser.add_argument(
         "--ray-cpus",
         type=int,
         default=2,
@@ -527,7 +546,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "backlog_changes": args.backlog,
         "runs": args.runs,
         "applier_shards": args.shards,
-        "audit": False,
+        "audit": args.audit,
         "status_poll_ms": args.poll_ms,
         "ray": f"one `ray start --head` node of the bench's own, --num-cpus={args.ray_cpus}",
         "worker_sync_command": " ".join(Path(c).name for c in worker_sync_command()),

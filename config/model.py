@@ -166,8 +166,10 @@ class Audit(Base, frozen=True, kw_only=True):
     signing_key_env: str | None = None
     checkpoint_every_entries: Positive = 10_000
     checkpoint_every_ms: Positive = 1_000
-    #: Directory outside the audit database where signed checkpoints are also written.
+    #: Directory outside the audit database where signed checkpoints (C2SP notes) and leaf hashes are written.
     checkpoint_export_dir: str | None = None
+    #: The log's name in exported checkpoint notes (C2SP origin); default: from the audit node and schema.
+    origin: str | None = None
     #: Columns encrypted before hashing, as "namespace.column".
     encrypted_fields: list[str] = []
     encryption_key_file: str | None = None

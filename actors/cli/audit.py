@@ -33,6 +33,8 @@ from actors.core.audit.checkpoint import (
     verify_signature,
 )
 from actors.core.audit.entries import EntryKind, admin_detail, decode_entry, leaf_hash
+from actors.core.audit.exports import Exported, read_checkpoint_file, read_exports
+from actors.core.audit.note import NoteError
 from actors.core.audit.verify import verify_log
 from actors.core.errors import ConfigError, DatabaseUnreachable, ObjectMissing
 from config.exit_codes import Exit
@@ -76,7 +78,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--key-ring", action="append", default=[], help="file of public keys, one hex key per line (`#` comments)"
     )
-    p.add_argument("--checkpoint", help="an exported checkpoint JSON file (detects truncation)")
+    p.add_argument(
+        "--export-dir",
+        help="the checkpoint export directory to check against (default: the configured `checkpoint_export_dir`)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="one more exported checkpoint (a C2SP note, or a JSON file of earlier versions); repeatable",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = sub.add_parser("prove", help="print an inclusion proof (JSON) of one entry in the latest checkpoint")
     p.add_argument("--config", required=True, help="the YAML config file")
@@ -122,7 +133,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
     created = not path.exists()
     new_key = _create_key(path) if created else load_signing_key(file=str(path))
     new_id = key_id(bytes(new_key.verify_key))
-    writer = AuditWriter(config.audit, node, [])
+    writer = AuditWriter(config.audit, node, [], exports=False)
     old_public = writer.public_key
     try:
         appended = writer.rotate_key(new_key, request_id=f"rotate-to:{new_id.hex()}", actor=f"cli:{getpass.getuser()}")
@@ -193,21 +204,39 @@ def _key_ring(args: argparse.Namespace, config: Config) -> KeyRing:
     return key_ring([load_signing_key(file=audit.signing_key_file, env=audit.signing_key_env).verify_key])
 
 
-def _verify(args: argparse.Namespace) -> int:
-    external = None
-    if args.checkpoint:
+def _exports(args: argparse.Namespace, config: Config, ring: KeyRing) -> Exported:
+    """What lives outside the database: the export directory and every `--checkpoint`, signatures checked."""
+    directory = args.export_dir or config.audit.checkpoint_export_dir
+    if directory:
+        exported = read_exports(directory, list(ring.values()))
+    else:
+        print(
+            "audit verify: no checkpoint export directory configured or given: a store cut short together with "
+            "its checkpoints cannot be told from a shorter log",
+            file=sys.stderr,
+        )
+        exported = Exported({}, [])
+    for file in args.checkpoint:
         try:
-            external = Checkpoint.from_json(Path(args.checkpoint).read_bytes())
-        except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:
-            raise ConfigError(args.checkpoint, f"not a checkpoint file: {exc}") from None
+            extra = read_checkpoint_file(Path(file), list(ring.values()))
+        except (NoteError, OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(file, f"not a usable checkpoint: {exc}") from None
+        known = exported.checkpoints.setdefault(extra.size, extra)
+        if known.root != extra.root:
+            return Exported(exported.checkpoints, [], f"{file}: contradicts the exported checkpoint of its size")
+    return exported
+
+
+def _verify(args: argparse.Namespace) -> int:
     config, conn, store = _store(args)
     ring = _key_ring(args, config)
+    exported = _exports(args, config, ring)
     with conn, store.snapshot():
         # One snapshot for checkpoints, prune records and entries, so a checkpoint or a prune committed while
         # the log is read is either wholly seen or not at all.
         checkpoints = store.checkpoints()
         pruned = store.prunes()
-        report = verify_log(store.read(), checkpoints, ring, external, pruned=pruned)
+        report = verify_log(store.read(), checkpoints, ring, exported, pruned=pruned)
     n_pruned = sum(hi - lo for lo, hi in pruned)
     if args.json:
         print(
@@ -219,6 +248,8 @@ def _verify(args: argparse.Namespace) -> int:
                     "entries": report.entries,
                     "checkpoints": report.checkpoints,
                     "unsigned_tail": report.unsigned_tail,
+                    "exported_checkpoints": len(exported.checkpoints),
+                    "exported_leaves": len(exported.leaves),
                     "first_bad_entry": report.finding.seq if report.finding else None,
                     "problem": report.finding.problem if report.finding else None,
                 }
@@ -229,8 +260,8 @@ def _verify(args: argparse.Namespace) -> int:
         return Exit.FINDINGS
     if not args.json:
         print(
-            f"audit log intact: {report.entries} entries, {report.checkpoints} signed checkpoints, "
-            f"{report.unsigned_tail} entries after the last checkpoint"
+            f"audit log intact: {report.entries} entries, {report.checkpoints} signed checkpoints; "
+            f"{len(exported.checkpoints)} exported checkpoints and {len(exported.leaves)} exported leaf hashes agree"
             + (f"; {n_pruned} entries pruned by retention (content removed, hashes checked)" if n_pruned else "")
         )
     return Exit.OK

@@ -109,7 +109,7 @@ def _record(config: Config, node: PostgresNode, lo: int, hi: int, cutoff_us: int
         print("worker-sync cleanup: no signing key configured: the prune is recorded in `prunes` only", file=sys.stderr)
         return None
     detail: dict[str, object] = {"from_seq": lo, "to_seq": hi, "cutoff_us": cutoff_us, "retention_days": days}
-    writer = AuditWriter(config.audit, node, [])
+    writer = AuditWriter(config.audit, node, [], exports=False)
     try:
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:

@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     install_signal_handlers(supervisor)
     try:
         supervisor.run()
-    except WorkerSyncError as exc:
+    except WorkerSyncError as exc:  # one a human must act on (e.g. foreign entries in the audit log)
         log.error("supervisor stopped: %s", exc)
-        return Exit.FINDINGS
+        return exc.exit_code
     except RayUnreachable as exc:  # the Ray node or cluster went away: a restart (the chart's) brings it back
         log.error("supervisor stopped: %s", exc)
         return Exit.UNAVAILABLE

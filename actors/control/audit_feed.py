@@ -11,7 +11,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -20,6 +20,7 @@ from actors.control.calls import AuditHandle, Calls, Reply, kill, start_actor
 from actors.control.feeds import BatchPart, Feed
 from actors.control.placement import Placement
 from actors.control.streams import Streams
+from actors.core.errors import AuditMismatch, WorkerSyncError
 from actors.core.streams import StreamSpec
 from config.loader import nodes_by_name
 from config.model import Config
@@ -53,6 +54,8 @@ class AuditFeed:
         self._stored: deque[tuple[float, int]] = deque()
         self._tick_at = 0.0
         self._ticking = False
+        #: An error no retry can help (foreign entries in the log): the supervisor stops with it.
+        self.fatal: WorkerSyncError | None = None
 
     def start(self, specs: Sequence[StreamSpec]) -> Feed[AuditHandle]:
         self._streams = [spec.stream for spec in specs]
@@ -107,12 +110,20 @@ class AuditFeed:
             self._calls.send(feed.actor.tick.remote(), self._on_tick)
             self._ticking = True
 
+    def _stop_on(self, reply: Reply[Any]) -> None:
+        """A log that does not verify (foreign entries, a store cut short) stops the run: no retry helps, and
+        nothing may be signed on top of it."""
+        error = reply.error
+        if isinstance(error, AuditMismatch) and self.fatal is None:
+            self.fatal = error
+
     def _on_append(self, reply: Reply[Appended]) -> None:
         from actors.metrics import ACTOR_RESTARTS
 
         feed, streams = self.feed, self.streams
         assert feed is not None and streams is not None
         feed.busy = False
+        self._stop_on(reply)
         if reply.object_lost:  # a capture actor died with what it put: read its streams again
             for stream in {p.stream for p in feed.sending if isinstance(p, BatchPart) and not streams.stale(p)}:
                 streams.rewind(stream, f"a batch for the audit actor was lost ({reply.summary()})")
@@ -140,12 +151,13 @@ class AuditFeed:
                 streams.part_done(part)
         feed.sending = []
 
-    @staticmethod
-    def _on_admin(reply: Reply[Appended]) -> None:
+    def _on_admin(self, reply: Reply[Appended]) -> None:
+        self._stop_on(reply)
         if reply.error is not None:  # the entry is idempotent: the next run (or restart) records it
             log.warning("audit: recording an admin entry failed: %s", reply.summary())
 
     def _on_conflicts(self, reply: Reply[Appended]) -> None:
+        self._stop_on(reply)
         if reply.error is not None:  # sent again with the next conflicts (or on their own next loop)
             log.warning("audit: recording conflict decisions failed: %s", reply.summary())
             self._conflicts = self._conflicts_sending + self._conflicts
@@ -153,6 +165,7 @@ class AuditFeed:
 
     def _on_tick(self, reply: Reply[bool]) -> None:
         self._ticking = False
+        self._stop_on(reply)
         if reply.error is not None:  # the next tick, or the next append, signs what is waiting
             log.warning("audit: checkpoint tick failed: %s", reply.summary())
 

@@ -73,6 +73,19 @@ class AuditMismatch(WorkerSyncError):
     """The audit log does not verify."""
 
 
+class ForeignEntries(AuditMismatch):
+    """The audit store holds entries no signed checkpoint covers: Worker-Sync seals every batch it stores, so
+    someone else wrote them. No process signs them; the pipeline stops until an operator acts."""
+
+    def __init__(self, message: str, first: int) -> None:
+        super().__init__(message, first)
+        self.message = message
+        self.first = first
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class DatabaseError(WorkerSyncError):
     """A database driver's error, translated by its engine (``Engine.translate``): engine-neutral code
     handles these instead of the drivers' own classes. The message is the driver's."""

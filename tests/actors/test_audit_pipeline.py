@@ -9,12 +9,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 import ray
 from nacl.signing import SigningKey
 
 from actors.cli import main as cli_main
-from actors.core.audit.entries import EntryKind, decode_entry
+from actors.core.audit.entries import EntryKind, decode_entry, encode_entry, leaf_hash
+from actors.core.errors import ForeignEntries
 from actors.engines.postgresql.audit_store import AuditStore, create_schema
 from actors.harness import Endpoint
 from config import parse_config
@@ -80,10 +82,10 @@ def assert_exactly_once(stored: list[tuple[str, str]], changes: int) -> None:
 
 
 def verify(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    latest = config.parent / "checkpoints" / "latest.json"
-    code = cli_main(["audit", "verify", "--config", str(config), "--checkpoint", str(latest)])
+    code = cli_main(["audit", "verify", "--config", str(config)])  # against the export directory too
     out, err = capsys.readouterr()
     assert code == Exit.OK, out + err
+    assert "exported checkpoints" in out and " 0 exported leaf" not in out, out
 
 
 def test_every_change_is_stored_once_in_a_log_that_verifies_also_after_kill_9_of_the_audit_actor(
@@ -134,3 +136,50 @@ def test_run_refuses_to_start_without_the_audit_schema_or_the_signing_key(
     result = subprocess.run([SCRIPT, "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert "signing key" in result.stderr and "Traceback" not in result.stderr
+
+
+def forge_tail(pg: Endpoint) -> int:
+    """A superuser appends a well-chained copy of the last entry (as a delete) after it; its seq."""
+    with pg.connect("admin") as admin, admin.transaction():
+        row = admin.execute(f"SELECT seq, data, leaf FROM {SCHEMA}.entries ORDER BY seq DESC LIMIT 1").fetchone()
+        assert row is not None
+        seq, data, leaf = int(row[0]), bytes(row[1]), bytes(row[2])
+        forged = msgspec.structs.replace(decode_entry(data), seq=seq + 1, prev=leaf, op="delete")
+        forged_data = encode_entry(forged)
+        admin.execute(f"ALTER TABLE {SCHEMA}.entries DISABLE TRIGGER ALL")
+        admin.execute(
+            f"INSERT INTO {SCHEMA}.entries SELECT %s, %s, %s, %s, kind, namespace, key, commit_time_us "
+            f"FROM {SCHEMA}.entries WHERE seq = %s",
+            (seq + 1, forged_data, leaf_hash(forged_data), leaf, seq),
+        )
+        admin.execute(f"ALTER TABLE {SCHEMA}.entries ENABLE TRIGGER ALL")
+    return seq + 1
+
+
+def test_an_entry_forged_at_the_tail_stops_the_pipeline_and_no_restart_signs_it(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_orders(fresh_pg_db, fresh_mariadb_db)
+    path = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path)
+    config = parse_config(path.read_text(), source=str(path))
+    target = f"{fresh_mariadb_db.database}.orders"
+    with pytest.raises(ForeignEntries, match="first foreign entry") as stopped, running(config) as supervisor:
+        wait_ready(supervisor)
+        Load(fresh_pg_db, 500).start().wait(60)
+        wait_equal(fresh_pg_db, "public.orders", fresh_mariadb_db, target, timeout_s=60, supervisor=supervisor)
+        wait_stored(fresh_pg_db, 500, timeout_s=30)
+        forged = forge_tail(fresh_pg_db)
+        Load(fresh_pg_db, 200, first_id=1_000_000).start().wait(60)  # the next batch meets the forged entry
+        wait_until(lambda: supervisor.failure is not None, timeout_s=60, what="the pipeline to stop on the forgery")
+    assert stopped.value.first == forged
+    with fresh_pg_db.connect("admin") as admin:
+        (signed,) = admin.execute(f"SELECT max(size) FROM {SCHEMA}.checkpoints").fetchone() or (0,)
+    assert signed == forged, "a checkpoint covers the forged entry"
+
+    # A restart refuses to start on it, with one line naming it; verify names it too.
+    result = subprocess.run([SCRIPT, "run", "--config", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == Exit.FINDINGS, result.stderr
+    assert f"first foreign entry {forged}" in result.stderr and "Traceback" not in result.stderr
+    code = cli_main(["audit", "verify", "--config", str(path)])
+    out, err = capsys.readouterr()
+    assert code == Exit.FINDINGS and f"first bad entry {forged}:" in err and "foreign" in err, out + err

@@ -30,7 +30,7 @@ def _populate(db: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     now_us = time.time_ns() // 1000
     events = [event(i) for i in range(OLD)]
     events += [msgspec.structs.replace(event(i), commit_time_us=now_us) for i in range(OLD, OLD + RECENT)]
-    log = AuditLog(SigningKey(SEED), every_entries=10, every_ms=10**9)
+    log = AuditLog(SigningKey(SEED), every_entries=10)
     entries, checkpoints = log.add(change_entry(e) for e in events)
     with db.connect("apply") as conn:
         AuditStore(conn, SCHEMA).append(entries, checkpoints, log.take_frontiers())
@@ -112,7 +112,7 @@ def test_tampering_is_still_caught_after_cleanup(
     store = AuditStore(fresh_pg_db.connect("apply"), SCHEMA)
     from tests.audit.conftest import Populated
 
-    p = Populated(fresh_pg_db, admin, store._conn, store, [], [], tmp_path)
+    p = Populated(fresh_pg_db, admin, store._conn, store, [], [], tmp_path, tmp_path)
     cases = [
         (f"UPDATE {SCHEMA}.entries SET data = set_byte(data, 20, 0) WHERE seq = 45", 45, "changed"),
         (f"UPDATE {SCHEMA}.entries SET leaf = set_byte(leaf, 0, 0) WHERE seq = 12", 13, "does not chain"),

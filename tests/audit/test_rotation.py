@@ -28,22 +28,24 @@ OTHER = SigningKey(bytes(range(200, 232)))
 
 
 def rotated_log(n_before: int = 25, n_after: int = 25):
-    """Entries 0..n_before-1 under OLD, the rotation entry, then n_after entries under NEW (checkpoints every 10)."""
+    """Entries 0..n_before-1 under OLD, the rotation entry, then n_after entries under NEW (checkpoints every 10,
+    and one of each batch's head)."""
     clock = iter(range(1, 10**9))
-    log = AuditLog(OLD, every_entries=10, every_ms=10**9, clock_us=lambda: next(clock))
+    log = AuditLog(OLD, every_entries=10, clock_us=lambda: next(clock))
     rows, cps = log.add(change_entry(event(i)) for i in range(n_before))
     detail: dict[str, object] = {"old_key_id": key_id(bytes(OLD.verify_key)).hex()}
     detail["new_key_id"] = key_id(bytes(NEW.verify_key)).hex()
     rotation = admin_entry(AdminKind.KEY_ROTATION, request_id="r1", actor="test", time_us=1, detail=detail)
-    more, sealed = log.seal([rotation])
+    more, sealed = log.add([rotation])
     log.use_key(NEW)
     tail, late = log.add(change_entry(event(i)) for i in range(n_before, n_before + n_after))
-    return rows + more + tail, cps + sealed + late + [log.flush()]
+    return rows + more + tail, cps + sealed + late
 
 
 def test_rotation_in_the_middle_verifies_with_both_keys() -> None:
     rows, cps = rotated_log()
-    assert [(cp.size, cp.key_id == key_id(bytes(OLD.verify_key))) for cp in cps][2:4] == [(26, True), (36, False)]
+    signed = [(cp.size, cp.key_id == key_id(bytes(OLD.verify_key))) for cp in cps]
+    assert signed[2:5] == [(25, True), (26, True), (36, False)]
     report = verify_log(rows, cps, key_ring([OLD.verify_key, NEW.verify_key]))
     assert report.ok and report.entries == 51, report.finding
 

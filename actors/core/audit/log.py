@@ -1,7 +1,9 @@
-"""AuditLog: numbers and chains entries, keeps the Merkle frontier, and signs checkpoints on schedule.
+"""AuditLog: numbers and chains entries, keeps the Merkle frontier, and signs a checkpoint of every batch.
 
-Pure and synchronous: the caller (the audit actor) stores what :meth:`AuditLog.add` returns, entries
-first and then checkpoints, in that order, so a stored checkpoint never covers an unstored entry.
+Pure and synchronous. Every :meth:`AuditLog.add` returns, with the entries, a signed checkpoint of the new
+head (one Ed25519 signature per batch), which the caller stores in the same transaction: the stored log
+never ends in entries no signature covers, so entries found beyond the last checkpoint were written by
+someone else (foreign), and no later process signs them.
 """
 
 from __future__ import annotations
@@ -38,19 +40,16 @@ class AuditLog:
         signing_key: SigningKey,
         *,
         every_entries: int = 10_000,
-        every_ms: int = 1_000,
         frontier: Frontier | None = None,
         last_leaf: bytes = GENESIS,
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
     ) -> None:
         self._key = signing_key
         self._every_entries = every_entries
-        self._every_us = every_ms * 1000
         self._frontier = frontier or Frontier()
         self._last_leaf = last_leaf
         self._clock_us = clock_us
         self._last_cp_size = self._frontier.size
-        self._last_cp_time_us = clock_us()
         #: The frontier at each checkpoint signed since the last :meth:`take_frontiers`, stored beside it
         #: so a restart reads O(log n) hashes plus the leaves after the checkpoint, not every leaf.
         self._frontiers: list[Frontier] = []
@@ -58,6 +57,10 @@ class AuditLog:
     @property
     def size(self) -> int:
         return self._frontier.size
+
+    def root(self) -> bytes:
+        """The Merkle root of the log as it stands."""
+        return self._frontier.root()
 
     @property
     def key_id(self) -> bytes:
@@ -72,20 +75,14 @@ class AuditLog:
         frontiers, self._frontiers = self._frontiers, []
         return frontiers
 
-    def seal(self, drafts: Iterable[AuditEntry]) -> tuple[list[StoredEntry], list[Checkpoint]]:
-        """Like :meth:`add`, but the last checkpoint returned always covers the new head (admin actions that
-        must be signed at once, e.g. a key rotation signed over by the old key)."""
-        stored, checkpoints = self.add(drafts)
-        if not checkpoints or checkpoints[-1].size != self.size:
-            checkpoints.append(self.checkpoint())
-        return stored, checkpoints
-
     def use_key(self, signing_key: SigningKey) -> None:
         """Sign every later checkpoint with ``signing_key`` (after a rotation entry was sealed)."""
         self._key = signing_key
 
     def add(self, drafts: Iterable[AuditEntry]) -> tuple[list[StoredEntry], list[Checkpoint]]:
-        """Number and chain ``drafts`` (their seq/prev are overwritten); return rows and due checkpoints."""
+        """Number and chain ``drafts`` (their seq/prev are overwritten); return the rows and the checkpoints
+        that cover them: one every ``every_entries`` entries of a large batch, and always one of the new head
+        (none when there are no drafts)."""
         stored: list[StoredEntry] = []
         checkpoints: list[Checkpoint] = []
         frontier, replace = self._frontier, msgspec.structs.replace
@@ -102,23 +99,13 @@ class AuditLog:
             self._last_leaf = leaf
             if frontier.size - self._last_cp_size >= self._every_entries:
                 checkpoints.append(self.checkpoint())
-        if self._clock_us() - self._last_cp_time_us >= self._every_us and frontier.size > self._last_cp_size:
+        if frontier.size > self._last_cp_size:
             checkpoints.append(self.checkpoint())
         return stored, checkpoints
-
-    def tick(self) -> Checkpoint | None:
-        """A checkpoint if entries are waiting and T ms have passed (call it from a timer)."""
-        if self._clock_us() - self._last_cp_time_us >= self._every_us and self.size > self._last_cp_size:
-            return self.checkpoint()
-        return None
-
-    def flush(self) -> Checkpoint | None:
-        """A checkpoint of the current head if some entries are not covered yet (e.g. on shutdown)."""
-        return self.checkpoint() if self.size > self._last_cp_size else None
 
     def checkpoint(self) -> Checkpoint:
         """Sign the current head now."""
         now = self._clock_us()
-        self._last_cp_size, self._last_cp_time_us = self.size, now
+        self._last_cp_size = self.size
         self._frontiers.append(self._frontier.copy())
         return sign(self._key, self.size, self._frontier.root(), now)

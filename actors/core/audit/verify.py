@@ -2,7 +2,10 @@
 
 Walks the entries in seq order, recomputing each leaf hash, the previous-entry chain and the Merkle
 frontier, and compares the root at every stored checkpoint (whose signature it checks with the key its
-id names, following key-rotation entries) and at an optional external checkpoint. Entries pruned by
+id names, following key-rotation entries) and at every exported one (actors.core.audit.exports: what lives
+outside the database). Each recomputed leaf is compared with the leaf hash exported when the entry was
+stored, so an entry changed with its leaf and the chain recomputed is still named. Entries no stored
+checkpoint covers are foreign: Worker-Sync stores a checkpoint with every batch. Entries pruned by
 retention keep their leaf hash and chain link, so roots are still checked over them. Stops at the first
 problem and names the entry.
 """
@@ -24,6 +27,7 @@ from actors.core.audit.entries import (
     decode_entry,
     leaf_hash,
 )
+from actors.core.audit.exports import Exported
 from actors.core.audit.log import StoredEntry
 from actors.core.audit.merkle import Frontier
 
@@ -110,11 +114,12 @@ def verify_log(
     rows: Iterable[StoredEntry],
     checkpoints: Iterable[Checkpoint],
     public_key: VerifyKey | KeyRing,
-    external: Checkpoint | None = None,
+    exported: Exported | None = None,
     *,
     pruned: Sequence[tuple[int, int]] = (),
 ) -> Report:
-    """Verify entries (in seq order) against stored checkpoints and an optional external one.
+    """Verify entries (in seq order) against stored checkpoints and what was exported outside the database
+    (signatures already checked by read_exports).
 
     ``public_key`` is one key or a ring (key id -> key): each checkpoint is checked with the key its id names.
     ``pruned`` are the recorded retention ranges [from, to): an entry there may have lost its content (its
@@ -122,6 +127,10 @@ def verify_log(
     a finding.
     """
     keys = _Keys(public_key if isinstance(public_key, dict) else key_ring([public_key]))
+    outside = exported or Exported({}, [])
+    if outside.problem:
+        return Report(0, 0, 0, Finding(0, f"export directory: {outside.problem}"))
+    exported_leaves = outside.leaves
     by_size: dict[int, Checkpoint] = {}
     for checkpoint in checkpoints:
         by_size.setdefault(checkpoint.size, checkpoint)
@@ -154,6 +163,9 @@ def verify_log(
                 finding = keys.rotation(row.seq, entry)
                 if finding:
                     return report(finding)
+        if row.seq < len(exported_leaves) and leaf != exported_leaves[row.seq]:
+            problem = f"entry {row.seq} was changed: its leaf hash differs from the one exported when it was stored"
+            return report(Finding(row.seq, problem))
         frontier.append(leaf)
         prev = leaf
         cp = by_size.get(frontier.size)
@@ -166,10 +178,10 @@ def verify_log(
             finding = keys.sealed(frontier.size, cp)
             if finding:
                 return report(finding)
-        if external is not None and external.size == frontier.size:
-            finding = keys.check(external, frontier, "external checkpoint", 0)
-            if finding:
-                return report(finding)
+        stated = outside.checkpoints.get(frontier.size)
+        if stated is not None and stated.root != frontier.root():
+            problem = f"exported checkpoint at size {stated.size}: the stored entries no longer give its root"
+            return report(Finding(last_cp, problem))
     beyond = [size for size in by_size if size > frontier.size]
     if beyond:
         size = min(beyond)
@@ -183,12 +195,21 @@ def verify_log(
                 f"{frontier.size}..{size - 1}, which are missing",
             )
         )
-    if external is not None and external.size > frontier.size:
+    longest = max(outside.checkpoints, default=0)
+    if longest > frontier.size:
         return report(
             Finding(
                 frontier.size,
-                f"log truncated: it has {frontier.size} entries but the external checkpoint signs "
-                f"{external.size}; entries {frontier.size}..{external.size - 1} are missing",
+                f"log truncated: it has {frontier.size} entries but the exported checkpoint signs "
+                f"{longest}; entries {frontier.size}..{longest - 1} are missing",
+            )
+        )
+    if frontier.size > last_cp:
+        return report(
+            Finding(
+                last_cp,
+                f"entries {last_cp}..{frontier.size - 1} are covered by no signed checkpoint: foreign (written "
+                "outside Worker-Sync, which stores a checkpoint with every batch)",
             )
         )
     return report(None)

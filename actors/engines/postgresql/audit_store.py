@@ -271,11 +271,21 @@ class AuditStore:
         assert row is not None
         return int(row[0]), int(row[1]), int(row[2])
 
-    def leaves(self, to_seq: int) -> list[bytes]:
-        """Leaf hashes of entries 0..to_seq-1 (for inclusion proofs)."""
+    def leaves(self, to_seq: int, *, from_seq: int = 0) -> list[bytes]:
+        """Leaf hashes of entries from_seq..to_seq-1 (inclusion proofs, the export directory)."""
+        query = sql.SQL("SELECT leaf FROM {} WHERE seq >= %s AND seq < %s ORDER BY seq").format(self._entries)
         with self._conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT leaf FROM {} WHERE seq < %s ORDER BY seq").format(self._entries), (to_seq,))
+            cur.execute(query, (from_seq, to_seq))
             return [bytes(row[0]) for row in cur.fetchall()]
+
+    def sealed_and_stored(self) -> tuple[int, int]:
+        """(entries the latest checkpoint signs, entries stored): equal unless someone wrote to the store."""
+        query = sql.SQL("SELECT (SELECT coalesce(max(size), 0) FROM {}), (SELECT coalesce(max(seq) + 1, 0) FROM {})")
+        with self._conn.cursor() as cur:
+            cur.execute(query.format(self._checkpoints, self._entries))
+            row = cur.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
 
     def checkpoints(self) -> list[Checkpoint]:
         with self._conn.cursor() as cur:
