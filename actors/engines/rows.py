@@ -181,7 +181,10 @@ class RowReader(abc.ABC):
         order = f" ORDER BY {self._key_list(view)}"
         key_index = [next(i for i, c in enumerate(view.columns) if c.name == k) for k in view.key]
         if view.in_database:
-            texts = ", ".join(str(self.canonical_sql(c)) for c in view.columns)
+            # Aliased: a text named like its column would make ORDER BY of a key column ambiguous.
+            texts = ", ".join(
+                f"{self.canonical_sql(c)} AS {self.quote(f'ws_text_{i}')}" for i, c in enumerate(view.columns)
+            )
             result = []
             for raw in self.fetch(f"SELECT {self._key_list(view)}, {texts} FROM {table}{where}{order}", params):
                 key, values = tuple(raw[: len(view.key)]), tuple(_text(v) for v in raw[len(view.key) :])
