@@ -144,7 +144,9 @@ def test_renamed_columns_follow_the_link_column_map(
         "CREATE TABLE items (item_id int PRIMARY KEY, quantity int, label longtext)",
         "INSERT INTO items SELECT seq, seq % 7, CONCAT('item ', seq) FROM seq_1_to_2000",
     )
-    path = write_config(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.items", f"{fresh_mariadb_db.database}.items")])
+    path = write_config(
+        fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.items", f"{fresh_mariadb_db.database}.items")]
+    )
     text = path.read_text().replace(
         f"target: {fresh_mariadb_db.database}.items}}",
         f"target: {fresh_mariadb_db.database}.items, columns: {{id: item_id, qty: quantity}}}}",
@@ -184,7 +186,7 @@ def test_mariadb_source_and_types_without_an_sql_form(
     code, out, err = cli(capsys, "verify", "--config", str(path), "--link", "test-link", "--json")
     assert code == 0, (out, err)
     assert json.loads(out)["tables"][0]["hashed_in"] == "client"
-    pg_exec(fresh_pg_db, "UPDATE public.docs SET doc = '{\"a\": [2, 1], \"b\": 1.5}' WHERE id = 1")
+    pg_exec(fresh_pg_db, 'UPDATE public.docs SET doc = \'{"a": [2, 1], "b": 1.5}\' WHERE id = 1')
     code, out, _ = cli(capsys, "verify", "--config", str(path), "--link", "test-link", "--json")
     assert code == 1
     (diff,) = json.loads(out)["tables"][0]["differences"]
