@@ -61,20 +61,32 @@ def settle(
     suspects: dict[KeyTexts, Suspect],
     committed: Committed,
     *,
-    rounds: int = 2,
+    rounds: int = 3,
     timeout_s: float = 30.0,
-    quiet_s: float = 2.0,
+    quiet_s: float = 1.5,
 ) -> tuple[dict[KeyTexts, Suspect], list[Wait]]:
-    """The suspects still differing after ``rounds`` re-reads (with both rows as last read), and the waits."""
+    """The suspects still differing after at most ``rounds`` re-reads (with both rows as last read), and the
+    waits. A round reads the source, waits for the link, reads the target, then the source again: the key
+    matches when the target equals either source read (it holds a state the source had in between). Rounds
+    stop early once the link is idle and the rows read are those of the round before: nothing is moving."""
     waits: list[Wait] = []
     for _ in range(rounds):
         if not suspects:
             break
         keys = [s.read_key for s in suspects.values()]
-        at_source = source.rows_by_key(pair.source, keys)
+        before = source.rows_by_key(pair.source, keys)
         position = source.log_position()
         waits.append(wait_committed(position, committed, timeout_s=timeout_s, quiet_s=quiet_s))
         at_target = target.rows_by_key(pair.target, keys)
-        still = {s.key: s for s in compare_rows(at_source, at_target)}
-        suspects = {k: still[k] for k in suspects if k in still}
+        after = source.rows_by_key(pair.source, keys)
+        differing_before = {s.key for s in compare_rows(before, at_target)}
+        still = {s.key: s for s in compare_rows(after, at_target) if s.key in differing_before and s.key in suspects}
+        stable = waits[-1].outcome in ("idle", "unknown") and all(_same(suspects[k], s) for k, s in still.items())
+        suspects = still
+        if stable:
+            break
     return suspects, waits
+
+
+def _same(a: Suspect, b: Suspect) -> bool:
+    return a.source_row == b.source_row and a.target_row == b.target_row
