@@ -215,3 +215,34 @@ audit: {enabled: false}
     )
     code, _, err = cli(capsys, "verify", "--config", str(mongo), "--link", "l")
     assert code == 2 and "comparing mongodb tables is not built yet" in err, err
+
+
+def test_repair_is_a_signed_repair_admin_entry_when_the_audit_is_on(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nacl.signing import SigningKey
+
+    from actors.core.audit.entries import EntryKind, admin_detail, decode_entry
+    from actors.engines.postgresql.audit_store import AuditStore, create_schema
+
+    pg_exec(fresh_pg_db, PG_PRICES, PG_ROWS)
+    maria_exec(fresh_mariadb_db, MARIADB_PRICES, MARIADB_ROWS, "UPDATE prices SET name = 'changed' WHERE id = 2")
+    with fresh_pg_db.connect("admin") as admin:
+        create_schema(admin, "worker_sync_audit", fresh_pg_db.capture.user)
+    key = tmp_path / "signing.key"
+    key.write_text(bytes(SigningKey.generate()).hex())
+    key.chmod(0o600)
+    audit = f"  enabled: true\n  node: postgresql\n  schema: worker_sync_audit\n  signing_key_file: {key}"
+    path = write_config(
+        fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.prices", f"{fresh_mariadb_db.database}.prices")], audit=audit
+    )
+    code, out, err = cli(capsys, "verify", "--config", str(path), "--link", "test-link", "--repair", "--json")
+    assert code == 1, err
+    repaired = json.loads(out)["tables"][0]["repaired"]
+    assert repaired["upserts"] == 1 and repaired["audit_entry"] == 0
+    with fresh_pg_db.connect("admin") as conn:
+        (entry,) = [decode_entry(row.data) for row in AuditStore(conn, "worker_sync_audit").read()]
+    assert entry.kind == EntryKind.ADMIN and entry.op == "repair"
+    detail = admin_detail(entry)
+    assert detail["link"] == "test-link" and detail["keys"] == [{"id": "2"}] and detail["upserts"] == 1
+    assert cli(capsys, "verify", "--config", str(path), "--link", "test-link")[0] == 0
