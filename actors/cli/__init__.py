@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "back up the audit store and committed positions"),
     "restore": ("restore", "restore a backup made by `backup`"),
     "cleanup": ("cleanup", "apply retention without breaking verifiability"),
+    "verify": ("verify", "compare a live link's source and target tables by key ranges; --repair fixes differences"),
     "probe": ("probe", "write a marker at a source and wait for it at its target"),
     "check-config": ("check_config", "validate a config file (no Ray, no database needed)"),
     "demo": ("demo", "start throwaway local servers and show Worker-Sync at work on them"),

@@ -16,6 +16,7 @@ from config.model import Node
 if TYPE_CHECKING:
     from actors.core.streams import StreamSpec
     from actors.core.typemap import TableSchema
+    from actors.engines.rows import RowReader
     from actors.engines.sink import BatchWriter
 
 Change = ChangeEvent | TxnEnd | None
@@ -72,6 +73,15 @@ class Engine(Generic[N]):
     def connect(self, name: str, node: N, password: str | None, *, user: str | None = None, app: str) -> Any:
         """A DB-API connection (autocommit) as the node's user, or as ``user``; NodeUnreachable if refused."""
         raise NodeUnreachable(f"node `{name}`: {type(node).__name__} nodes are not supported by this command yet", "")
+
+    def row_reader(self, name: str, node: N) -> RowReader:
+        """A reader of the node's tables by key ranges (`worker-sync verify`), as the node's user."""
+        from actors.core.errors import ConfigError
+
+        raise ConfigError(
+            "verify",
+            f"node `{name}`: comparing {self.name} tables is not built yet (PostgreSQL and MariaDB/MySQL only)",
+        )
 
     def source_schema(self, name: str, node: N, namespace: str) -> TableSchema:
         """The columns of a source table, for the start-up mapping check."""

@@ -37,6 +37,8 @@ class AdminKind(enum.StrEnum):
     DEAD_LETTER = "dead-letter"
     #: A dead letter applied after all (``dead-letters retry``) or dropped (``dead-letters discard``).
     DEAD_LETTER_RESOLVED = "dead-letter-resolved"
+    #: Target rows `worker-sync verify --repair` made equal to the source's again.
+    REPAIR = "repair"
 
 
 #: Prefix of an admin entry's namespace: ``admin.key-rotation`` etc. (`audit logs --table admin.key-rotation`).

@@ -15,6 +15,7 @@ from actors.core.typemap import TableSchema
 from actors.engines.base import ChangeSource, DumpCommand, Engine, first_line, unreachable
 from actors.engines.mariadb import errors, probe, versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
+from actors.engines.rows import RowReader
 from actors.engines.sink import BatchWriter
 from config.model import MySqlNode
 from config.secrets import node_password
@@ -45,6 +46,12 @@ class MariaDbEngine(Engine[MySqlNode]):
             return pymysql.connect(**connect_kwargs(params))
         except (pymysql.err.MySQLError, OSError) as exc:
             raise unreachable(name, node, exc) from None
+
+    def row_reader(self, name: str, node: MySqlNode) -> RowReader:
+        from actors.engines.mariadb.rows import MariaDbRowReader
+
+        conn = self.connect(name, node, node_password(name, node), app="worker-sync verify")
+        return MariaDbRowReader(name, conn, flavor=node.flavor)
 
     def source_schema(self, name: str, node: MySqlNode, namespace: str) -> TableSchema:
         from actors.engines.mariadb.connection import connect

@@ -14,6 +14,7 @@ from actors.core.typemap import TableSchema
 from actors.engines.base import ChangeSource, DumpCommand, Engine, first_line, unreachable
 from actors.engines.postgresql import errors, probe, versions
 from actors.engines.postgresql.connection import conninfo_for
+from actors.engines.rows import RowReader
 from actors.engines.sink import BatchWriter
 from config.model import PostgresNode
 from config.secrets import node_password
@@ -57,6 +58,11 @@ class PostgresEngine(Engine[PostgresNode]):
             return psycopg.connect(conninfo_for(node, password, application_name=app), autocommit=True)
         except psycopg.Error as exc:
             raise unreachable(name, node, exc) from None
+
+    def row_reader(self, name: str, node: PostgresNode) -> RowReader:
+        from actors.engines.postgresql.rows import PgRowReader
+
+        return PgRowReader(name, self.connect(name, node, node_password(name, node), app="worker-sync verify"))
 
     def source_schema(self, name: str, node: PostgresNode, namespace: str) -> TableSchema:
         from actors.engines.postgresql.schema import table_schema
