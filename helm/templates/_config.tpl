@@ -46,6 +46,10 @@ config names those files (`password_file`, `signing_key_file`, `token_file`), ne
 {{- $_ := set $cfg "databases" (include "worker-sync.configDatabases" . | fromYaml) -}}
 {{- $_ := set $cfg "log_level" .Values.logLevel -}}
 {{- $http := dict "host" "0.0.0.0" "port" (int .Values.service.containerPort) "token_env" nil "token_file" (printf "%s/http-token" $dir) -}}
+{{- if .Values.service.tls.enabled -}}
+{{- $_ := set $http "tls_cert_file" (printf "%s/tls/http/tls.crt" $dir) -}}
+{{- $_ := set $http "tls_key_file" (printf "%s/tls/http/tls.key" $dir) -}}
+{{- end -}}
 {{- $_ := set $cfg "http" $http -}}
 {{- $supervisor := deepCopy ($cfg.supervisor | default dict) -}}
 {{- $_ := set $supervisor "ray_address" "auto" -}}
@@ -123,6 +127,21 @@ redis-password: {{ include "worker-sync.secretValue" (dict "ctx" $ctx "key" "red
             - key: {{ ternary .Values.auth.secretKeys.auditEncryptionKey "audit-encryption-key" (not (empty .Values.auth.existingSecret)) }}
               path: audit-encryption-key
             {{- end }}
+      {{- with .Values.service.tls }}
+      {{- if .enabled }}
+      - secret:
+          name: {{ .existingSecret }}
+          items:
+            - key: {{ .secretKeys.cert }}
+              path: tls/http/tls.crt
+            - key: {{ .secretKeys.key }}
+              path: tls/http/tls.key
+            {{- with .secretKeys.ca }}
+            - key: {{ . }}
+              path: tls/http/ca.crt
+            {{- end }}
+      {{- end }}
+      {{- end }}
       {{- range $engine := list "postgresql" "mysql" "mongodb" }}
       {{- $db := index $.Values.databases $engine }}
       {{- if and $db.enabled (or $db.existingSecret $db.password) }}
@@ -177,3 +196,10 @@ redis-password: {{ include "worker-sync.secretValue" (dict "ctx" $ctx "key" "red
 
 {{/* Path of the rendered config inside the pods. */}}
 {{- define "worker-sync.configPath" -}}/etc/worker-sync/config.yaml{{- end -}}
+
+{{/* Path of the CA that clients of the supervisor's TLS port trust, inside pods with the secrets volume; empty without one. */}}
+{{- define "worker-sync.httpCaFile" -}}
+{{- if and .Values.service.tls.enabled .Values.service.tls.secretKeys.ca -}}
+{{- printf "%s/tls/http/ca.crt" (include "worker-sync.secretsDir" .) -}}
+{{- end -}}
+{{- end -}}

@@ -181,9 +181,19 @@ grafana-admin-password
 {{- end -}}
 {{- end -}}
 
+{{/* `https` when the supervisor's port speaks TLS (service.tls), else `http`. */}}
+{{- define "worker-sync.httpScheme" -}}
+{{- ternary "https" "http" (and .Values.service.tls.enabled true) -}}
+{{- end -}}
+
+{{/* The Service's DNS name, which a TLS certificate of the supervisor must carry. */}}
+{{- define "worker-sync.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "worker-sync.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{/* URL of the supervisor inside the cluster. */}}
 {{- define "worker-sync.supervisorUrl" -}}
-{{- printf "http://%s.%s.svc:%v" (include "worker-sync.fullname" .) .Release.Namespace .Values.service.ports.http -}}
+{{- printf "%s://%s:%v" (include "worker-sync.httpScheme" .) (include "worker-sync.serviceHost" .) .Values.service.ports.http -}}
 {{- end -}}
 
 {{/*
@@ -232,6 +242,12 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- if and $db.tls.secretKeys.cert (not $db.tls.secretKeys.key) -}}
 {{- $errors = append $errors (printf "databases.%s.tls.secretKeys: a client certificate (`cert`) needs its `key`" $engine) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.service.tls.enabled (not .Values.service.tls.existingSecret) -}}
+{{- $errors = append $errors "service.tls.existingSecret: the Secret with the HTTP port's certificate and key is required when service.tls.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.ray.tls.enabled (not .Values.ray.tls.existingSecret) -}}
+{{- $errors = append $errors "ray.tls.existingSecret: the Secret with Ray's certificate, key and CA is required when ray.tls.enabled is true" -}}
 {{- end -}}
 {{- with .Values.head.rayStartParams.resources -}}
 {{- if not (contains "worker-sync-supervisor" (toString .)) -}}

@@ -266,6 +266,8 @@ def test_every_volume_mount_and_reference_resolves(rendering):
             (values.get("grafana") or {}).get("existingSecret"),
             ((values.get("redis") or {}).get("auth") or {}).get("existingSecret"),
             (values.get("alertmanager") or {}).get("existingConfigSecret"),
+            (((values.get("service") or {}).get("tls")) or {}).get("existingSecret"),
+            (((values.get("ray") or {}).get("tls")) or {}).get("existingSecret"),
             *[(db or {}).get("existingSecret") for db in (values.get("databases") or {}).values()],
             *[((db or {}).get("tls") or {}).get("existingSecret") for db in (values.get("databases") or {}).values()],
         )
@@ -294,15 +296,18 @@ def test_every_volume_mount_and_reference_resolves(rendering):
                         assert ("PersistentVolumeClaim", claim) in rendered, (where, claim)
 
 
-def test_ingress_routes_to_the_service(production_rendering):
-    ingress = production_rendering.one("Ingress")
+def test_ingress_routes_to_the_service(render):
+    values = scenario_values("production")
+    values["ingress"]["enabled"] = True
+    ingress = render(values).one("Ingress")
     assert ingress["spec"]["tls"] == [{"secretName": "worker-sync-tls", "hosts": ["worker-sync.example.com"]}]
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "worker-sync", "port": {"name": "http"}}
 
 
-def test_ingress_is_off_by_default(default_rendering):
-    assert not default_rendering.of_kind("Ingress")
+def test_ingress_is_off_by_default(rendering):
+    """Off in both values files: /status and /metrics need no token, so nothing exposes the port by default."""
+    assert not rendering.of_kind("Ingress")
 
 
 def test_production_brings_every_secret_and_generates_none(production_rendering):
@@ -316,6 +321,7 @@ def test_production_brings_every_secret_and_generates_none(production_rendering)
         "worker-sync-mysql",
         "worker-sync-mongodb",
         "worker-sync-database-ca",
+        "worker-sync-http-tls",
     }
 
 
