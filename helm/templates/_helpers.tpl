@@ -277,6 +277,17 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- $errors = append $errors "ingress.hosts: at least one host is needed when ingress.enabled is true" -}}
 {{- end -}}
+{{- $workerMetricsPort := index .Values.worker.rayStartParams "metrics-export-port" | default "8080" | int -}}
+{{- if ne $workerMetricsPort (int (include "worker-sync.rayMetricsPort" .)) -}}
+{{- $errors = append $errors (printf "worker.rayStartParams.metrics-export-port (%d) must equal head.rayStartParams.metrics-export-port (%s): Ray's metrics are scraped on one port" $workerMetricsPort (include "worker-sync.rayMetricsPort" .)) -}}
+{{- end -}}
+{{- $queueThreshold := .Values.alerts.queueBacklog.threshold -}}
+{{- if not (kindIs "invalid" $queueThreshold) -}}
+{{- $cap := int (include "worker-sync.queueMaxBatches" .) -}}
+{{- if ge (float64 $queueThreshold) (float64 $cap) -}}
+{{- $errors = append $errors (printf "alerts.queueBacklog.threshold (%v) can never be passed: queue_depth stops at config.supervisor.queue_max_batches (%d); set it below, or null to fire at the cap" $queueThreshold $cap) -}}
+{{- end -}}
+{{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s" (join "\n  - " $errors)) -}}
 {{- end -}}

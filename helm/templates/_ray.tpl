@@ -132,6 +132,17 @@ Ray process (head, workers, the autoscaler sidecar). The files come from the `ra
 {{- end -}}
 {{- end -}}
 
+{{/* Labels every Ray pod (head and workers) carries and nothing else does: what Ray's metrics are scraped by. */}}
+{{- define "worker-sync.rayNodeSelectorLabels" -}}
+{{ include "worker-sync.selectorLabels" . }}
+worker-sync/ray-node: "true"
+{{- end -}}
+
+{{/* Port of Ray's metrics agent (`metrics-export-port`), the same on the head and the workers. */}}
+{{- define "worker-sync.rayMetricsPort" -}}
+{{- index .Values.head.rayStartParams "metrics-export-port" | default "8080" | int -}}
+{{- end -}}
+
 {{/* Pod-level fields shared by the head and worker pods. */}}
 {{- define "worker-sync.rayPodSpecCommon" -}}
 serviceAccountName: {{ include "worker-sync.serviceAccountName" . }}
