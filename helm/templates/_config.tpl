@@ -110,6 +110,29 @@ redis-password: {{ include "worker-sync.secretValue" (dict "ctx" $ctx "key" "red
 {{- end -}}
 {{- end -}}
 
+{{/* Every Secret the release's pods read (JSON list, sorted, no duplicates): what the Role may `get`. */}}
+{{- define "worker-sync.secretNames" -}}
+{{- $names := list -}}
+{{- if include "worker-sync.secretData" . | trim -}}{{- $names = append $names (include "worker-sync.secretName" .) -}}{{- end -}}
+{{- with .Values.auth.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- range $engine := list "postgresql" "mysql" "mongodb" -}}
+{{- $db := index $.Values.databases $engine -}}
+{{- if $db.enabled -}}
+{{- with $db.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- with $db.tls.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.service.tls.enabled -}}{{- $names = append $names .Values.service.tls.existingSecret -}}{{- end -}}
+{{- if .Values.ray.tls.enabled -}}{{- $names = append $names .Values.ray.tls.existingSecret -}}{{- end -}}
+{{- with include "worker-sync.redis.secretName" . -}}{{- if $.Values.gcsFaultTolerance.enabled -}}{{- $names = append $names . -}}{{- end -}}{{- end -}}
+{{- if .Values.grafana.enabled -}}{{- with .Values.grafana.existingSecret -}}{{- $names = append $names . -}}{{- end -}}{{- end -}}
+{{- if .Values.alertmanager.enabled -}}
+{{- $names = append $names (.Values.alertmanager.existingConfigSecret | default (include "worker-sync.componentName" (dict "ctx" . "suffix" "alertmanager"))) -}}
+{{- end -}}
+{{- with .Values.cronJobs.backup.s3.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- $names | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
 {{/* The projected volume with every secret file the Worker-Sync containers read. */}}
 {{- define "worker-sync.secretsVolume" -}}
 - name: secrets

@@ -214,6 +214,23 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- toJson $inputs | sha256sum | trunc 10 -}}
 {{- end -}}
 
+{{/*
+Addresses of the Kubernetes API (JSON list of CIDRs): networkPolicy.kubeApiCidrs, else the `kubernetes`
+Endpoints of the `default` namespace as a live install sees them (lookup), else none (an offline render).
+*/}}
+{{- define "worker-sync.kubeApiCidrs" -}}
+{{- $cidrs := .Values.networkPolicy.kubeApiCidrs | default list -}}
+{{- if not $cidrs -}}
+{{- $endpoints := lookup "v1" "Endpoints" "default" "kubernetes" | default dict -}}
+{{- range $subset := $endpoints.subsets | default list -}}
+{{- range $address := $subset.addresses | default list -}}
+{{- $cidrs = append $cidrs (printf "%s/%s" $address.ip (ternary "128" "32" (contains ":" $address.ip))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $cidrs -}}
+{{- end -}}
+
 {{/* Fail early, with the key to fix, on values the schema cannot express. */}}
 {{- define "worker-sync.validateValues" -}}
 {{- $errors := list -}}
@@ -276,6 +293,19 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- end -}}
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- $errors = append $errors "ingress.hosts: at least one host is needed when ingress.enabled is true" -}}
+{{- end -}}
+{{- if not .Values.auth.allowGenerated -}}
+{{- $generated := list -}}
+{{- if not .Values.auth.existingSecret -}}
+{{- if not .Values.auth.auditSigningKey }}{{ $generated = append $generated "auth.auditSigningKey" }}{{ end -}}
+{{- if not .Values.auth.httpToken }}{{ $generated = append $generated "auth.httpToken" }}{{ end -}}
+{{- if and (include "worker-sync.needsEncryptionKey" .) (not .Values.auth.auditEncryptionKey) }}{{ $generated = append $generated "auth.auditEncryptionKey" }}{{ end -}}
+{{- end -}}
+{{- if and .Values.grafana.enabled (not .Values.grafana.existingSecret) (not .Values.grafana.adminPassword) }}{{ $generated = append $generated "grafana.adminPassword" }}{{ end -}}
+{{- if and (include "worker-sync.redis.bundled" .) (not .Values.redis.auth.existingSecret) (not .Values.redis.auth.password) }}{{ $generated = append $generated "redis.auth.password" }}{{ end -}}
+{{- if $generated -}}
+{{- $errors = append $errors (printf "auth.allowGenerated is false but %s would be generated (and generated anew by every offline render): bring each from an existing Secret (auth.existingSecret, grafana.existingSecret, redis.auth.existingSecret)" (join ", " $generated)) -}}
+{{- end -}}
 {{- end -}}
 {{- $workerMetricsPort := index .Values.worker.rayStartParams "metrics-export-port" | default "8080" | int -}}
 {{- if ne $workerMetricsPort (int (include "worker-sync.rayMetricsPort" .)) -}}

@@ -62,7 +62,7 @@ def test_the_bundled_prometheus_finds_every_ray_pod_by_dns(default_rendering):
 
 
 def test_the_network_policy_lets_prometheus_reach_ray_metrics(rendering):
-    rules = rendering.one("NetworkPolicy")["spec"]["ingress"]
+    rules = rendering.get("NetworkPolicy", "worker-sync")["spec"]["ingress"]
     metrics_from = rendering.values.get("networkPolicy", {}).get("metricsFrom") or [
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
     ]

@@ -149,8 +149,13 @@ def test_seed_security_components(default_rendering):
     r = default_rendering
     role = r.get("Role", "worker-sync")
     assert role["rules"][:2] == [
-        {"apiGroups": [""], "resources": ["pods", "services", "endpoints"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["worker-sync-config"], "verbs": ["get"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["worker-sync-alertmanager", "worker-sync-secret"],
+            "verbs": ["get"],
+        },
     ]
     binding = r.get("RoleBinding", "worker-sync")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "worker-sync", "namespace": NAMESPACE}]
@@ -208,7 +213,7 @@ def test_external_redis_replaces_the_bundled_one(render):
     assert options["redisAddress"] == "redis.cache.svc:6380"
     assert options["redisPassword"]["valueFrom"]["secretKeyRef"] == {"name": "cache-auth", "key": "pw"}
     assert not [o for o in r.objects if o["metadata"]["labels"]["app.kubernetes.io/component"] == "redis"]
-    egress = r.one("NetworkPolicy")["spec"]["egress"]
+    egress = r.get("NetworkPolicy", "worker-sync")["spec"]["egress"]
     assert {"ports": [{"protocol": "TCP", "port": 6380}]} in egress
 
 
@@ -252,7 +257,7 @@ def test_pdb_and_network_policy_select_the_ray_pods(rendering):
     pdb = rendering.one("PodDisruptionBudget")
     assert _matches(pdb["spec"]["selector"]["matchLabels"], worker)
     assert not _matches(pdb["spec"]["selector"]["matchLabels"], head)
-    selector = rendering.one("NetworkPolicy")["spec"]["podSelector"]
+    selector = rendering.get("NetworkPolicy", "worker-sync")["spec"]["podSelector"]
     [expression] = selector["matchExpressions"]
     for labels in (head, worker):
         assert _matches(selector["matchLabels"], labels)
