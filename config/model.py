@@ -191,6 +191,10 @@ class Supervisor(Base, frozen=True, kw_only=True):
     restart_backoff_max_s: PositiveFloat = 60.0
     #: Where committed positions are kept (a persistent volume on Kubernetes).
     state_dir: str = "worker-sync-state"
+    #: Ray resources each capture and applier actor reserves. 0 reserves none (Ray then places them anywhere
+    #: and an autoscaler sees no demand); on Kubernetes the chart sets them, so the workers scale with the actors.
+    actor_cpus: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    actor_memory_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class Http(Base, frozen=True, kw_only=True):

@@ -54,6 +54,8 @@ config names those files (`password_file`, `signing_key_file`, `token_file`), ne
 {{- $supervisor := deepCopy ($cfg.supervisor | default dict) -}}
 {{- $_ := set $supervisor "ray_address" "auto" -}}
 {{- $_ := set $supervisor "state_dir" (printf "%s/state" .Values.persistence.mountPath) -}}
+{{- $_ := set $supervisor "actor_cpus" (float64 .Values.actors.cpus) -}}
+{{- $_ := set $supervisor "actor_memory_bytes" (int64 (include "worker-sync.memoryBytes" (.Values.actors.memory | default 0))) -}}
 {{- $_ := set $cfg "supervisor" $supervisor -}}
 {{- $audit := deepCopy ($cfg.audit | default dict) -}}
 {{- $_ := set $audit "signing_key_file" (printf "%s/audit-signing-key" $dir) -}}

@@ -197,21 +197,33 @@ grafana-admin-password
 {{- end -}}
 
 {{/*
-Revision of the Ray workload: a hash of everything the running supervisor depends on. It is a pod
-annotation of the RayCluster (so `upgradeStrategy: Recreate` replaces the pods) and the suffix of the
-RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
+Revision of the Ray pods: a hash of what the pods and the supervisor in them depend on, the pod annotation
+`worker-sync/revision` (so `upgradeStrategy: Recreate` replaces the pods when it changes, and the new
+supervisor reads a fresh ConfigMap). Left out, so that they never recreate the cluster: how many workers run
+(`replicaCount`, `autoscaling.*`, `worker.replicas`/`minReplicas`/`maxReplicas`: the autoscaler's and
+KubeRay's business) and the log level (passed to the supervisor on its command line, see rayRevision).
 */}}
-{{- define "worker-sync.rayRevision" -}}
+{{- define "worker-sync.podRevision" -}}
+{{- $config := omit (include "worker-sync.configYaml" . | fromYaml) "log_level" -}}
 {{- $inputs := dict
-  "config" (include "worker-sync.configYaml" .)
+  "config" $config
   "image" (include "worker-sync.image" .)
-  "head" .Values.head "worker" .Values.worker "ray" .Values.ray
+  "head" .Values.head "worker" (omit .Values.worker "replicas" "minReplicas" "maxReplicas")
+  "ray" (omit .Values.ray "job")
   "databases" .Values.databases "auth" .Values.auth
   "gcs" .Values.gcsFaultTolerance "redisAuth" .Values.redis.auth
-  "replicas" .Values.replicaCount "autoscaling" .Values.autoscaling
   "securityContext" .Values.securityContext "podSecurityContext" .Values.podSecurityContext
   "persistence" .Values.persistence "service" .Values.service -}}
 {{- toJson $inputs | sha256sum | trunc 10 -}}
+{{- end -}}
+
+{{/*
+Revision of the supervisor: the pods' revision and the log level. It is the suffix of the RayJob's name, so
+an upgrade that changes either submits a fresh `run --detached`, which replaces the supervisor (its identity
+covers the config and `--log-level`); a log-level change alone replaces only the supervisor, not the pods.
+*/}}
+{{- define "worker-sync.rayRevision" -}}
+{{- printf "%s/%s" (include "worker-sync.podRevision" .) .Values.logLevel | sha256sum | trunc 10 -}}
 {{- end -}}
 
 {{/*
@@ -240,9 +252,9 @@ Endpoints of the `default` namespace as a live install sees them (lookup), else 
 {{- end -}}
 {{- end -}}
 {{- $supervisor := (.Values.config | default dict).supervisor | default dict -}}
-{{- range $key := list "ray_address" "state_dir" -}}
+{{- range $key := list "ray_address" "state_dir" "actor_cpus" "actor_memory_bytes" -}}
 {{- if hasKey $supervisor $key -}}
-{{- $errors = append $errors (printf "config.supervisor.%s: set by the chart (`auto`, and a folder on the persistence volume); remove it from `config`" $key) -}}
+{{- $errors = append $errors (printf "config.supervisor.%s: set by the chart (`auto`, a folder on the persistence volume, actors.cpus and actors.memory); remove it from `config`" $key) -}}
 {{- end -}}
 {{- end -}}
 {{- $audit := (.Values.config | default dict).audit | default dict -}}
@@ -310,6 +322,10 @@ Endpoints of the `default` namespace as a live install sees them (lookup), else 
 {{- $workerMetricsPort := index .Values.worker.rayStartParams "metrics-export-port" | default "8080" | int -}}
 {{- if ne $workerMetricsPort (int (include "worker-sync.rayMetricsPort" .)) -}}
 {{- $errors = append $errors (printf "worker.rayStartParams.metrics-export-port (%d) must equal head.rayStartParams.metrics-export-port (%s): Ray's metrics are scraped on one port" $workerMetricsPort (include "worker-sync.rayMetricsPort" .)) -}}
+{{- end -}}
+{{- $workerCpus := index (include "worker-sync.worker.rayStartParams" . | fromYaml) "num-cpus" -}}
+{{- if and $workerCpus (gt (float64 .Values.actors.cpus) (float64 $workerCpus)) -}}
+{{- $errors = append $errors (printf "actors.cpus (%v) is more than a worker offers (num-cpus %v): no actor could ever be placed; lower it or give the workers more CPU" .Values.actors.cpus $workerCpus) -}}
 {{- end -}}
 {{- $queueThreshold := .Values.alerts.queueBacklog.threshold -}}
 {{- if not (kindIs "invalid" $queueThreshold) -}}

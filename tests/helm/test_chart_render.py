@@ -76,7 +76,9 @@ def test_seed_application_components(default_rendering):
     assert group["replicas"] == 3  # seed replicaCount
     job = r.one("RayJob")
     assert job["spec"]["clusterSelector"] == {"ray.io/cluster": "worker-sync"}
-    assert job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml --detached"
+    assert (
+        job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml --detached --log-level info"
+    )
     assert job["spec"]["shutdownAfterJobFinishes"] is False
     service = r.get("Service", "worker-sync")
     assert {p["name"] for p in service["spec"]["ports"]} == {"http", "metrics"}
@@ -382,17 +384,21 @@ def test_ray_auth_mode(render, default_rendering):
         assert {"name": "RAY_AUTH_MODE", "value": "disabled"} in container.get("env", []), where
 
 
-def test_ray_job_name_follows_the_workload_revision(render, default_rendering):
+def pod_revision(rendering) -> str:
+    return rendering.one("RayCluster")["spec"]["headGroupSpec"]["template"]["metadata"]["annotations"][
+        "worker-sync/revision"
+    ]
+
+
+def test_ray_job_name_and_pod_revision_follow_the_config(render, default_rendering):
     name = default_rendering.one("RayJob")["metadata"]["name"]
-    cluster = default_rendering.one("RayCluster")
-    revision = cluster["spec"]["headGroupSpec"]["template"]["metadata"]["annotations"]["worker-sync/revision"]
-    assert name == f"worker-sync-{revision}"
     assert render({}).one("RayJob")["metadata"]["name"] == name, "the revision must be deterministic"
     changed = render({"config": {"supervisor": {"applier_shards": 8}}})
     assert changed.one("RayJob")["metadata"]["name"] != name
+    assert pod_revision(changed) != pod_revision(default_rendering), "a new config reaches fresh pods"
     assert changed.one("RayCluster")["spec"]["workerGroupSpecs"][0]["template"]["metadata"]["annotations"][
         "worker-sync/revision"
-    ] == changed.one("RayJob")["metadata"]["name"].removeprefix("worker-sync-")
+    ] == pod_revision(changed)
 
 
 def test_names_fit_63_characters(render):
