@@ -100,7 +100,7 @@ class Supervisor:
         settings = self.config.supervisor
         nodes = nodes_by_name(self.config)
         targets = {route.target_node: nodes[route.target_node] for route in self.routes}
-        placement = Placement()
+        placement = Placement(settings.actor_cpus, settings.actor_memory_bytes)
         shards = Shards(self.routes, targets, self._calls, placement, self.dead_letters, self.run_id, self._backoff)
         shards.start(settings.applier_shards)
         specs = stream_specs(self.config, self.routes)

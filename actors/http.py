@@ -2,7 +2,9 @@
 `manual` groups (GET /conflicts, GET /conflicts/ID, POST /conflicts/ID/resolve), the dead letters (changes
 a target refused for good, set aside with every later change of their key: GET /dead-letters,
 GET /dead-letters/ID, POST /dead-letters/ID/retry, POST /dead-letters/ID/discard) and POST /sync/manual
-(re-read a stream's tables from a fresh snapshot). Every POST needs the instance's bearer token.
+(re-read a stream's tables from a fresh snapshot). Every POST, and every GET that answers with rows
+(conflicts, dead letters), needs the instance's bearer token. With a certificate and key (`http.tls_cert_file`,
+`http.tls_key_file`) the port speaks TLS 1.3 only, so the token and the rows never cross the network in clear.
 
 Runs in a thread of the supervisor process and only reads a status snapshot the supervisor
 publishes each loop, so a slow client never slows the pipeline. A client that goes away before its
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -23,6 +26,7 @@ import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from actors.metrics import REGISTRY
+from config.errors import ConfigError
 
 if TYPE_CHECKING:
     from actors.conflict_store import Take
@@ -65,11 +69,40 @@ class Control(Protocol):
         ...
 
 
+def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server context that accepts TLS 1.3 and nothing older: the seed asks TLS 1.3 of every connection,
+    and 1.3 alone leaves no cipher suite or renegotiation choice to get wrong."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            "http", f"cannot load `tls_cert_file` {cert_file} with `tls_key_file` {key_file}: {reason}"
+        ) from None
+    return context
+
+
 class _Server(ThreadingHTTPServer):
+    #: Set for a TLS port: each accepted connection is wrapped, its handshake done in the handler's thread.
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = super().get_request()
+        if self.tls is None:
+            return sock, address
+        # The handshake happens on the first read, in the connection's own thread: a slow or silent client
+        # never holds up the thread that accepts the others.
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         gone = sys.exc_info()[1]
         if isinstance(gone, GONE):  # the client left while its request was being read
             log.info("http: client %s went away (%s)", client_address[0], type(gone).__name__)
+            return
+        if isinstance(gone, ssl.SSLError):  # plain HTTP on the TLS port, TLS 1.2, an untrusted certificate...
+            log.info("http: client %s: TLS handshake refused (%s)", client_address[0], gone.reason or gone)
             return
         super().handle_error(request, client_address)
 
@@ -85,8 +118,12 @@ class StatusServer:
         ready: Callable[[], bool],
         token: str | None,
         control: Control | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
+        """``cert_file`` and ``key_file`` (PEM) make it a TLS 1.3 port; a ConfigError when they cannot be loaded."""
         outer = self
+        tls = tls_context(cert_file, key_file) if cert_file and key_file else None
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -133,7 +170,9 @@ class StatusServer:
                 log.debug("http %s", format % args)
 
         self._server = _Server((host, port), Handler)
+        self._server.tls = tls
         self._server.daemon_threads = True
+        self.scheme = "https" if tls else "http"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 

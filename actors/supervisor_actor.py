@@ -71,9 +71,16 @@ class SupervisorActor:
             ready=self._standby.ready,
             token=http_token(config),
             control=self._standby,
+            cert_file=config.http.tls_cert_file,
+            key_file=config.http.tls_key_file,
         )
         self._server.start()
-        log.info("http: serving /healthz /readyz /status /metrics on %s:%d", config.http.host, self._server.port)
+        log.info(
+            "http: serving /healthz /readyz /status /metrics on %s://%s:%d",
+            self._server.scheme,
+            config.http.host,
+            self._server.port,
+        )
         self._thread = threading.Thread(target=self._keep, name="supervisor", daemon=True)
         self._thread.start()
 

@@ -191,6 +191,10 @@ class Supervisor(Base, frozen=True, kw_only=True):
     restart_backoff_max_s: PositiveFloat = 60.0
     #: Where committed positions are kept (a persistent volume on Kubernetes).
     state_dir: str = "worker-sync-state"
+    #: Ray resources each capture and applier actor reserves. 0 reserves none (Ray then places them anywhere
+    #: and an autoscaler sees no demand); on Kubernetes the chart sets them, so the workers scale with the actors.
+    actor_cpus: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    actor_memory_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class Http(Base, frozen=True, kw_only=True):
@@ -199,6 +203,18 @@ class Http(Base, frozen=True, kw_only=True):
     #: Bearer token for POST endpoints, from an env variable or a file.
     token_env: str | None = "WORKER_SYNC_HTTP_TOKEN"
     token_file: str | None = None
+    #: PEM certificate (chain) and private key: with both, the port speaks TLS 1.3 only (https://).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("http: TLS needs both `tls_cert_file` and `tls_key_file` (or neither)")
+
+    @property
+    def scheme(self) -> str:
+        """How clients reach the port: ``https`` once it has a certificate."""
+        return "https" if self.tls_cert_file else "http"
 
 
 class Config(Base, frozen=True, kw_only=True):

@@ -42,7 +42,7 @@ def endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
             token = read_secret(env=None, file=http.token_file, what="http token")
         if token is None and http.token_env:
             token = os.environ.get(http.token_env)
-        return f"http://{host}:{http.port}", token
+        return f"{http.scheme}://{host}:{http.port}", token
     return "http://127.0.0.1:8080", token
 
 

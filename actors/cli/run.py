@@ -65,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
             ready=supervisor.ready,
             token=token,
             control=supervisor,
+            cert_file=config.http.tls_cert_file,
+            key_file=config.http.tls_key_file,
         )
+    except WorkerSyncError as exc:  # the TLS certificate or key cannot be loaded
+        return report("run", exc)
     except OSError as exc:
         print(f"worker-sync run: cannot listen on {config.http.host}:{port}: {exc.strerror}", file=sys.stderr)
         return Exit.UNAVAILABLE
@@ -75,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"worker-sync run: cannot reach Ray: {exc}", file=sys.stderr)
         return Exit.UNAVAILABLE
     server.start()
-    log.info("http: serving /healthz /readyz /status /metrics on %s:%d", config.http.host, server.port)
+    log.info(
+        "http: serving /healthz /readyz /status /metrics on %s://%s:%d", server.scheme, config.http.host, server.port
+    )
     install_signal_handlers(supervisor)
     try:
         supervisor.run()

@@ -26,7 +26,7 @@ def _base_url(args: argparse.Namespace) -> str:
     if args.config:
         http = load_config(args.config).http
         host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host
-        return f"http://{host}:{http.port}"
+        return f"{http.scheme}://{host}:{http.port}"
     return "http://127.0.0.1:8080"
 
 

@@ -7,18 +7,33 @@ from typing import Any
 
 
 class Placement:
-    """Capture and applier actors take no CPU, so Ray would keep them all on one node: place them on the
-    cluster's nodes in turn instead. Strictly (Ray's soft affinity still packed them on one node): when
-    that node goes, calls to the actor fail and the supervisor creates it anew on a node alive then."""
+    """Capture and applier actors that reserve nothing (the default) would all stay on one node: place them
+    on the cluster's nodes in turn instead. Strictly (Ray's soft affinity still packed them on one node):
+    when that node goes, calls to the actor fail and the supervisor creates it anew on a node alive then.
 
-    def __init__(self) -> None:
+    Actors that reserve CPUs or memory (`supervisor.actor_cpus`, `actor_memory_bytes`) are left to Ray's
+    SPREAD strategy instead: Ray then places them only where the resources are free (never on a head that
+    offers no CPU), and the autoscaler adds workers for those that do not fit."""
+
+    def __init__(self, cpus: float = 0.0, memory_bytes: int = 0) -> None:
         self._placed = 0
+        self._resources: dict[str, float] = {}
+        if cpus:
+            self._resources["num_cpus"] = cpus
+        if memory_bytes:
+            self._resources["memory"] = memory_bytes
+
+    def resources(self) -> dict[str, float]:
+        """The ``.options()`` reserving each capture or applier actor's resources (none by default)."""
+        return dict(self._resources)
 
     def next_node(self) -> Any:
         """A scheduling strategy for the next capture or applier actor."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        if self._resources:
+            return "SPREAD"
         nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
         if len(nodes) < 2:
             return "DEFAULT"

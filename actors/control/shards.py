@@ -60,7 +60,7 @@ class Shards:
         from actors.applier import ApplierShard
 
         name = f"applier:{index}:{self._run_id}" + (f":{generation}" if generation else "")
-        options = {"name": name, "scheduling_strategy": self._placement.next_node()}
+        options = {"name": name, "scheduling_strategy": self._placement.next_node(), **self._placement.resources()}
         return cast(ApplierHandle, start_actor(ApplierShard, index, self._routes, self._targets, **options))
 
     def submit(self) -> None:

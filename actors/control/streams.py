@@ -133,9 +133,8 @@ class Streams:
 
         name = f"capture:{spec.stream}:{self._run_id}" + (f":{generation}" if generation else "")
         strategy = self._placement.next_node()
-        actor = start_actor(
-            CaptureActor, spec, self._plan, self._audit is not None, name=name, scheduling_strategy=strategy
-        )
+        options = {"name": name, "scheduling_strategy": strategy, **self._placement.resources()}
+        actor = start_actor(CaptureActor, spec, self._plan, self._audit is not None, **options)
         return cast(CaptureHandle, actor)
 
     # -- polling ------------------------------------------------------------------------------------

@@ -1,12 +1,36 @@
 {{/*
-The seed's five alerts and WorkerSyncDeadLetters, shared by the PrometheusRule (Prometheus Operator) and
-the bundled Prometheus's rule file, so both evaluate the same expressions. Series are scoped to this
-release's scrape job (the Service name) and namespace. Thresholds are strict, as the seed states them.
+The seed's five alerts and the ones for failures they miss (a stream stopped or failing every call, a
+supervisor that runs no stream, dead letters counted or left pending), shared by the PrometheusRule
+(Prometheus Operator) and the bundled Prometheus's rule file, so both evaluate the same expressions. Series
+are scoped to this release's scrape job (the Service name) and namespace. Thresholds are strict, as the seed
+states them, except QueueBacklog's derived one (see worker-sync.queueBacklogExpr).
 */}}
+
+{{/* The config's `supervisor.queue_max_batches` (the model's default, 64, when unset). */}}
+{{- define "worker-sync.queueMaxBatches" -}}
+{{- $supervisor := (.Values.config | default dict).supervisor | default dict -}}
+{{- $supervisor.queue_max_batches | default 64 | int -}}
+{{- end -}}
+
+{{/*
+QueueBacklog: `queue_depth` counts a stream's batches in flight, and the supervisor stops polling at
+`queue_max_batches`, so a queue can never exceed that cap. Without an explicit threshold the alert fires when
+a stream sits at the cap (its targets do not keep up and its source waits); an explicit one must lie below it.
+*/}}
+{{- define "worker-sync.queueBacklogExpr" -}}
+{{- $threshold := .Values.alerts.queueBacklog.threshold -}}
+{{- if kindIs "invalid" $threshold -}}
+{{- printf "queue_depth{%s} >= %s" .sel (include "worker-sync.queueMaxBatches" .ctx) -}}
+{{- else -}}
+{{- printf "queue_depth{%s} > %v" .sel $threshold -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "worker-sync.alertGroups" -}}
 {{- $a := .Values.alerts -}}
 {{- $sel := printf "job=%q,namespace=%q" (include "worker-sync.fullname" .) .Release.Namespace -}}
 {{- $common := .Values.alerts.labels | default dict -}}
+{{- $queueCap := include "worker-sync.queueMaxBatches" . -}}
 groups:
   - name: worker-sync
     rules:
@@ -35,13 +59,13 @@ groups:
           summary: Error ratio above {{ mulf $a.highErrorRate.threshold 100 }} %
           description: {{ printf "The error ratio is {{ $value | humanizePercentage }} (threshold %v %%)." (mulf $a.highErrorRate.threshold 100) | quote }}
       - alert: QueueBacklog
-        expr: {{ printf "queue_depth{%s} > %v" $sel $a.queueBacklog.threshold | quote }}
+        expr: {{ include "worker-sync.queueBacklogExpr" (dict "ctx" . "Values" .Values "sel" $sel) | quote }}
         for: {{ $a.queueBacklog.for }}
         labels:
           {{- toYaml (merge (dict "severity" $a.queueBacklog.severity) $common) | nindent 10 }}
         annotations:
-          summary: More than {{ $a.queueBacklog.threshold }} jobs queued
-          description: {{ printf "{{ $value }} jobs are waiting (threshold %v)." $a.queueBacklog.threshold | quote }}
+          summary: {{ printf "Stream {{ $labels.stream }} has a full queue (%s of %s batches in flight)" "{{ $value }}" $queueCap | quote }}
+          description: {{ printf "Stream {{ $labels.stream }} has {{ $value }} batches in flight; at queue_max_batches (%s) it stops reading its source until its targets catch up. A target is slow or failing: see /status and the applier shards' errors." $queueCap | quote }}
       - alert: HighConflictRate
         expr: {{ printf "conflict_rate{%s} > %v" $sel $a.highConflictRate.threshold | quote }}
         for: {{ $a.highConflictRate.for }}
@@ -50,6 +74,22 @@ groups:
         annotations:
           summary: Conflict rate above {{ mulf $a.highConflictRate.threshold 100 }} %
           description: {{ printf "The conflict rate is {{ $value | humanizePercentage }} (threshold %v %%)." (mulf $a.highConflictRate.threshold 100) | quote }}
+      - alert: WorkerSyncStreamStopped
+        expr: {{ printf "error_ratio{%s} >= 1" $sel | quote }}
+        for: {{ $a.streamStopped.for }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.streamStopped.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "Stream {{ $labels.stream }} is stopped or failing every call" | quote }}
+          description: {{ print "Every call of stream {{ $labels.stream }} failed over the last minute, or it stopped on an error a human must fix (`on_error: stop`, a lost position, a refused login): nothing of it reaches its targets. /status names the error under `streams[].error` and `not_ready`." | quote }}
+      - alert: WorkerSyncNotStreaming
+        expr: {{ printf "(up{%s} == 1) unless on(job, namespace) count by (job, namespace) (sync_lag_ms{%s})" $sel $sel | quote }}
+        for: {{ $a.notStreaming.for }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.notStreaming.severity) $common) | nindent 10 }}
+        annotations:
+          summary: Worker-Sync answers but runs no stream
+          description: {{ printf "The supervisor of %s has answered Prometheus for %s without running a stream: it is waiting for a database or the audit schema (it retries with backoff; /readyz and /status say why)." (include "worker-sync.fullname" .) $a.notStreaming.for | quote }}
       - alert: WorkerSyncDeadLetters
         expr: {{ printf "increase(worker_sync_dead_letters_total{%s}[10m]) > 0" $sel | quote }}
         labels:
@@ -57,4 +97,12 @@ groups:
         annotations:
           summary: A target refused rows (dead letters)
           description: {{ print "Link {{ $labels.link }} set aside {{ $value | humanize }} change(s) of table {{ $labels.table }} as dead letters in the last 10 minutes: its target refused rows for good (too large, a NUL byte, out of range, a constraint), and later changes of the same rows wait behind them. They are recorded, not lost; the rest flows on. See them with `worker-sync dead-letters list` (and `show ID`), fix the cause, then `worker-sync dead-letters retry ID`." | quote }}
+      - alert: WorkerSyncDeadLettersPending
+        expr: {{ printf "worker_sync_dead_letters_pending{%s} > 0" $sel | quote }}
+        for: {{ $a.deadLetters.pendingFor }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.deadLetters.severity) $common) | nindent 10 }}
+        annotations:
+          summary: Dead letters wait for an operator
+          description: {{ printf "{{ $value }} dead letter(s) have been neither retried nor discarded for %s; later changes of the same rows wait behind them. `worker-sync dead-letters list`, fix the cause, then `retry ID` or `discard ID`." $a.deadLetters.pendingFor | quote }}
 {{- end -}}

@@ -46,10 +46,16 @@ config names those files (`password_file`, `signing_key_file`, `token_file`), ne
 {{- $_ := set $cfg "databases" (include "worker-sync.configDatabases" . | fromYaml) -}}
 {{- $_ := set $cfg "log_level" .Values.logLevel -}}
 {{- $http := dict "host" "0.0.0.0" "port" (int .Values.service.containerPort) "token_env" nil "token_file" (printf "%s/http-token" $dir) -}}
+{{- if .Values.service.tls.enabled -}}
+{{- $_ := set $http "tls_cert_file" (printf "%s/tls/http/tls.crt" $dir) -}}
+{{- $_ := set $http "tls_key_file" (printf "%s/tls/http/tls.key" $dir) -}}
+{{- end -}}
 {{- $_ := set $cfg "http" $http -}}
 {{- $supervisor := deepCopy ($cfg.supervisor | default dict) -}}
 {{- $_ := set $supervisor "ray_address" "auto" -}}
 {{- $_ := set $supervisor "state_dir" (printf "%s/state" .Values.persistence.mountPath) -}}
+{{- $_ := set $supervisor "actor_cpus" (float64 .Values.actors.cpus) -}}
+{{- $_ := set $supervisor "actor_memory_bytes" (int64 (include "worker-sync.memoryBytes" (.Values.actors.memory | default 0))) -}}
 {{- $_ := set $cfg "supervisor" $supervisor -}}
 {{- $audit := deepCopy ($cfg.audit | default dict) -}}
 {{- $_ := set $audit "signing_key_file" (printf "%s/audit-signing-key" $dir) -}}
@@ -106,6 +112,29 @@ redis-password: {{ include "worker-sync.secretValue" (dict "ctx" $ctx "key" "red
 {{- end -}}
 {{- end -}}
 
+{{/* Every Secret the release's pods read (JSON list, sorted, no duplicates): what the Role may `get`. */}}
+{{- define "worker-sync.secretNames" -}}
+{{- $names := list -}}
+{{- if include "worker-sync.secretData" . | trim -}}{{- $names = append $names (include "worker-sync.secretName" .) -}}{{- end -}}
+{{- with .Values.auth.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- range $engine := list "postgresql" "mysql" "mongodb" -}}
+{{- $db := index $.Values.databases $engine -}}
+{{- if $db.enabled -}}
+{{- with $db.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- with $db.tls.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.service.tls.enabled -}}{{- $names = append $names .Values.service.tls.existingSecret -}}{{- end -}}
+{{- if .Values.ray.tls.enabled -}}{{- $names = append $names .Values.ray.tls.existingSecret -}}{{- end -}}
+{{- with include "worker-sync.redis.secretName" . -}}{{- if $.Values.gcsFaultTolerance.enabled -}}{{- $names = append $names . -}}{{- end -}}{{- end -}}
+{{- if .Values.grafana.enabled -}}{{- with .Values.grafana.existingSecret -}}{{- $names = append $names . -}}{{- end -}}{{- end -}}
+{{- if .Values.alertmanager.enabled -}}
+{{- $names = append $names (.Values.alertmanager.existingConfigSecret | default (include "worker-sync.componentName" (dict "ctx" . "suffix" "alertmanager"))) -}}
+{{- end -}}
+{{- with .Values.cronJobs.backup.s3.existingSecret -}}{{- $names = append $names . -}}{{- end -}}
+{{- $names | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
 {{/* The projected volume with every secret file the Worker-Sync containers read. */}}
 {{- define "worker-sync.secretsVolume" -}}
 - name: secrets
@@ -123,6 +152,21 @@ redis-password: {{ include "worker-sync.secretValue" (dict "ctx" $ctx "key" "red
             - key: {{ ternary .Values.auth.secretKeys.auditEncryptionKey "audit-encryption-key" (not (empty .Values.auth.existingSecret)) }}
               path: audit-encryption-key
             {{- end }}
+      {{- with .Values.service.tls }}
+      {{- if .enabled }}
+      - secret:
+          name: {{ .existingSecret }}
+          items:
+            - key: {{ .secretKeys.cert }}
+              path: tls/http/tls.crt
+            - key: {{ .secretKeys.key }}
+              path: tls/http/tls.key
+            {{- with .secretKeys.ca }}
+            - key: {{ . }}
+              path: tls/http/ca.crt
+            {{- end }}
+      {{- end }}
+      {{- end }}
       {{- range $engine := list "postgresql" "mysql" "mongodb" }}
       {{- $db := index $.Values.databases $engine }}
       {{- if and $db.enabled (or $db.existingSecret $db.password) }}
@@ -177,3 +221,10 @@ redis-password: {{ include "worker-sync.secretValue" (dict "ctx" $ctx "key" "red
 
 {{/* Path of the rendered config inside the pods. */}}
 {{- define "worker-sync.configPath" -}}/etc/worker-sync/config.yaml{{- end -}}
+
+{{/* Path of the CA that clients of the supervisor's TLS port trust, inside pods with the secrets volume; empty without one. */}}
+{{- define "worker-sync.httpCaFile" -}}
+{{- if and .Values.service.tls.enabled .Values.service.tls.secretKeys.ca -}}
+{{- printf "%s/tls/http/ca.crt" (include "worker-sync.secretsDir" .) -}}
+{{- end -}}
+{{- end -}}

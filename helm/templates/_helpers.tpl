@@ -181,27 +181,66 @@ grafana-admin-password
 {{- end -}}
 {{- end -}}
 
+{{/* `https` when the supervisor's port speaks TLS (service.tls), else `http`. */}}
+{{- define "worker-sync.httpScheme" -}}
+{{- ternary "https" "http" (and .Values.service.tls.enabled true) -}}
+{{- end -}}
+
+{{/* The Service's DNS name, which a TLS certificate of the supervisor must carry. */}}
+{{- define "worker-sync.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "worker-sync.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{/* URL of the supervisor inside the cluster. */}}
 {{- define "worker-sync.supervisorUrl" -}}
-{{- printf "http://%s.%s.svc:%v" (include "worker-sync.fullname" .) .Release.Namespace .Values.service.ports.http -}}
+{{- printf "%s://%s:%v" (include "worker-sync.httpScheme" .) (include "worker-sync.serviceHost" .) .Values.service.ports.http -}}
 {{- end -}}
 
 {{/*
-Revision of the Ray workload: a hash of everything the running supervisor depends on. It is a pod
-annotation of the RayCluster (so `upgradeStrategy: Recreate` replaces the pods) and the suffix of the
-RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
+Revision of the Ray pods: a hash of what the pods and the supervisor in them depend on, the pod annotation
+`worker-sync/revision` (so `upgradeStrategy: Recreate` replaces the pods when it changes, and the new
+supervisor reads a fresh ConfigMap). Left out, so that they never recreate the cluster: how many workers run
+(`replicaCount`, `autoscaling.*`, `worker.replicas`/`minReplicas`/`maxReplicas`: the autoscaler's and
+KubeRay's business) and the log level (passed to the supervisor on its command line, see rayRevision).
 */}}
-{{- define "worker-sync.rayRevision" -}}
+{{- define "worker-sync.podRevision" -}}
+{{- $config := omit (include "worker-sync.configYaml" . | fromYaml) "log_level" -}}
 {{- $inputs := dict
-  "config" (include "worker-sync.configYaml" .)
+  "config" $config
   "image" (include "worker-sync.image" .)
-  "head" .Values.head "worker" .Values.worker "ray" .Values.ray
+  "head" .Values.head "worker" (omit .Values.worker "replicas" "minReplicas" "maxReplicas")
+  "ray" (omit .Values.ray "job")
   "databases" .Values.databases "auth" .Values.auth
   "gcs" .Values.gcsFaultTolerance "redisAuth" .Values.redis.auth
-  "replicas" .Values.replicaCount "autoscaling" .Values.autoscaling
   "securityContext" .Values.securityContext "podSecurityContext" .Values.podSecurityContext
   "persistence" .Values.persistence "service" .Values.service -}}
 {{- toJson $inputs | sha256sum | trunc 10 -}}
+{{- end -}}
+
+{{/*
+Revision of the supervisor: the pods' revision and the log level. It is the suffix of the RayJob's name, so
+an upgrade that changes either submits a fresh `run --detached`, which replaces the supervisor (its identity
+covers the config and `--log-level`); a log-level change alone replaces only the supervisor, not the pods.
+*/}}
+{{- define "worker-sync.rayRevision" -}}
+{{- printf "%s/%s" (include "worker-sync.podRevision" .) .Values.logLevel | sha256sum | trunc 10 -}}
+{{- end -}}
+
+{{/*
+Addresses of the Kubernetes API (JSON list of CIDRs): networkPolicy.kubeApiCidrs, else the `kubernetes`
+Endpoints of the `default` namespace as a live install sees them (lookup), else none (an offline render).
+*/}}
+{{- define "worker-sync.kubeApiCidrs" -}}
+{{- $cidrs := .Values.networkPolicy.kubeApiCidrs | default list -}}
+{{- if not $cidrs -}}
+{{- $endpoints := lookup "v1" "Endpoints" "default" "kubernetes" | default dict -}}
+{{- range $subset := $endpoints.subsets | default list -}}
+{{- range $address := $subset.addresses | default list -}}
+{{- $cidrs = append $cidrs (printf "%s/%s" $address.ip (ternary "128" "32" (contains ":" $address.ip))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $cidrs -}}
 {{- end -}}
 
 {{/* Fail early, with the key to fix, on values the schema cannot express. */}}
@@ -213,9 +252,9 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- end -}}
 {{- end -}}
 {{- $supervisor := (.Values.config | default dict).supervisor | default dict -}}
-{{- range $key := list "ray_address" "state_dir" -}}
+{{- range $key := list "ray_address" "state_dir" "actor_cpus" "actor_memory_bytes" -}}
 {{- if hasKey $supervisor $key -}}
-{{- $errors = append $errors (printf "config.supervisor.%s: set by the chart (`auto`, and a folder on the persistence volume); remove it from `config`" $key) -}}
+{{- $errors = append $errors (printf "config.supervisor.%s: set by the chart (`auto`, a folder on the persistence volume, actors.cpus and actors.memory); remove it from `config`" $key) -}}
 {{- end -}}
 {{- end -}}
 {{- $audit := (.Values.config | default dict).audit | default dict -}}
@@ -232,6 +271,12 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- if and $db.tls.secretKeys.cert (not $db.tls.secretKeys.key) -}}
 {{- $errors = append $errors (printf "databases.%s.tls.secretKeys: a client certificate (`cert`) needs its `key`" $engine) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.service.tls.enabled (not .Values.service.tls.existingSecret) -}}
+{{- $errors = append $errors "service.tls.existingSecret: the Secret with the HTTP port's certificate and key is required when service.tls.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.ray.tls.enabled (not .Values.ray.tls.existingSecret) -}}
+{{- $errors = append $errors "ray.tls.existingSecret: the Secret with Ray's certificate, key and CA is required when ray.tls.enabled is true" -}}
 {{- end -}}
 {{- with .Values.head.rayStartParams.resources -}}
 {{- if not (contains "worker-sync-supervisor" (toString .)) -}}
@@ -260,6 +305,34 @@ RayJob's name (so an upgrade submits a fresh supervisor job to the new pods).
 {{- end -}}
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- $errors = append $errors "ingress.hosts: at least one host is needed when ingress.enabled is true" -}}
+{{- end -}}
+{{- if not .Values.auth.allowGenerated -}}
+{{- $generated := list -}}
+{{- if not .Values.auth.existingSecret -}}
+{{- if not .Values.auth.auditSigningKey }}{{ $generated = append $generated "auth.auditSigningKey" }}{{ end -}}
+{{- if not .Values.auth.httpToken }}{{ $generated = append $generated "auth.httpToken" }}{{ end -}}
+{{- if and (include "worker-sync.needsEncryptionKey" .) (not .Values.auth.auditEncryptionKey) }}{{ $generated = append $generated "auth.auditEncryptionKey" }}{{ end -}}
+{{- end -}}
+{{- if and .Values.grafana.enabled (not .Values.grafana.existingSecret) (not .Values.grafana.adminPassword) }}{{ $generated = append $generated "grafana.adminPassword" }}{{ end -}}
+{{- if and (include "worker-sync.redis.bundled" .) (not .Values.redis.auth.existingSecret) (not .Values.redis.auth.password) }}{{ $generated = append $generated "redis.auth.password" }}{{ end -}}
+{{- if $generated -}}
+{{- $errors = append $errors (printf "auth.allowGenerated is false but %s would be generated (and generated anew by every offline render): bring each from an existing Secret (auth.existingSecret, grafana.existingSecret, redis.auth.existingSecret)" (join ", " $generated)) -}}
+{{- end -}}
+{{- end -}}
+{{- $workerMetricsPort := index .Values.worker.rayStartParams "metrics-export-port" | default "8080" | int -}}
+{{- if ne $workerMetricsPort (int (include "worker-sync.rayMetricsPort" .)) -}}
+{{- $errors = append $errors (printf "worker.rayStartParams.metrics-export-port (%d) must equal head.rayStartParams.metrics-export-port (%s): Ray's metrics are scraped on one port" $workerMetricsPort (include "worker-sync.rayMetricsPort" .)) -}}
+{{- end -}}
+{{- $workerCpus := index (include "worker-sync.worker.rayStartParams" . | fromYaml) "num-cpus" -}}
+{{- if and $workerCpus (gt (float64 .Values.actors.cpus) (float64 $workerCpus)) -}}
+{{- $errors = append $errors (printf "actors.cpus (%v) is more than a worker offers (num-cpus %v): no actor could ever be placed; lower it or give the workers more CPU" .Values.actors.cpus $workerCpus) -}}
+{{- end -}}
+{{- $queueThreshold := .Values.alerts.queueBacklog.threshold -}}
+{{- if not (kindIs "invalid" $queueThreshold) -}}
+{{- $cap := int (include "worker-sync.queueMaxBatches" .) -}}
+{{- if ge (float64 $queueThreshold) (float64 $cap) -}}
+{{- $errors = append $errors (printf "alerts.queueBacklog.threshold (%v) can never be passed: queue_depth stops at config.supervisor.queue_max_batches (%d); set it below, or null to fire at the cap" $queueThreshold $cap) -}}
+{{- end -}}
 {{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s" (join "\n  - " $errors)) -}}

@@ -79,6 +79,70 @@ the inner quotes (KubeRay's documented form).
 {{- end -}}
 {{- end -}}
 
+{{- define "worker-sync.rayTlsDir" -}}/run/secrets/ray-tls{{- end -}}
+
+{{/*
+Ray's own TLS (ray.tls): the variables Ray reads to secure its gRPC channels, on every container that runs a
+Ray process (head, workers, the autoscaler sidecar). The files come from the `ray-tls` volume.
+*/}}
+{{- define "worker-sync.rayTlsEnv" -}}
+{{- if .Values.ray.tls.enabled -}}
+{{- $dir := include "worker-sync.rayTlsDir" . -}}
+- name: RAY_USE_TLS
+  value: "1"
+- name: RAY_TLS_SERVER_CERT
+  value: {{ $dir }}/tls.crt
+- name: RAY_TLS_SERVER_KEY
+  value: {{ $dir }}/tls.key
+- name: RAY_TLS_CA_CERT
+  value: {{ $dir }}/ca.crt
+{{- end -}}
+{{- end -}}
+
+{{/* Environment of the Ray pods' containers: rayEnv plus Ray's TLS. */}}
+{{- define "worker-sync.rayPodEnv" -}}
+{{- $parts := list -}}
+{{- with include "worker-sync.rayEnv" . }}{{ $parts = append $parts . }}{{ end -}}
+{{- with include "worker-sync.rayTlsEnv" . }}{{ $parts = append $parts . }}{{ end -}}
+{{- join "\n" $parts -}}
+{{- end -}}
+
+{{/* The `ray-tls` volume (ray.tls): certificate, key and CA under fixed names. */}}
+{{- define "worker-sync.rayTlsVolume" -}}
+{{- if .Values.ray.tls.enabled -}}
+- name: ray-tls
+  secret:
+    secretName: {{ .Values.ray.tls.existingSecret }}
+    defaultMode: 288  # 0440: owner and group (fsGroup) may read
+    items:
+      - key: {{ .Values.ray.tls.secretKeys.cert }}
+        path: tls.crt
+      - key: {{ .Values.ray.tls.secretKeys.key }}
+        path: tls.key
+      - key: {{ .Values.ray.tls.secretKeys.ca }}
+        path: ca.crt
+{{- end -}}
+{{- end -}}
+
+{{- define "worker-sync.rayTlsVolumeMount" -}}
+{{- if .Values.ray.tls.enabled -}}
+- name: ray-tls
+  mountPath: {{ include "worker-sync.rayTlsDir" . }}
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{/* Labels every Ray pod (head and workers) carries and nothing else does: what Ray's metrics are scraped by. */}}
+{{- define "worker-sync.rayNodeSelectorLabels" -}}
+{{ include "worker-sync.selectorLabels" . }}
+worker-sync/ray-node: "true"
+{{- end -}}
+
+{{/* Port of Ray's metrics agent (`metrics-export-port`), the same on the head and the workers. */}}
+{{- define "worker-sync.rayMetricsPort" -}}
+{{- index .Values.head.rayStartParams "metrics-export-port" | default "8080" | int -}}
+{{- end -}}
+
 {{/* Pod-level fields shared by the head and worker pods. */}}
 {{- define "worker-sync.rayPodSpecCommon" -}}
 serviceAccountName: {{ include "worker-sync.serviceAccountName" . }}

@@ -37,7 +37,7 @@ from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The chart's RayJob entrypoint (tests/helm/test_chart_supervisor.py checks the chart renders exactly this).
-ENTRYPOINT = ["worker-sync", "run", "--config", "{config}", "--detached"]
+ENTRYPOINT = ["worker-sync", "run", "--config", "{config}", "--detached", "--log-level", "info"]
 
 
 @contextmanager

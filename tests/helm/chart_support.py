@@ -19,7 +19,7 @@ SCENARIOS = {
     "production": CHART_DIR / "values-production.yaml",
 }
 #: Kinds served by CRDs, which kubernetes-validate cannot check (test_chart_crds.py does).
-CRD_KINDS = {"RayCluster", "RayJob", "ServiceMonitor", "PrometheusRule"}
+CRD_KINDS = {"RayCluster", "RayJob", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

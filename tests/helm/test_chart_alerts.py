@@ -1,10 +1,13 @@
-"""The seed's five alerts and WorkerSyncDeadLetters, proven with `promtool test rules` (Debian package
-`prometheus`).
+"""The alerts, proven with `promtool test rules` (Debian package `prometheus`).
 
 Each seed alert fires just above the seed's threshold once its `for` has passed, and stays quiet at the
-threshold, below it, before `for` has passed, and for another release's series. WorkerSyncDeadLetters
-fires while dead letters were counted in the last 10 minutes, and only then. The rules come from the
-rendered PrometheusRule; the bundled Prometheus must carry the very same groups.
+threshold, below it, before `for` has passed, and for another release's series. QueueBacklog fires when a
+stream's queue reaches `queue_max_batches`, the cap `queue_depth` can reach (the seed's 1000 never could),
+and not one batch below it. WorkerSyncStreamStopped fires for a stream whose every call fails (or that
+stopped), not for one that fails 99 %. WorkerSyncNotStreaming fires for a supervisor that answers but runs no
+stream, not for one that streams or is down. WorkerSyncDeadLetters fires while dead letters were counted in
+the last 10 minutes, WorkerSyncDeadLettersPending while some wait longer than `pendingFor`. The rules come
+from the rendered PrometheusRule; the bundled Prometheus must carry the very same groups.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from tests.helm.chart_support import NAMESPACE, RELEASE, load_yaml
 THRESHOLDS = [
     ("HighSyncLag", "sync_lag_ms", "stream", 500, 501, 499),
     ("HighErrorRate", "error_ratio", "link", 0.01, 0.0101, 0.0099),
-    ("QueueBacklog", "queue_depth", "stream", 1000, 1001, 999),
     ("HighConflictRate", "conflict_rate", "link", 0.05, 0.0501, 0.0499),
 ]
 SCOPE = {"job": RELEASE, "namespace": NAMESPACE}
@@ -49,8 +51,8 @@ def rule(rules_groups: list[dict], alert: str) -> dict:
 
 
 def minutes(duration: str) -> int:
-    assert duration.endswith("m"), f"the tests expect `for` in minutes, got {duration}"
-    return int(duration[:-1])
+    assert duration.endswith(("m", "h")), f"the tests expect `for` in minutes or hours, got {duration}"
+    return int(duration[:-1]) * (60 if duration.endswith("h") else 1)
 
 
 def threshold_case(groups, alert, metric, label, above, at, below) -> dict:
@@ -141,6 +143,81 @@ def dead_letter_cases(groups) -> list[dict]:
     ]
 
 
+def held_case(groups, alert, metric, label, fires, quiet) -> dict:
+    """``fires`` held for the alert's `for` fires (only for this release); ``quiet`` never does."""
+    hold = minutes(rule(groups, alert)["for"])
+    steps = f"x{hold + 5}"
+    expected = {**SCOPE, label: "fires", "severity": rule(groups, alert)["labels"]["severity"]}
+    return {
+        "interval": "1m",
+        "input_series": [
+            series(metric, {**SCOPE, label: "fires"}, f"{fires}{steps}"),
+            series(metric, {**SCOPE, label: "quiet"}, f"{quiet}{steps}"),
+            series(metric, {**SCOPE, "job": "other-release", label: "fires"}, f"{fires}{steps}"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": f"{hold - 1}m", "alertname": alert, "exp_alerts": []},
+            {"eval_time": f"{hold + 1}m", "alertname": alert, "exp_alerts": [{"exp_labels": expected}]},
+        ],
+    }
+
+
+def not_streaming_cases(groups) -> list[dict]:
+    hold = minutes(rule(groups, "WorkerSyncNotStreaming")["for"])
+    severity = rule(groups, "WorkerSyncNotStreaming")["labels"]["severity"]
+    target = {**SCOPE, "instance": "worker-sync:9080"}
+    steps = f"x{hold + 5}"
+    waiting = {  # answers, but no stream reports a lag: it waits for a database
+        "interval": "1m",
+        "input_series": [series("up", target, f"1{steps}")],
+        "alert_rule_test": [
+            {"eval_time": f"{hold - 1}m", "alertname": "WorkerSyncNotStreaming", "exp_alerts": []},
+            {
+                "eval_time": f"{hold + 1}m",
+                "alertname": "WorkerSyncNotStreaming",
+                "exp_alerts": [{"exp_labels": {**target, "severity": severity}}],
+            },
+        ],
+    }
+    streaming = {  # answers and streams; or is down (WorkerSyncDown's business, not this alert's)
+        "interval": "1m",
+        "input_series": [
+            series("up", target, f"1{steps}"),
+            series("sync_lag_ms", {**target, "stream": "postgresql"}, f"0{steps}"),
+            series("up", {**target, "namespace": "other"}, f"0{steps}"),
+        ],
+        "alert_rule_test": [{"eval_time": f"{hold + 1}m", "alertname": "WorkerSyncNotStreaming", "exp_alerts": []}],
+    }
+    return [waiting, streaming]
+
+
+def cases_for(groups, case: str) -> list[dict]:
+    if case == "WorkerSyncDown":
+        return down_cases(groups)
+    if case == "WorkerSyncDeadLetters":
+        return dead_letter_cases(groups)
+    if case == "WorkerSyncNotStreaming":
+        return not_streaming_cases(groups)
+    if case == "QueueBacklog":  # the default cap, queue_max_batches 64: at it fires, one below does not
+        return [held_case(groups, "QueueBacklog", "queue_depth", "stream", 64, 63)]
+    if case == "WorkerSyncStreamStopped":
+        return [held_case(groups, "WorkerSyncStreamStopped", "error_ratio", "stream", 1, 0.99)]
+    if case == "WorkerSyncDeadLettersPending":
+        return [held_case(groups, "WorkerSyncDeadLettersPending", "worker_sync_dead_letters_pending", "pod", 1, 0)]
+    alert, metric, label, at, above, below = next(t for t in THRESHOLDS if t[0] == case)
+    expr = rule(groups, alert)["expr"]
+    assert f"> {at}" in expr, f"{alert} does not compare with the seed threshold {at}: {expr}"
+    return [threshold_case(groups, alert, metric, label, above, at, below)]
+
+
+def prove(promtool: str, groups: list[dict], tests: list[dict], tmp_path) -> subprocess.CompletedProcess:
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": without_annotations(groups)}))
+    (tmp_path / "tests.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
+    )
+    return run(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+
+
 def without_annotations(groups: list[dict]) -> list[dict]:
     """Firing does not depend on annotations; promtool would otherwise need their rendered text."""
     return [{**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]} for g in groups]
@@ -160,7 +237,7 @@ def test_rules_and_prometheus_config_are_valid(promtool, rule_groups, default_re
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups}))
     checked = run(promtool, "check", "rules", "rules.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 6 rules found" in checked.stdout
+    assert "SUCCESS: 9 rules found" in checked.stdout
     config = load_yaml(default_rendering.get("ConfigMap", "worker-sync-prometheus")["data"]["prometheus.yml"])
     config["rule_files"] = [str(tmp_path / "rules.yaml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -168,34 +245,44 @@ def test_rules_and_prometheus_config_are_valid(promtool, rule_groups, default_re
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-@pytest.mark.parametrize("case", [t[0] for t in THRESHOLDS] + ["WorkerSyncDown", "WorkerSyncDeadLetters"])
-def test_alert_fires_above_the_seed_threshold_only(promtool, rule_groups, tmp_path, case):
-    if case == "WorkerSyncDown":
-        tests = down_cases(rule_groups)
-    elif case == "WorkerSyncDeadLetters":
-        tests = dead_letter_cases(rule_groups)
-    else:
-        alert, metric, label, at, above, below = next(t for t in THRESHOLDS if t[0] == case)
-        expr = rule(rule_groups, alert)["expr"]
-        assert f"> {at}" in expr, f"{alert} does not compare with the seed threshold {at}: {expr}"
-        tests = [threshold_case(rule_groups, alert, metric, label, above, at, below)]
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": without_annotations(rule_groups)}))
-    (tmp_path / "tests.yaml").write_text(
-        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
-    )
-    result = run(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+ALERTS = [
+    *(t[0] for t in THRESHOLDS),
+    "QueueBacklog",
+    "WorkerSyncDown",
+    "WorkerSyncStreamStopped",
+    "WorkerSyncNotStreaming",
+    "WorkerSyncDeadLetters",
+    "WorkerSyncDeadLettersPending",
+]
+
+
+def test_every_alert_is_proven(rule_groups):
+    assert sorted(ALERTS) == sorted(r["alert"] for g in rule_groups for r in g["rules"])
+
+
+@pytest.mark.parametrize("case", ALERTS)
+def test_alert_fires_above_its_threshold_only(promtool, rule_groups, tmp_path, case):
+    result = prove(promtool, rule_groups, cases_for(rule_groups, case), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_queue_backlog_follows_the_configured_cap(render, helm, promtool, tmp_path):
+    """A smaller `queue_max_batches` moves the threshold with it; an explicit threshold must lie below the cap."""
+    groups = render({"config": {"supervisor": {"queue_max_batches": 16}}}).one("PrometheusRule")["spec"]["groups"]
+    assert rule(groups, "QueueBacklog")["expr"].endswith(" >= 16")
+    result = prove(promtool, groups, [held_case(groups, "QueueBacklog", "queue_depth", "stream", 16, 15)], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    explicit = render({"alerts": {"queueBacklog": {"threshold": 40}}}).one("PrometheusRule")["spec"]["groups"]
+    assert rule(explicit, "QueueBacklog")["expr"].endswith(" > 40")
+    with pytest.raises(helm.HelmRenderError, match=r"alerts.queueBacklog.threshold \(1000\) can never be passed"):
+        render({"alerts": {"queueBacklog": {"threshold": 1000}}})
 
 
 def test_promtool_test_can_fail(promtool, rule_groups, tmp_path):
     """The proof above is not vacuous: expecting the at-threshold series to fire makes promtool fail."""
     case = threshold_case(rule_groups, "HighSyncLag", "sync_lag_ms", "stream", 501, 500, 499)
     case["alert_rule_test"][1]["exp_alerts"][0]["exp_labels"]["stream"] = "at"
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": without_annotations(rule_groups)}))
-    (tmp_path / "tests.yaml").write_text(
-        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [case]})
-    )
-    result = run(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+    result = prove(promtool, rule_groups, [case], tmp_path)
     assert result.returncode == 1
     assert "FAILED" in result.stdout + result.stderr

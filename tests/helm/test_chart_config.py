@@ -17,7 +17,7 @@ from tests.helm.chart_support import CHART_DIR, ROOT, containers, load_yaml
 #: Keys of the config that the chart sets itself (from other values); `config:` must not carry them.
 CHART_OWNED = {
     "audit": {"signing_key_file", "signing_key_env", "encryption_key_file", "checkpoint_export_dir"},
-    "supervisor": {"ray_address", "state_dir"},
+    "supervisor": {"ray_address", "state_dir", "actor_cpus", "actor_memory_bytes"},
 }
 SEED_DATABASE_KEYS = ("host", "port", "database", "username")
 EXAMPLE = ROOT / "config" / "example.yaml"
@@ -155,3 +155,24 @@ def test_chart_command_lines_parse_with_the_cli(rendering, command):
         if line[1] == command:
             args = parser.parse_args(line[1:])
             assert args.command == command
+
+
+# --- what each actor reserves ----------------------------------------------------------------------
+
+
+def test_actors_reserve_what_values_say_and_the_head_offers_no_cpu(default_rendering, render):
+    supervisor = load_yaml(rendered_config(default_rendering))["supervisor"]
+    assert (supervisor["actor_cpus"], supervisor["actor_memory_bytes"]) == (0.5, 512 * 1024**2)
+    cluster = default_rendering.one("RayCluster")["spec"]
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0", "the head runs only the control plane"
+    worker_cpus = float(cluster["workerGroupSpecs"][0]["rayStartParams"]["num-cpus"])
+    assert worker_cpus >= supervisor["actor_cpus"], "an actor must fit on a worker, or none is ever placed"
+    off = load_yaml(rendered_config(render({"actors": {"cpus": 0, "memory": 0}})))["supervisor"]
+    assert (off["actor_cpus"], off["actor_memory_bytes"]) == (0, 0)
+
+
+def test_actor_resources_are_the_charts_to_set(render, helm):
+    with pytest.raises(helm.HelmRenderError, match=r"config\.supervisor\.actor_cpus: set by the chart"):
+        render({"config": {"supervisor": {"actor_cpus": 1}}})
+    with pytest.raises(helm.HelmRenderError, match=r"actors.cpus \(2\) is more than a worker offers \(num-cpus 1\)"):
+        render({"actors": {"cpus": 2}})

@@ -1,4 +1,4 @@
-"""RayCluster, RayJob, ServiceMonitor and PrometheusRule validate against their CRDs' openAPIV3Schema.
+"""RayCluster, RayJob, ServiceMonitor, PodMonitor and PrometheusRule validate against their CRDs' openAPIV3Schema.
 
 The CRD files are not part of the project: they are read from the folder named by WORKER_SYNC_CRD_DIR
 (KubeRay's ray.io_*.yaml and the Prometheus Operator's monitoring.coreos.com_*.yaml). Without it these
@@ -24,6 +24,7 @@ CRD_FILES = {
     "RayCluster": "ray.io_rayclusters.yaml",
     "RayJob": "ray.io_rayjobs.yaml",
     "ServiceMonitor": "monitoring.coreos.com_servicemonitors.yaml",
+    "PodMonitor": "monitoring.coreos.com_podmonitors.yaml",
     "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
 }
 

@@ -73,10 +73,6 @@ SEED_DEFAULTS = {
     "podSecurityContext.runAsUser": 1001,
     "podSecurityContext.runAsGroup": 1001,
     "rbac.create": True,
-    "rbac.rules": [
-        {"apiGroups": [""], "resources": ["pods", "services", "endpoints"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list"]},
-    ],
     "cronJobs.backup.enabled": True,
     "cronJobs.backup.schedule": "0 2 * * *",
     "cronJobs.backup.retentionDays": 30,
@@ -86,6 +82,14 @@ SEED_DEFAULTS = {
 }
 #: Seed keys kept with a safe default instead of the seed's: key -> (seed default, default now).
 SEED_CHANGED = {"image.tag": ("latest", ""), "grafana.adminPassword": ("secure-password", "")}
+#: Seed keys whose structured default gave way to a safer one, explained in README.md's "Changes from the seed".
+SEED_REPLACED = {
+    "rbac.rules": [
+        {"apiGroups": [""], "resources": ["pods", "services", "endpoints"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list"]},
+    ],
+    "alerts.queueBacklog.threshold": 1000,
+}
 #: The seed mentions `--set logLevel=debug` without a default.
 SEED_KEYS_WITHOUT_DEFAULT = {"logLevel"}
 
@@ -187,6 +191,10 @@ def test_unsafe_seed_defaults_are_replaced_and_explained():
         assert lookup(values, key) == safe_default, key
         assert f'"{seed_default}"' in readme or f"`{seed_default}`" in readme, f"README does not explain {key}"
     assert "PodSecurityPolicy" in readme and "Pod Security Admission" in readme
+    changes = readme.split("## Changes from the seed", 1)[1].split("\n## ", 1)[0]
+    for key, seed_default in SEED_REPLACED.items():
+        assert lookup(values, key) != seed_default, key
+        assert f"`{key}`" in changes, f"README's Changes from the seed does not explain {key}"
 
 
 def test_readme_keeps_the_seed_sections():

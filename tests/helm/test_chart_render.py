@@ -76,7 +76,9 @@ def test_seed_application_components(default_rendering):
     assert group["replicas"] == 3  # seed replicaCount
     job = r.one("RayJob")
     assert job["spec"]["clusterSelector"] == {"ray.io/cluster": "worker-sync"}
-    assert job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml --detached"
+    assert (
+        job["spec"]["entrypoint"] == "worker-sync run --config /etc/worker-sync/config.yaml --detached --log-level info"
+    )
     assert job["spec"]["shutdownAfterJobFinishes"] is False
     service = r.get("Service", "worker-sync")
     assert {p["name"] for p in service["spec"]["ports"]} == {"http", "metrics"}
@@ -114,7 +116,10 @@ def test_seed_monitoring_components(default_rendering):
         "HighErrorRate",
         "QueueBacklog",
         "HighConflictRate",
+        "WorkerSyncStreamStopped",
+        "WorkerSyncNotStreaming",
         "WorkerSyncDeadLetters",
+        "WorkerSyncDeadLettersPending",
     ]
     dashboard = r.get("ConfigMap", "worker-sync-dashboard")["data"]["worker-sync.json"]
     for metric in ("sync_lag_ms", "audit_write_tps", "conflict_rate", "queue_depth", "error_ratio"):
@@ -146,8 +151,13 @@ def test_seed_security_components(default_rendering):
     r = default_rendering
     role = r.get("Role", "worker-sync")
     assert role["rules"][:2] == [
-        {"apiGroups": [""], "resources": ["pods", "services", "endpoints"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["worker-sync-config"], "verbs": ["get"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["worker-sync-alertmanager", "worker-sync-secret"],
+            "verbs": ["get"],
+        },
     ]
     binding = r.get("RoleBinding", "worker-sync")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "worker-sync", "namespace": NAMESPACE}]
@@ -205,7 +215,7 @@ def test_external_redis_replaces_the_bundled_one(render):
     assert options["redisAddress"] == "redis.cache.svc:6380"
     assert options["redisPassword"]["valueFrom"]["secretKeyRef"] == {"name": "cache-auth", "key": "pw"}
     assert not [o for o in r.objects if o["metadata"]["labels"]["app.kubernetes.io/component"] == "redis"]
-    egress = r.one("NetworkPolicy")["spec"]["egress"]
+    egress = r.get("NetworkPolicy", "worker-sync")["spec"]["egress"]
     assert {"ports": [{"protocol": "TCP", "port": 6380}]} in egress
 
 
@@ -249,7 +259,7 @@ def test_pdb_and_network_policy_select_the_ray_pods(rendering):
     pdb = rendering.one("PodDisruptionBudget")
     assert _matches(pdb["spec"]["selector"]["matchLabels"], worker)
     assert not _matches(pdb["spec"]["selector"]["matchLabels"], head)
-    selector = rendering.one("NetworkPolicy")["spec"]["podSelector"]
+    selector = rendering.get("NetworkPolicy", "worker-sync")["spec"]["podSelector"]
     [expression] = selector["matchExpressions"]
     for labels in (head, worker):
         assert _matches(selector["matchLabels"], labels)
@@ -266,6 +276,8 @@ def test_every_volume_mount_and_reference_resolves(rendering):
             (values.get("grafana") or {}).get("existingSecret"),
             ((values.get("redis") or {}).get("auth") or {}).get("existingSecret"),
             (values.get("alertmanager") or {}).get("existingConfigSecret"),
+            (((values.get("service") or {}).get("tls")) or {}).get("existingSecret"),
+            (((values.get("ray") or {}).get("tls")) or {}).get("existingSecret"),
             *[(db or {}).get("existingSecret") for db in (values.get("databases") or {}).values()],
             *[((db or {}).get("tls") or {}).get("existingSecret") for db in (values.get("databases") or {}).values()],
         )
@@ -294,15 +306,18 @@ def test_every_volume_mount_and_reference_resolves(rendering):
                         assert ("PersistentVolumeClaim", claim) in rendered, (where, claim)
 
 
-def test_ingress_routes_to_the_service(production_rendering):
-    ingress = production_rendering.one("Ingress")
+def test_ingress_routes_to_the_service(render):
+    values = scenario_values("production")
+    values["ingress"]["enabled"] = True
+    ingress = render(values).one("Ingress")
     assert ingress["spec"]["tls"] == [{"secretName": "worker-sync-tls", "hosts": ["worker-sync.example.com"]}]
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "worker-sync", "port": {"name": "http"}}
 
 
-def test_ingress_is_off_by_default(default_rendering):
-    assert not default_rendering.of_kind("Ingress")
+def test_ingress_is_off_by_default(rendering):
+    """Off in both values files: /status and /metrics need no token, so nothing exposes the port by default."""
+    assert not rendering.of_kind("Ingress")
 
 
 def test_production_brings_every_secret_and_generates_none(production_rendering):
@@ -316,6 +331,7 @@ def test_production_brings_every_secret_and_generates_none(production_rendering)
         "worker-sync-mysql",
         "worker-sync-mongodb",
         "worker-sync-database-ca",
+        "worker-sync-http-tls",
     }
 
 
@@ -368,17 +384,21 @@ def test_ray_auth_mode(render, default_rendering):
         assert {"name": "RAY_AUTH_MODE", "value": "disabled"} in container.get("env", []), where
 
 
-def test_ray_job_name_follows_the_workload_revision(render, default_rendering):
+def pod_revision(rendering) -> str:
+    return rendering.one("RayCluster")["spec"]["headGroupSpec"]["template"]["metadata"]["annotations"][
+        "worker-sync/revision"
+    ]
+
+
+def test_ray_job_name_and_pod_revision_follow_the_config(render, default_rendering):
     name = default_rendering.one("RayJob")["metadata"]["name"]
-    cluster = default_rendering.one("RayCluster")
-    revision = cluster["spec"]["headGroupSpec"]["template"]["metadata"]["annotations"]["worker-sync/revision"]
-    assert name == f"worker-sync-{revision}"
     assert render({}).one("RayJob")["metadata"]["name"] == name, "the revision must be deterministic"
     changed = render({"config": {"supervisor": {"applier_shards": 8}}})
     assert changed.one("RayJob")["metadata"]["name"] != name
+    assert pod_revision(changed) != pod_revision(default_rendering), "a new config reaches fresh pods"
     assert changed.one("RayCluster")["spec"]["workerGroupSpecs"][0]["template"]["metadata"]["annotations"][
         "worker-sync/revision"
-    ] == changed.one("RayJob")["metadata"]["name"].removeprefix("worker-sync-")
+    ] == pod_revision(changed)
 
 
 def test_names_fit_63_characters(render):
