@@ -194,3 +194,35 @@ def test_start_up_refuses_a_filter_without_whole_before_images_and_a_hash_into_a
     assert "REPLICA IDENTITY FULL" in message
     assert "column `ssn` has `mask: hash` but target column `ssn` int" in message
     assert "key column `id` has `mask: redact`" in message
+
+
+def test_a_hashed_key_keeps_rows_addressable_through_updates_key_changes_and_deletes(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    write(
+        fresh_pg_db,
+        ["CREATE TABLE public.accounts (id bigint PRIMARY KEY, v text)", "INSERT INTO public.accounts VALUES (1, 'a')"],
+    )
+    write(fresh_mariadb_db, ["CREATE TABLE accounts (id char(64) PRIMARY KEY, v longtext)"])
+    target = f"{fresh_mariadb_db.database}.accounts"
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.accounts", target)])
+    config = shaped_config(text, "public.accounts", target, tmp_path, "mask: {id: hash}")
+
+    def accounts() -> dict[str, str]:
+        with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+            cursor.execute(f"SELECT id, v FROM {target}")
+            return dict(cursor.fetchall())
+
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        write(
+            fresh_pg_db,
+            [
+                "INSERT INTO public.accounts VALUES (2, 'b'), (3, 'c')",
+                "UPDATE public.accounts SET v = 'b2' WHERE id = 2",
+                "UPDATE public.accounts SET id = 4 WHERE id = 3",
+                "DELETE FROM public.accounts WHERE id = 1",
+            ],
+        )
+        want = {hashed("2"): "b2", hashed("4"): "c"}
+        wait_until(lambda: accounts() == want, timeout_s=60, what=f"the hashed keys {want} (now {accounts()})")
