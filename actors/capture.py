@@ -78,7 +78,7 @@ class CaptureStats(msgspec.Struct, frozen=True, kw_only=True):
 class CaptureActor:
     def __init__(self, spec: StreamSpec, plan: RoutingPlan, audit: bool, max_buffered: int = 20_000) -> None:
         self.spec = spec
-        self.plan = plan
+        self.plan = plan.keyed()  # reads the masking key here: it never travels through Ray
         self.audit = audit
         self.max_buffered = max_buffered
         self.pump: BatchPump | None = None

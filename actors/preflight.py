@@ -8,11 +8,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from actors.core.errors import ConfigError
 from actors.core.mapping import check_mapping
 from actors.core.routing import Route
+from actors.core.shaping.check import sent_schema, shape_problems
+from actors.core.shaping.key import load_mask_key
+from actors.core.typemap import TableSchema
 from actors.engines.registry import build_writer, engine_for
 from config.loader import nodes_by_name
-from config.model import Config
+from config.model import Config, Node
 
 if TYPE_CHECKING:
     from actors.engines.sink import BatchWriter
@@ -35,6 +39,8 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
             source_node = nodes[route.source_node]
             source = engine_for(source_node).source_schema(route.source_node, source_node, route.source_namespace)
             target = writer.schema(route.target_namespace)
+            if route.shape is not None:  # the mapping is checked on what is sent
+                source = check_shape(route, source, target, source_node)
             warnings.extend(check_mapping(source, target, route.columns, route.lossy_types))
     finally:
         for writer in writers.values():
@@ -44,13 +50,32 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
     return warnings
 
 
+def check_shape(route: Route, source: TableSchema, target: TableSchema, source_node: Node) -> TableSchema:
+    """The source table as the route sends it (actors.core.shaping), or ConfigError naming every rule its shape
+    breaks: names that are not columns, a key column excluded or masked other than by hash, a masked value the
+    target column cannot hold, a row filter the column's type or the source's before-images cannot serve, a
+    masking key that does not load."""
+    shape = route.shape
+    assert shape is not None
+    problems = shape_problems(shape, source, target, route.columns)
+    if shape.where:
+        missing = engine_for(source_node).before_image_missing(route.source_node, source_node, route.source_namespace)
+        if missing:
+            problems.append(f"a row filter (`where`) needs whole before-images: {missing}")
+    if problems:
+        raise ConfigError(f"link `{route.link}` table `{route.source_namespace}`", "; ".join(problems))
+    if shape.hashes:
+        load_mask_key(env=shape.key_env, file=shape.key_file)
+    return sent_schema(shape, source)
+
+
 def check_audit(config: Config) -> None:
     """With `audit.enabled`, the signing key loads and the audit schema exists, or the run stops at start
     (ConfigError: exit 2) instead of every batch failing in the audit actor."""
     if not config.audit.enabled:
         return
     from actors.core.audit.checkpoint import load_key_bytes, load_signing_key
-    from actors.core.errors import ConfigError, DatabaseError, ForeignEntries, SinkError, SourceUnavailable
+    from actors.core.errors import DatabaseError, ForeignEntries, SinkError, SourceUnavailable
     from actors.engines.postgresql.audit_connection import audit_store_node, connect_store
     from actors.engines.registry import driver_errors
 
@@ -91,7 +116,6 @@ def check_groups(config: Config) -> None:
     MongoDB the echo marker table; on PostgreSQL the right to mark its sessions), or the run stops at start
     with "run `worker-sync init`" (ConfigError: exit 2) instead of every offer failing in the applier shards.
     A node that cannot be reached is NodeUnreachable or SourceUnavailable (exit 3)."""
-    from actors.core.errors import ConfigError
     from actors.core.groups import build_groups, namespaces_by_node
 
     nodes = nodes_by_name(config)

@@ -79,8 +79,24 @@ def _check_references(config: Config, source: str) -> None:
                     f"link `{link.name}` names node `{name}`, which is not defined or not enabled "
                     f"(defined and enabled: {', '.join(sorted(enabled)) or 'none'}) - at `$.links[{i}].{end}`",
                 )
+    _check_masking(config, source)
     if config.audit.enabled and config.links and config.audit.node not in enabled:
         raise ConfigError(
             source,
             f"audit store node `{config.audit.node}` is not defined or not enabled - at `$.audit.node`",
         )
+
+
+def _check_masking(config: Config, source: str) -> None:
+    """`mask: hash` needs the masking key named (its value is read where it is used, never here)."""
+    if config.masking.key_env or config.masking.key_file:
+        return
+    for i, link in enumerate(config.links):
+        for j, table in enumerate(link.tables):
+            hashed = sorted(name for name in table.mask if table.mask_kind(name) == "hash")
+            if hashed:
+                raise ConfigError(
+                    source,
+                    f"column `{hashed[0]}` has `mask: hash` but no key is named: set `masking.key_env` or "
+                    f"`masking.key_file` - at `$.links[{i}].tables[{j}].mask`",
+                )

@@ -20,6 +20,10 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 ConflictPolicy = Literal["last_writer_wins", "source_priority", "manual"]
 LossPolicy = Literal["refuse", "warn"]
 OnError = Literal["dead_letter", "stop"]
+#: How a column is masked in flight (README, "Shaping what flows"); ``null`` may also be written unquoted.
+MaskKind = Literal["hash", "redact", "null"]
+#: A value a row filter lists: text, an integer, a boolean, or null (matches NULL).
+FilterValue = str | int | bool | None
 
 
 class Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -133,6 +137,39 @@ class TableMap(Base, frozen=True, kw_only=True):
     columns: dict[str, str] = {}
     #: Overrides the link's ``conflict_policy`` for this table (bidirectional links only).
     conflict_policy: ConflictPolicy | None = None
+    #: Send only these source columns (the key columns always travel); default: every column.
+    columns_include: list[str] | None = None
+    #: Send every source column but these (never a key column).
+    columns_exclude: list[str] = []
+    #: Source column -> how it is masked before it leaves the capture actor: ``hash`` (keyed HMAC-SHA-256 as 64
+    #: hex characters, key from ``masking``), ``redact`` (the text REDACTED) or ``null``. NULL stays NULL.
+    mask: dict[str, MaskKind | None] = {}
+    #: Row filter: source column -> the values it may hold (a row passes when every listed column holds one
+    #: of its values; NULL only matches a listed ``null``). Evaluated on the captured row, before masking.
+    where: dict[str, list[FilterValue]] = {}
+
+    def __post_init__(self) -> None:
+        if self.columns_include is not None and self.columns_exclude:
+            raise ValueError(f"table `{self.source}`: set `columns_include` or `columns_exclude`, not both")
+        if self.columns_include is not None and not self.columns_include:
+            raise ValueError(f"table `{self.source}`: `columns_include` is empty (the key columns travel anyway)")
+        for name in self.mask:
+            if name in self.columns_exclude:
+                raise ValueError(f"table `{self.source}`: column `{name}` is masked but excluded - drop one of them")
+        for name, values in self.where.items():
+            if not values:
+                raise ValueError(f"table `{self.source}`: `where` lists no value for column `{name}`")
+
+    @property
+    def shaped(self) -> bool:
+        """Whether this table selects columns, masks or filters rows (each refused on bidirectional links)."""
+        return bool(self.columns_include is not None or self.columns_exclude or self.mask or self.where)
+
+    def mask_kind(self, column: str) -> MaskKind | None:
+        """The mask of ``column`` (an unquoted YAML ``null`` reads as None: that is the ``null`` mask)."""
+        if column not in self.mask:
+            return None
+        return self.mask[column] or "null"
 
 
 class Link(Base, frozen=True, kw_only=True):
@@ -154,6 +191,14 @@ class Link(Base, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.source == self.target:
             raise ValueError(f"link `{self.name}` has the same node `{self.source}` as source and target")
+        if self.bidirectional:
+            for table in self.tables:
+                if table.shaped:
+                    raise ValueError(
+                        f"link `{self.name}` is bidirectional but table `{table.source}` sets `columns_include`, "
+                        "`columns_exclude`, `mask` or `where`: shaped rows cannot be kept equal both ways - "
+                        "use a one-way link for that table"
+                    )
 
 
 class Audit(Base, frozen=True, kw_only=True):
@@ -177,6 +222,18 @@ class Audit(Base, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.encrypted_fields and not self.encryption_key_file:
             raise ValueError("`encrypted_fields` needs `encryption_key_file`")
+
+
+class Masking(Base, frozen=True, kw_only=True):
+    """The key of `mask: hash` (HMAC-SHA-256): at least 32 bytes, from an env variable or a file. Every link
+    uses the same key, so equal values hash alike in every direction and joins on hashed columns still work."""
+
+    key_env: str | None = None
+    key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.key_env and self.key_file:
+            raise ValueError("set `masking.key_env` or `masking.key_file`, not both")
 
 
 class Supervisor(Base, frozen=True, kw_only=True):
@@ -222,6 +279,7 @@ class Config(Base, frozen=True, kw_only=True):
     nodes: list[NamedNode] = []
     links: list[Link] = []
     audit: Audit = Audit()
+    masking: Masking = Masking()
     supervisor: Supervisor = Supervisor()
     http: Http = Http()
     log_level: LogLevel = "info"

@@ -7,16 +7,22 @@ Per key one shard: every change of one row goes to the same shard, in stream ord
 applies them in order. For a member of a bidirectional group the shard is chosen by the key in the
 group's canonical column names (values as text, so a UUID and its text form from another engine agree):
 every change of one logical row, from whichever node it was captured on, is offered by the same shard.
+
+Shaped tables (columns selected, values masked, rows filtered: actors.core.shaping) are shaped first, so the
+slices and the audited part only ever hold shaped changes.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from actors.core.events import ChangeEvent
 from actors.core.groups import Group
 from actors.core.routing import Route, shard_of, split_key_change
+from actors.core.shaping.key import load_mask_key
+from actors.core.shaping.shape import Shaper, TableShape
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,8 @@ class Split:
 
     #: shard -> the events it applies, in stream order (a key change split into a delete and an upsert).
     slices: dict[int, list[ChangeEvent]]
-    #: The batch without echoes (Worker-Sync's own writes captured back), key changes unsplit: one audit
-    #: entry each, and what lag is measured on.
+    #: The batch without echoes (Worker-Sync's own writes captured back) nor filtered-out rows, shaped, key
+    #: changes unsplit: one audit entry each, and what lag is measured on.
     own: list[ChangeEvent]
     #: Echoes dropped, per group.
     echoes: dict[str, int] = field(default_factory=dict)
@@ -54,6 +60,21 @@ class RoutingPlan:
         }
         #: Sources of one-way routes: their echoes (when also group members) still go to those routes.
         self._one_way_sources = frozenset((r.source_node, r.source_namespace) for r in routes if not r.group)
+        #: Shaped source tables (actors.core.shaping): shaped here, before anything leaves the capture actor.
+        self._shapes: dict[tuple[str, str], TableShape] = {
+            (r.source_node, r.source_namespace): r.shape for r in routes if r.shape is not None
+        }
+        self._shaper = Shaper(self._shapes)
+
+    def keyed(self) -> RoutingPlan:
+        """This plan with the masking key of `mask: hash` read from its env variable or file; the capture actor
+        calls it in its own process, so the key never travels through Ray."""
+        hashed = next((shape for shape in self._shapes.values() if shape.hashes), None)
+        if hashed is None:
+            return self
+        keyed = copy.copy(self)
+        keyed._shaper = Shaper(self._shapes, load_mask_key(env=hashed.key_env, file=hashed.key_file))
+        return keyed
 
     def shard(self, event: ChangeEvent) -> int:
         """The shard that applies ``event`` (see the module docstring)."""
@@ -69,9 +90,12 @@ class RoutingPlan:
         slices: dict[int, list[ChangeEvent]] = {}
         own: list[ChangeEvent] = []
         echoes: dict[str, int] = {}
-        for event in events:
-            where = (event.node, event.namespace)
+        for captured in events:
+            where = (captured.node, captured.namespace)
             member = self._members.get(where)
+            event = self._shaper.shape(captured) if self._shaper else captured
+            if event is None:  # kept back by the table's row filter
+                continue
             if member is not None and event.origin is not None:
                 # Worker-Sync's own write, captured back: every member already has it (or will).
                 echoes[member.group] = echoes.get(member.group, 0) + 1

@@ -18,6 +18,8 @@ from actors.core.errors import ConfigError
 from actors.core.events import UNCHANGED, ChangeEvent, Op
 from actors.core.groups import build_groups
 from actors.core.probe import probe_routes
+from actors.core.shaping.build import table_shapes
+from actors.core.shaping.shape import TableShape
 from config.loader import nodes_by_name
 from config.model import Config, ConflictPolicy, LossPolicy
 
@@ -47,6 +49,8 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     resolution_us: int = 1
     #: The link's ``lossy_types`` (a group's: "warn" only when all its links say so).
     lossy_types: LossPolicy = "refuse"
+    #: How the source table is shaped where it is captured (actors.core.shaping); None: sent whole.
+    shape: TableShape | None = None
 
     def target_column(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -60,7 +64,9 @@ def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Rout
     see actors.ops.probe_table); each link between two of them carries it one way, source to target."""
     nodes = nodes_by_name(config)
     routes: list[Route] = []
-    for group in build_groups(config):
+    groups = build_groups(config)
+    shapes = table_shapes(config, groups)
+    for group in groups:
         resolution_us = max(CLOCK_RESOLUTION_US[str(nodes[node].__struct_config__.tag)] for node, _ in group.members)
         for source in group.members:
             for target in group.members:
@@ -92,6 +98,7 @@ def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Rout
                     target_namespace=table.target or table.source,
                     columns=dict(table.columns),
                     lossy_types=link.lossy_types,
+                    shape=shapes.get((link.source, table.source)),
                 )
             )
     routes.extend(probe_routes(config, probe_nodes, Route))

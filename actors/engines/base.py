@@ -87,6 +87,11 @@ class Engine(Generic[N]):
         """The columns of a source table, for the start-up mapping check."""
         raise NotImplementedError(f"reading table schemas of `{type(node).__name__}` nodes is not built yet")
 
+    def before_image_missing(self, name: str, node: N, namespace: str) -> str | None:
+        """Why an update or delete captured from ``namespace`` may not carry the whole old row, in words (None:
+        it always does). A row filter needs it to tell a row moving out of the filter from one never in it."""
+        return f"{self.name} sources do not send whole before-images, which row filters (`where`) need"
+
     def config_problems(self, name: str, node: N, *, sources: Sequence[str], targets: Sequence[str]) -> list[str]:
         """What `run` would refuse about this node's config that no server needs asking about, in words (empty:
         nothing), given the namespaces it is read from (``sources``) and written to (``targets``): what

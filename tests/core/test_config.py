@@ -26,7 +26,7 @@ links:
 """
 
 
-@pytest.mark.parametrize("name", ["example.yaml", "demo.yaml"])
+@pytest.mark.parametrize("name", ["example.yaml", "demo.yaml", "shaping.yaml"])
 def test_shipped_configs_are_valid(name: str) -> None:
     config = load_config(CONFIG_DIR / name)
     assert set(nodes_by_name(config)) == {"postgresql", "mysql"}

@@ -63,6 +63,9 @@ class MariaDbEngine(Engine[MySqlNode]):
         finally:
             conn.close()
 
+    def before_image_missing(self, name: str, node: MySqlNode, namespace: str) -> str | None:
+        return None  # the capture refuses to start unless `binlog_row_image=FULL` (actors/engines/mariadb/checks.py)
+
     def config_problems(
         self, name: str, node: MySqlNode, *, sources: Sequence[str], targets: Sequence[str]
     ) -> list[str]:

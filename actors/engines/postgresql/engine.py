@@ -77,6 +77,19 @@ class PostgresEngine(Engine[PostgresNode]):
                 raise SourceMisconfigured(f"postgresql node `{name}`: authentication failed: {exc}") from None
             raise SourceUnavailable(f"postgresql node `{name}`: cannot connect: {exc}") from None
 
+    def before_image_missing(self, name: str, node: PostgresNode, namespace: str) -> str | None:
+        schema, _, table = namespace.partition(".")
+        with self.connect(name, node, node_password(name, node), app="worker-sync:preflight") as conn:
+            row = conn.execute(
+                "SELECT relreplident FROM pg_class WHERE oid = %s::regclass", (f'"{schema}"."{table}"',)
+            ).fetchone()
+        if row is not None and row[0] == "f":
+            return None
+        return (
+            f"table `{namespace}` logs only its key for updates and deletes: "
+            f"run `ALTER TABLE {namespace} REPLICA IDENTITY FULL`"
+        )
+
     def group_missing(self, name: str, node: PostgresNode, namespaces: list[str]) -> list[str]:
         with self.connect(name, node, node_password(name, node), app="worker-sync ops") as conn:
             return versions.missing(conn)
