@@ -19,7 +19,7 @@ from actors.core.audit.entries import EntryKind, decode_entry, encode_entry, lea
 from actors.core.errors import ForeignEntries
 from actors.engines.postgresql.audit_store import AuditStore, create_schema
 from actors.harness import Endpoint
-from config import parse_config
+from config import Config, parse_config
 from config.exit_codes import Exit
 from tests.actors.test_pipeline import Load, create_orders, wait_equal, wait_ready
 from tests.actors.test_run_command import SCRIPT
@@ -49,6 +49,14 @@ def audit_config(pg: Endpoint, mariadb: Endpoint, tmp_path: Path, *, init: bool 
     path = tmp_path / "worker-sync.yaml"
     path.write_text(text)
     return path
+
+
+def audited_orders(pg: Endpoint, mariadb: Endpoint, tmp_path: Path) -> tuple[Path, Config, str]:
+    """The orders tables on both servers and a PostgreSQL -> MariaDB config with the audit trail on:
+    (config file, config, target table)."""
+    create_orders(pg, mariadb)
+    path = audit_config(pg, mariadb, tmp_path)
+    return path, parse_config(path.read_text(), source=str(path)), f"{mariadb.database}.orders"
 
 
 def stored_changes(pg: Endpoint) -> list[tuple[str, str]]:
@@ -91,10 +99,7 @@ def verify(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_change_is_stored_once_in_a_log_that_verifies_also_after_kill_9_of_the_audit_actor(
     fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    create_orders(fresh_pg_db, fresh_mariadb_db)
-    path = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path)
-    config = parse_config(path.read_text(), source=str(path))
-    target = f"{fresh_mariadb_db.database}.orders"
+    path, config, target = audited_orders(fresh_pg_db, fresh_mariadb_db, tmp_path)
     with running(config) as supervisor:
         wait_ready(supervisor)
         started = time.monotonic()
@@ -159,10 +164,7 @@ def forge_tail(pg: Endpoint) -> int:
 def test_an_entry_forged_at_the_tail_stops_the_pipeline_and_no_restart_signs_it(
     fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    create_orders(fresh_pg_db, fresh_mariadb_db)
-    path = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path)
-    config = parse_config(path.read_text(), source=str(path))
-    target = f"{fresh_mariadb_db.database}.orders"
+    path, config, target = audited_orders(fresh_pg_db, fresh_mariadb_db, tmp_path)
     with pytest.raises(ForeignEntries, match="first foreign entry") as stopped, running(config) as supervisor:
         wait_ready(supervisor)
         Load(fresh_pg_db, 500).start().wait(60)

@@ -12,9 +12,8 @@ import pytest
 import ray
 
 from actors.harness import Endpoint
-from config import parse_config
-from tests.actors.test_audit_pipeline import assert_exactly_once, audit_config, verify, wait_stored
-from tests.actors.test_pipeline import Load, create_orders, wait_equal, wait_ready
+from tests.actors.test_audit_pipeline import assert_exactly_once, audited_orders, verify, wait_stored
+from tests.actors.test_pipeline import Load, wait_equal, wait_ready
 from tests.pipeline_helpers import running
 from tests.waiting import wait_until
 
@@ -24,10 +23,7 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 def test_slices_lost_with_their_capture_actor_are_read_again_and_none_is_applied_or_audited_twice(
     fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    create_orders(fresh_pg_db, fresh_mariadb_db)
-    path = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path)
-    config = parse_config(path.read_text(), source=str(path))
-    target = f"{fresh_mariadb_db.database}.orders"
+    path, config, target = audited_orders(fresh_pg_db, fresh_mariadb_db, tmp_path)
     with running(config) as supervisor:
         wait_ready(supervisor)
         (stream,) = supervisor.streams.values()
