@@ -300,6 +300,9 @@ Endpoints of the `default` namespace as a live install sees them (lookup), else 
 {{- if and .Values.cronJobs.backup.enabled .Values.cronJobs.backup.s3.enabled (not .Values.cronJobs.backup.s3.bucket) -}}
 {{- $errors = append $errors "cronJobs.backup.s3.bucket: required when cronJobs.backup.s3.enabled is true" -}}
 {{- end -}}
+{{- if and (include "worker-sync.backup.mountsState" .) (has "ReadWriteOncePod" (.Values.persistence.accessModes | default list)) -}}
+{{- $errors = append $errors "cronJobs.backup.positions.enabled: persistence.accessModes ReadWriteOncePod lets only the head mount the state volume, so the backup cannot read the positions; use ReadWriteOnce (or ReadWriteMany), or set cronJobs.backup.positions.enabled=false" -}}
+{{- end -}}
 {{- if and .Values.grafana.enabled (not .Values.prometheus.enabled) (not .Values.grafana.datasourceUrl) -}}
 {{- $errors = append $errors "grafana.datasourceUrl: required when grafana.enabled is true and prometheus.enabled is false" -}}
 {{- end -}}
