@@ -15,6 +15,23 @@ RUN groupadd --gid 1001 worker-sync \
  && useradd --uid 1001 --gid 1001 --no-log-init --create-home --home-dir /home/worker-sync \
       --shell /bin/bash worker-sync
 
+# Client tools of `worker-sync backup --databases`: pg_dump and mariadb-dump. pg_dump dumps servers of its own
+# major and older (back to 9.2), never newer, so it comes from the PostgreSQL project's apt repository (PGDG,
+# set up by the postgresql-common package's own script) at PG_CLIENT_MAJOR, at least the newest server major
+# the chart targets (PostgreSQL 15+); mariadb-dump is the distribution's mariadb-client. /usr/bin/pg_dump is
+# postgresql-common's wrapper, which runs the newest client installed. The apt lists are removed in the same
+# layer.
+ARG PG_CLIENT_MAJOR=17
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates postgresql-common \
+ && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      "postgresql-client-${PG_CLIENT_MAJOR}" mariadb-client \
+ && pg_dump --version | grep -q " ${PG_CLIENT_MAJOR}\." \
+ && mariadb-dump --version \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/worker-sync
 
 # Ray is already in the base image at the version requirements.lock pins; pip adds the rest, each at the
