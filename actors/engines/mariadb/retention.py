@@ -30,7 +30,7 @@ def binlog_retention(conn: pymysql.Connection, params: ConnectParams, order: byt
         cur.execute("SHOW BINARY LOGS")
         files = [(str(row[0]), int(row[1])) for row in cur.fetchall()]
         cur.execute("SELECT UNIX_TIMESTAMP()")
-        now = float(cur.fetchone()[0])
+        (now,) = cur.fetchone() or (0,)
         expire_s = _expiry_seconds(cur)
     by_seq = {file_sequence(name): (name, size) for name, size in files}
     if not by_seq or seq < min(by_seq):
@@ -51,7 +51,7 @@ def binlog_retention(conn: pymysql.Connection, params: ConnectParams, order: byt
     closed_at = _opened_at(params, by_seq[later[0]][0])
     if closed_at is None:
         return Retention(retained_bytes=retained, state=OK, detail=f"binlog {name}: closing time unknown, {expiry}")
-    age = max(0.0, now - closed_at)
+    age = max(0.0, float(now) - closed_at)
     headroom = None if not expire_s else max(0.0, expire_s - age)
     detail = f"binlog {name} closed {age:.0f} s ago, {expiry}"
     return Retention(retained_bytes=retained, headroom_seconds=headroom, state=OK, detail=detail)
