@@ -205,7 +205,8 @@ def source_log_cases(groups) -> list[dict]:
     inputs = []
     for stream, current in (("risky", "at_risk"), ("gone", "lost"), ("fine", "ok")):
         for state in ("ok", "at_risk", "lost"):
-            inputs.append(series(metric, {**SCOPE, "stream": stream, "state": state}, f"{int(state == current)}{steps}"))
+            value = f"{int(state == current)}{steps}"
+            inputs.append(series(metric, {**SCOPE, "stream": stream, "state": state}, value))
     inputs.append(series(metric, {**SCOPE, "job": "other-release", "stream": "x", "state": "lost"}, f"1{steps}"))
     firing = [
         {"exp_labels": {**SCOPE, "stream": "risky", "state": "at_risk", "severity": severity}},
