@@ -3,8 +3,9 @@ table of the same database is busy still lets its slot's WAL go.
 
 The capture confirms, once it has delivered everything, all the WAL the server has sent it
 (actors/engines/postgresql/replication.py, `_caught_up`): WAL of tables no link captures moves the slot on
-too. Writes go only to an uncaptured table for WORKER_SYNC_IDLE_WAL_S seconds (45 by default; the figure in
-README was taken with 600); the slot must retain a small part of the WAL written meanwhile. Prints both.
+too. Writes go only to an uncaptured table for WORKER_SYNC_IDLE_WAL_S seconds (45 by default; README's
+figure was taken with 600 and `--timeout 800`, past pytest's 600 s default); the slot must retain a small
+part of the WAL written meanwhile. Prints both.
 """
 
 from __future__ import annotations
