@@ -31,6 +31,7 @@ from actors.control.conflicts import Conflicts
 from actors.control.feeds import Feed
 from actors.control.placement import Placement
 from actors.control.resyncs import Resyncs
+from actors.control.retention import RetentionWatch
 from actors.control.shards import Shards
 from actors.control.status import StatusBoard
 from actors.control.streams import Streams, StreamState, stream_specs
@@ -82,6 +83,8 @@ class Supervisor:
         self._conflicts: Conflicts | None = None
         self._resyncs: Resyncs | None = None
         self._board: StatusBoard | None = None
+        #: Measures each stream's source log in a thread of its own (never on the loop).
+        self.retention: RetentionWatch | None = None
         self._ray_error: str | None = None
         self._commit_at = self._publish_at = 0.0
 
@@ -119,7 +122,9 @@ class Supervisor:
         streams.start(specs)
         self._streams, self._shards, self._audit, self._conflicts = streams, shards, audit, conflicts
         self._resyncs = Resyncs(streams, audit, self.run_id)
-        self._board = StatusBoard(self.run_id, streams, shards.feeds, audit)
+        self.retention = RetentionWatch(streams)
+        self.retention.start()
+        self._board = StatusBoard(self.run_id, streams, shards.feeds, audit, self.retention.latest)
         if self._ray_error is not None:
             self._board.lost_ray(self._ray_error)
         log.info(
@@ -188,6 +193,8 @@ class Supervisor:
         ):
             self.step()
         streams.commit()
+        if self.retention is not None:
+            self.retention.stop()
         if self._audit is not None:
             self._audit.close()
         streams.close()

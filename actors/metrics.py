@@ -80,3 +80,24 @@ DEAD_LETTERS_PENDING = Gauge(
     "Dead letters neither applied nor discarded yet",
     registry=REGISTRY,
 )
+RETAINED_BYTES = Gauge(
+    "worker_sync_source_retained_bytes",
+    "Bytes of change log the source keeps because the stream still needs them (PostgreSQL: WAL held by its "
+    "slot; MariaDB/MySQL: binlog from its committed position on), measured every 20 s",
+    ["stream"],
+    registry=REGISTRY,
+)
+RETENTION_HEADROOM = Gauge(
+    "worker_sync_source_retention_headroom_seconds",
+    "Seconds before the source may remove change log the stream still needs (MariaDB/MySQL: the needed binlog's "
+    "expiry; PostgreSQL: safe_wal_size at the current WAL rate); absent when the source keeps it for ever",
+    ["stream"],
+    registry=REGISTRY,
+)
+RETENTION_STATE = Gauge(
+    "worker_sync_source_retention_state",
+    "1 for the stream's source-log state (ok; at_risk: PostgreSQL wal_status unreserved, removed at the next "
+    "checkpoint; lost: the source no longer has what the stream needs), 0 for the others",
+    ["stream", "state"],
+    registry=REGISTRY,
+)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from actors.core.retention import Retention
+
 
 class StreamStatus(msgspec.Struct, kw_only=True):
     stream: str
@@ -19,6 +21,8 @@ class StreamStatus(msgspec.Struct, kw_only=True):
     lag_ms: float
     end_to_end_lag_ms: dict[str, float]
     error: str | None
+    #: The source log the stream still needs, as last measured (every 20 s; None before the first).
+    source_log: Retention | None = None
 
 
 class ShardStatus(msgspec.Struct, kw_only=True):

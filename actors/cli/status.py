@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         _print(status)
-    healthy = status["ready"] and not any(s["error"] for s in status["streams"])
+    at_risk = any((s.get("source_log") or {}).get("state", "ok") != "ok" for s in status["streams"])
+    healthy = status["ready"] and not at_risk and not any(s["error"] for s in status["streams"])
     return Exit.OK if healthy else Exit.FINDINGS
 
 
@@ -59,9 +60,19 @@ def _print(status: dict) -> None:
             f"in flight {s['batches_in_flight']} lag {s['lag_ms']:.0f} ms "
             f"(end-to-end p50 {lag['p50']} p99 {lag['p99']} ms) committed {s['committed']}"
         )
+        if s.get("source_log"):
+            print(f"    source log: {_source_log(s['source_log'])}")
         if s["error"]:
             print(f"    error: {s['error']}")
     for shard in status["shards"]:
         state = "busy" if shard["busy"] else "idle"
         line = f"  shard {shard['shard']}: {state}, {shard['queued_parts']} queued, {shard['applied_calls']:,} applied"
         print(line + (f", error: {shard['error']}" if shard["error"] else ""))
+
+
+def _source_log(log: dict) -> str:
+    """One line: what the source keeps for the stream, and how long before it may drop it."""
+    headroom = log.get("headroom_seconds")
+    ahead = "no limit" if headroom is None else f"{headroom:,.0f} s headroom"
+    state = "" if log["state"] == "ok" else f"{log['state'].upper()}: "
+    return f"{state}{log['retained_bytes']:,} bytes retained, {ahead} ({log['detail']})"

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from actors.control.audit_feed import AuditFeed
 from actors.control.feeds import Feed
 from actors.control.streams import Streams, StreamState
+from actors.core.retention import Retention
 from actors.status import ShardStatus, Status, StreamStatus, percentile
 
 #: A stream, shard or the audit actor failing continuously for longer than this makes /readyz fail.
@@ -23,8 +25,17 @@ HEALTHY_HEARTBEAT_S = 5.0
 class StatusBoard:
     """Health, readiness and the published status of one run."""
 
-    def __init__(self, run_id: str, streams: Streams, shards: list[Feed[Any]], audit: AuditFeed | None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        streams: Streams,
+        shards: list[Feed[Any]],
+        audit: AuditFeed | None,
+        source_log: Callable[[str], Retention | None] = lambda stream: None,
+    ) -> None:
         self.run_id = run_id
+        #: The last measurement of a stream's source log (actors/control/retention.py).
+        self._source_log = source_log
         self.started_at = time.time()
         self._streams = streams
         self._shards = shards
@@ -79,7 +90,7 @@ class StatusBoard:
 
         if self._audit is not None:
             AUDIT_WRITE_TPS.set(self._audit.write_tps())
-        streams = [_stream_status(name, state) for name, state in self._streams.states.items()]
+        streams = [_stream_status(name, state, self._source_log(name)) for name, state in self._streams.states.items()]
         shards = [
             ShardStatus(
                 shard=feed.index,
@@ -108,7 +119,7 @@ class StatusBoard:
             return self._status
 
 
-def _stream_status(name: str, state: StreamState) -> StreamStatus:
+def _stream_status(name: str, state: StreamState, source_log: Retention | None) -> StreamStatus:
     from actors.metrics import ERROR_RATIO, QUEUE_DEPTH, SYNC_LAG_MS
 
     now = time.monotonic()
@@ -139,4 +150,5 @@ def _stream_status(name: str, state: StreamState) -> StreamStatus:
         lag_ms=round(lag_ms, 1),
         end_to_end_lag_ms={"p50": percentile(lags, 0.5), "p99": percentile(lags, 0.99), "max": percentile(lags, 1.0)},
         error=state.error,
+        source_log=source_log,
     )

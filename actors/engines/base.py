@@ -14,6 +14,7 @@ from actors.core.events import ChangeEvent, Position
 from config.model import Node
 
 if TYPE_CHECKING:
+    from actors.core.retention import Retention
     from actors.core.streams import StreamSpec
     from actors.core.typemap import TableSchema
     from actors.engines.rows import RowReader
@@ -82,6 +83,13 @@ class Engine(Generic[N]):
             "verify",
             f"node `{name}`: comparing {self.name} tables is not built yet (PostgreSQL and MariaDB/MySQL only)",
         )
+
+    def retention(self, name: str, node: N, position: Position | None) -> Retention | None:
+        """How much of its change log the source keeps for a stream whose committed position is ``position``
+        (None: nothing committed yet), and how long before it may drop what the stream needs; None where the
+        engine does not measure it (or has nothing to say yet). Opens and closes its own connection: the
+        supervisor calls it from a thread of its own every few seconds."""
+        return None
 
     def source_schema(self, name: str, node: N, namespace: str) -> TableSchema:
         """The columns of a source table, for the start-up mapping check."""

@@ -105,4 +105,28 @@ groups:
         annotations:
           summary: Dead letters wait for an operator
           description: {{ printf "{{ $value }} dead letter(s) have been neither retried nor discarded for %s; later changes of the same rows wait behind them. `worker-sync dead-letters list`, fix the cause, then `retry ID` or `discard ID`." $a.deadLetters.pendingFor | quote }}
+      - alert: WorkerSyncSourceLogAtRisk
+        expr: {{ printf "worker_sync_source_retention_state{%s,state=~\"at_risk|lost\"} == 1" $sel | quote }}
+        for: {{ $a.sourceLogAtRisk.for }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.sourceLogAtRisk.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "The source log stream {{ $labels.stream }} needs is {{ $labels.state }}" | quote }}
+          description: {{ print "at_risk: the PostgreSQL slot of stream {{ $labels.stream }} is past max_slot_wal_keep_size (wal_status unreserved) and loses the WAL it needs at the next checkpoint; lost: the source no longer has the log the stream needs, which can now only restart from a fresh snapshot (`worker-sync sync --manual`). Catch the stream up now, or raise the source's retention. `worker-sync status` shows `source log`." | quote }}
+      - alert: WorkerSyncSourceRetentionLow
+        expr: {{ printf "worker_sync_source_retention_headroom_seconds{%s} < %v" $sel $a.sourceRetentionLow.thresholdSeconds | quote }}
+        for: {{ $a.sourceRetentionLow.for }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.sourceRetentionLow.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "Stream {{ $labels.stream }}: its source may drop the log it needs soon" | quote }}
+          description: {{ printf "The source of stream {{ $labels.stream }} may remove log the stream still needs in {{ $value | humanizeDuration }} (threshold %v s): the binlog's expiry (MariaDB/MySQL) or the slot's safe_wal_size at the current WAL rate (PostgreSQL). Past it, the stream needs a full re-snapshot. Find why the stream is behind or stopped (/status), or raise binlog_expire_logs_seconds / max_slot_wal_keep_size." $a.sourceRetentionLow.thresholdSeconds | quote }}
+      - alert: WorkerSyncSourceRetainedHigh
+        expr: {{ printf "worker_sync_source_retained_bytes{%s} > %v" $sel ($a.sourceRetainedHigh.thresholdBytes | int64) | quote }}
+        for: {{ $a.sourceRetainedHigh.for }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.sourceRetainedHigh.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "Stream {{ $labels.stream }} holds {{ $value | humanize1024 }}B of source log" | quote }}
+          description: {{ printf "The source keeps {{ $value | humanize1024 }}B of log for stream {{ $labels.stream }} (threshold %v bytes): a PostgreSQL slot holds WAL for ever while its stream is stopped or slow, until the disk fills. Find why the stream is behind or stopped (/status); a stream removed for good needs its slot dropped." ($a.sourceRetainedHigh.thresholdBytes | int64) | quote }}
 {{- end -}}

@@ -6,7 +6,10 @@ stream's queue reaches `queue_max_batches`, the cap `queue_depth` can reach (the
 and not one batch below it. WorkerSyncStreamStopped fires for a stream whose every call fails (or that
 stopped), not for one that fails 99 %. WorkerSyncNotStreaming fires for a supervisor that answers but runs no
 stream, not for one that streams or is down. WorkerSyncDeadLetters fires while dead letters were counted in
-the last 10 minutes, WorkerSyncDeadLettersPending while some wait longer than `pendingFor`. The rules come
+the last 10 minutes, WorkerSyncDeadLettersPending while some wait longer than `pendingFor`. Of the source-log
+alerts (issue 21), WorkerSyncSourceLogAtRisk fires for a stream whose log is `at_risk` or `lost`, not `ok`;
+WorkerSyncSourceRetentionLow one second below its headroom threshold, not at it; WorkerSyncSourceRetainedHigh
+one byte above 10 GiB, not at it. The rules come
 from the rendered PrometheusRule; the bundled Prometheus must carry the very same groups.
 """
 
@@ -191,6 +194,36 @@ def not_streaming_cases(groups) -> list[dict]:
     return [waiting, streaming]
 
 
+def source_log_cases(groups) -> list[dict]:
+    """A stream whose source log is at_risk or lost fires (after `for`); one that is ok does not, nor another
+    release's."""
+    alert = "WorkerSyncSourceLogAtRisk"
+    hold = minutes(rule(groups, alert)["for"])
+    severity = rule(groups, alert)["labels"]["severity"]
+    steps = f"x{hold + 5}"
+    metric = "worker_sync_source_retention_state"
+    inputs = []
+    for stream, current in (("risky", "at_risk"), ("gone", "lost"), ("fine", "ok")):
+        for state in ("ok", "at_risk", "lost"):
+            value = f"{int(state == current)}{steps}"
+            inputs.append(series(metric, {**SCOPE, "stream": stream, "state": state}, value))
+    inputs.append(series(metric, {**SCOPE, "job": "other-release", "stream": "x", "state": "lost"}, f"1{steps}"))
+    firing = [
+        {"exp_labels": {**SCOPE, "stream": "risky", "state": "at_risk", "severity": severity}},
+        {"exp_labels": {**SCOPE, "stream": "gone", "state": "lost", "severity": severity}},
+    ]
+    return [
+        {
+            "interval": "1m",
+            "input_series": inputs,
+            "alert_rule_test": [
+                {"eval_time": f"{hold - 1}m", "alertname": alert, "exp_alerts": []},  # not yet for `for`
+                {"eval_time": f"{hold + 1}m", "alertname": alert, "exp_alerts": firing},
+            ],
+        }
+    ]
+
+
 def cases_for(groups, case: str) -> list[dict]:
     if case == "WorkerSyncDown":
         return down_cases(groups)
@@ -202,6 +235,16 @@ def cases_for(groups, case: str) -> list[dict]:
         return [held_case(groups, "QueueBacklog", "queue_depth", "stream", 64, 63)]
     if case == "WorkerSyncStreamStopped":
         return [held_case(groups, "WorkerSyncStreamStopped", "error_ratio", "stream", 1, 0.99)]
+    if case == "WorkerSyncSourceLogAtRisk":
+        return source_log_cases(groups)
+    if case == "WorkerSyncSourceRetentionLow":  # below the headroom threshold fires, at it does not
+        expr = rule(groups, case)["expr"]
+        assert expr.endswith("< 7200"), expr
+        metric = "worker_sync_source_retention_headroom_seconds"
+        return [held_case(groups, case, metric, "stream", 7199, 7200)]
+    if case == "WorkerSyncSourceRetainedHigh":  # above 10 GiB fires, at it does not
+        assert rule(groups, case)["expr"].endswith("> 10737418240")
+        return [held_case(groups, case, "worker_sync_source_retained_bytes", "stream", 10737418241, 10737418240)]
     if case == "WorkerSyncDeadLettersPending":
         return [held_case(groups, "WorkerSyncDeadLettersPending", "worker_sync_dead_letters_pending", "pod", 1, 0)]
     alert, metric, label, at, above, below = next(t for t in THRESHOLDS if t[0] == case)
@@ -237,7 +280,7 @@ def test_rules_and_prometheus_config_are_valid(promtool, rule_groups, default_re
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups}))
     checked = run(promtool, "check", "rules", "rules.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 9 rules found" in checked.stdout
+    assert "SUCCESS: 12 rules found" in checked.stdout
     config = load_yaml(default_rendering.get("ConfigMap", "worker-sync-prometheus")["data"]["prometheus.yml"])
     config["rule_files"] = [str(tmp_path / "rules.yaml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -253,6 +296,9 @@ ALERTS = [
     "WorkerSyncNotStreaming",
     "WorkerSyncDeadLetters",
     "WorkerSyncDeadLettersPending",
+    "WorkerSyncSourceLogAtRisk",
+    "WorkerSyncSourceRetentionLow",
+    "WorkerSyncSourceRetainedHigh",
 ]
 
 

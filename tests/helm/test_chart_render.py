@@ -120,6 +120,9 @@ def test_seed_monitoring_components(default_rendering):
         "WorkerSyncNotStreaming",
         "WorkerSyncDeadLetters",
         "WorkerSyncDeadLettersPending",
+        "WorkerSyncSourceLogAtRisk",
+        "WorkerSyncSourceRetentionLow",
+        "WorkerSyncSourceRetainedHigh",
     ]
     dashboard = r.get("ConfigMap", "worker-sync-dashboard")["data"]["worker-sync.json"]
     for metric in ("sync_lag_ms", "audit_write_tps", "conflict_rate", "queue_depth", "error_ratio"):

@@ -10,6 +10,8 @@ from typing import Any
 import pymysql
 
 from actors.core.errors import DatabaseError, WorkerSyncError
+from actors.core.events import Position
+from actors.core.retention import Retention
 from actors.core.streams import StreamSpec
 from actors.core.typemap import TableSchema
 from actors.engines.base import ChangeSource, DumpCommand, Engine, first_line, unreachable
@@ -52,6 +54,18 @@ class MariaDbEngine(Engine[MySqlNode]):
 
         conn = self.connect(name, node, node_password(name, node), app="worker-sync verify")
         return MariaDbRowReader(name, conn, flavor=node.flavor)
+
+    def retention(self, name: str, node: MySqlNode, position: Position | None) -> Retention | None:
+        from actors.engines.mariadb.retention import binlog_retention
+
+        if position is None:  # nothing committed: the snapshot has not chosen its binlog point yet
+            return None
+        password = node_password(name, node)
+        conn = self.connect(name, node, password, app="worker-sync:retention")
+        try:
+            return binlog_retention(conn, ConnectParams.for_node(node, password), position.order)
+        finally:
+            conn.close()
 
     def source_schema(self, name: str, node: MySqlNode, namespace: str) -> TableSchema:
         from actors.engines.mariadb.connection import connect

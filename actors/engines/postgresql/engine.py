@@ -9,6 +9,8 @@ import msgspec
 import psycopg
 
 from actors.core.errors import DatabaseError, SourceMisconfigured, SourceUnavailable, WorkerSyncError
+from actors.core.events import Position
+from actors.core.retention import Retention
 from actors.core.streams import StreamSpec
 from actors.core.typemap import TableSchema
 from actors.engines.base import ChangeSource, DumpCommand, Engine, first_line, unreachable
@@ -63,6 +65,12 @@ class PostgresEngine(Engine[PostgresNode]):
         from actors.engines.postgresql.rows import PgRowReader
 
         return PgRowReader(name, self.connect(name, node, node_password(name, node), app="worker-sync verify"))
+
+    def retention(self, name: str, node: PostgresNode, position: Position | None) -> Retention | None:
+        from actors.engines.postgresql.retention import slot_retention
+
+        with self.connect(name, node, node_password(name, node), app="worker-sync:retention") as conn:
+            return slot_retention(conn, node.slot_name, started=position is not None)
 
     def source_schema(self, name: str, node: PostgresNode, namespace: str) -> TableSchema:
         from actors.engines.postgresql.schema import table_schema
