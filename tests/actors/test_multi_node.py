@@ -16,8 +16,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from actors.harness.ports import free_port
 from actors.harness.ray_cluster import VENV_BIN, LocalRayCluster, local_ray_cluster
 from tests.actors.test_audit_pipeline import SCHEMA, audit_config
 from tests.actors.test_pipeline import create_orders
+from tests.actors.test_ray_gone import get
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,16 +110,6 @@ def model_diff(model: dict[int, tuple[int, str]], rows: dict) -> dict[str, list]
         "differing": sorted((k, model[k], held[k]) for k in model.keys() & held.keys() if model[k] != held[k]),
         "extra": sorted(held.keys() - model.keys()),
     }
-
-
-def get(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def placement(cluster: LocalRayCluster) -> list[dict]:

@@ -9,37 +9,17 @@ itself and exits 1 when they differ).
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.quick import run_quick
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql, pytest.mark.mariadb, pytest.mark.timeout(300)]
 
 
-def run_bench(results: Path, timeout_s: float = 240) -> tuple[int, str, str]:
-    command = [sys.executable, str(ROOT / "bench" / "control_plane.py"), "--quick", "--results-dir", str(results)]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        # Ctrl-C, so that the bench stops its servers, its Ray node and `worker-sync run`; SIGKILL only if that hangs.
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        pytest.fail(f"bench/control_plane.py --quick did not finish in {timeout_s:.0f}s; stderr:\n{err[-4000:]}")
-    return proc.returncode, out, err
-
-
 def test_quick_run_reports_sane_cpu_figures_and_an_equal_target(tmp_path: Path) -> None:
-    code, out, err = run_bench(tmp_path)
+    code, out, err = run_quick("control_plane.py", tmp_path, timeout_s=240)
     assert code == 0, f"exit {code}; stderr:\n{err[-4000:]}"
     printed = json.loads(out)  # stdout is the JSON document and nothing else
     result = json.loads((tmp_path / "control_plane.json").read_text())

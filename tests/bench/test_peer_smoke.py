@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bench.chameleon_tool import Chameleon, ChameleonError
+from tests.bench.quick import run_quick
 
-ROOT = Path(__file__).resolve().parents[2]
 OPT_IN = "WORKER_SYNC_BENCH_PEER"
 
 
@@ -51,21 +50,14 @@ def test_running_replica_that_exits_is_reported(tmp_path: Path) -> None:
 @pytest.mark.timeout(400)
 @pytest.mark.skipif(os.environ.get(OPT_IN) != "1", reason=f"opt-in: set {OPT_IN}=1 (pip-installs pg_chameleon, ~30 s)")
 def test_quick_run_compares_both_tools_and_both_targets_equal_the_source(tmp_path: Path) -> None:
-    command = [sys.executable, str(ROOT / "bench" / "peer_chameleon.py"), "--quick", "--results-dir", str(tmp_path)]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)  # the bench stops its servers, Ray and pg_chameleon
-        out, err = proc.communicate(timeout=60)
-        pytest.fail(f"bench/peer_chameleon.py --quick did not finish in 300 s; stderr:\n{err[-4000:]}")
-    result = json.loads((tmp_path / "peer_chameleon.json").read_text()) if proc.returncode in (0, 1) else None
-    assert result is not None, f"exit {proc.returncode}; stderr:\n{err[-4000:]}"
+    code, out, err = run_quick("peer_chameleon.py", tmp_path, timeout_s=300)
+    result = json.loads((tmp_path / "peer_chameleon.json").read_text()) if code in (0, 1) else None
+    assert result is not None, f"exit {code}; stderr:\n{err[-4000:]}"
     assert json.loads(out) == result
     error = result["chameleon"].get("error")
     if error is not None:
         pytest.skip(f"pg_chameleon cannot run here: {error['command']}: {error['why'][:300]}")
-    assert proc.returncode == 0, err[-4000:]
+    assert code == 0, err[-4000:]
     assert (tmp_path / "peer_chameleon.png").stat().st_size > 0
     assert result["chameleon"]["version"] == "2.0.21"
     assert result["machine"]["cores"] >= 1 and "--quick" in result["command"]

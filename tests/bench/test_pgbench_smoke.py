@@ -7,28 +7,18 @@ its audit table and Worker-Sync its audit log, and that MariaDB's copy of the pg
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.quick import run_quick
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql, pytest.mark.mariadb, pytest.mark.timeout(300)]
 
 
 def test_quick_run_measures_three_variants_and_the_copy_equals_the_source(tmp_path: Path) -> None:
-    command = [sys.executable, str(ROOT / "bench" / "pgbench_audit.py"), "--quick", "--results-dir", str(tmp_path)]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)  # the bench stops its servers and its Ray
-        out, err = proc.communicate(timeout=60)
-        pytest.fail(f"bench/pgbench_audit.py --quick did not finish in 240 s; stderr:\n{err[-4000:]}")
-    assert proc.returncode == 0, f"exit {proc.returncode}; stderr:\n{err[-4000:]}"
+    code, out, err = run_quick("pgbench_audit.py", tmp_path, timeout_s=240)
+    assert code == 0, f"exit {code}; stderr:\n{err[-4000:]}"
     result = json.loads((tmp_path / "pgbench_audit.json").read_text())
     assert json.loads(out) == result
     assert (tmp_path / "pgbench_audit.png").stat().st_size > 0

@@ -8,38 +8,19 @@ bench compares them itself and exits 1 when one differs).
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.quick import run_quick
+
 LINKS = ("pg-to-mariadb", "mariadb-to-pg")
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgresql, pytest.mark.mariadb, pytest.mark.timeout(300)]
 
 
-def run_quick(results: Path, timeout_s: float = 180) -> tuple[int, str, str]:
-    command = [sys.executable, str(ROOT / "bench" / "sync_lag.py"), "--quick", "--results-dir", str(results)]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        # Ctrl-C, so that the bench stops its servers and its Ray; SIGKILL only if that hangs too.
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        pytest.fail(f"bench/sync_lag.py --quick did not finish in {timeout_s:.0f}s; stderr:\n{err[-4000:]}")
-    return proc.returncode, out, err
-
-
 def test_quick_run_reports_every_field_and_equal_targets(tmp_path: Path) -> None:
-    code, out, err = run_quick(tmp_path)
+    code, out, err = run_quick("sync_lag.py", tmp_path, timeout_s=180)
     assert code == 0, f"exit {code}; stderr:\n{err[-4000:]}"
     printed = json.loads(out)  # stdout is the JSON document and nothing else
     result = json.loads((tmp_path / "sync_lag.json").read_text())
