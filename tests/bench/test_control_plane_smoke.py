@@ -52,5 +52,5 @@ def test_quick_run_reports_sane_cpu_figures_and_an_equal_target(tmp_path: Path) 
     assert all(v >= 0 for v in (window["supervisor_cpu_s"], window["worker_sync_cpu_s"], window["ray_system_cpu_s"]))
     median = result["median"]
     assert median["drain_rows_per_s"] == drain["rows_per_s"]
-    assert 0 < run["machine_cpu_busy"] <= 1
+    assert 0 <= run["machine_cpu_busy"] <= 1  # over the drain window: a drain of a few polls can read no tick
     assert "control plane" in err  # the answer line
