@@ -68,6 +68,13 @@ class PostgresNode(_Node, tag_field="engine", tag="postgresql", frozen=True, kw_
     port: Port = 5432
     #: Logical replication slot of this node's capture stream (created by `worker-sync init`).
     slot_name: str = "worker_sync"
+    #: The slot's output plugin. `pgoutput` is built into PostgreSQL (no extension; every value as its text, so
+    #: NaN and ±Infinity stay exact in any column) and reads `publication`; `wal2json` needs the extension (2.6+
+    #: for NaN/±Infinity in nullable columns). Changing it on a running stream needs a new slot and a re-snapshot.
+    decoder: Literal["wal2json", "pgoutput"] = "wal2json"
+    #: The publication a `pgoutput` stream reads (default: named like `slot_name`); the stream creates it, or adds
+    #: missing tables, when its user owns the tables, and otherwise says which statement the owner must run.
+    publication: str | None = None
 
 
 class MySqlNode(_Node, tag_field="engine", tag="mysql", frozen=True, kw_only=True):

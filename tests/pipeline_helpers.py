@@ -21,10 +21,11 @@ def pg_to_mariadb_config(
     shards: int = 2,
     reverse: bool = False,
     ray_address: str | None = None,
+    decoder: str = "wal2json",
 ) -> Config:
     """A config linking the two harness databases; ``reverse`` makes MariaDB the source."""
     text = pg_to_mariadb_config_text(
-        pg, mariadb, tmp_path, tables, shards=shards, reverse=reverse, ray_address=ray_address
+        pg, mariadb, tmp_path, tables, shards=shards, reverse=reverse, ray_address=ray_address, decoder=decoder
     )
     return parse_config(text, source="test config")
 
@@ -39,6 +40,7 @@ def pg_to_mariadb_config_text(
     reverse: bool = False,
     ray_address: str | None = None,
     audit: str = "  enabled: false",
+    decoder: str = "wal2json",
 ) -> str:
     """The YAML of :func:`pg_to_mariadb_config`; ``audit`` is the body of its `audit:` section."""
     # Least privilege: the source node connects as the capture user, the target as the apply user.
@@ -57,6 +59,7 @@ databases:
     username: {pg_user.user}
     password_file: {pg_password}
     slot_name: ws_{pg.database}
+    decoder: {decoder}
     tls: {{mode: disable}}
   mysql:
     host: {mariadb.host}

@@ -41,11 +41,12 @@ def namespace(db: Endpoint) -> str:
     return "public.kv" if db.engine == "postgresql" else f"{db.database}.kv"
 
 
-def node_yaml(name: str, db: Endpoint, tmp_path: Path, priority: int) -> str:
+def node_yaml(name: str, db: Endpoint, tmp_path: Path, priority: int, decoder: str = "wal2json") -> str:
     """A node whose one account both captures and writes (the harness's capture account, granted writes)."""
     password = write_secret_file(tmp_path, f"{name}-password", db.capture.password)
     engine = "postgresql" if db.engine == "postgresql" else "mysql"
-    extra = f"slot_name: ws_{db.database}" if engine == "postgresql" else f"server_id: {4300 + priority}"
+    pg_extra = f"slot_name: ws_{db.database}, decoder: {decoder}"
+    extra = pg_extra if engine == "postgresql" else f"server_id: {4300 + priority}"
     return (
         f"  - {{name: {name}, engine: {engine}, host: {db.host}, port: {db.port}, database: {db.database}, "
         f"username: {db.capture.user}, password_file: {password}, tls: {{mode: disable}}, priority: {priority}, "
@@ -54,14 +55,26 @@ def node_yaml(name: str, db: Endpoint, tmp_path: Path, priority: int) -> str:
 
 
 def group_config(
-    nodes: dict[str, Endpoint], links: list[tuple[str, str]], tmp_path: Path, policy: str, *, audit_on: str = ""
+    nodes: dict[str, Endpoint],
+    links: list[tuple[str, str]],
+    tmp_path: Path,
+    policy: str,
+    *,
+    audit_on: str = "",
+    pgoutput: frozenset[str] = frozenset(),
 ):
-    """The config (also written to tmp_path/config.yaml); ``audit_on``: the node holding the audit store."""
-    for db in nodes.values():
+    """The config (also written to tmp_path/config.yaml); ``audit_on``: the node holding the audit store;
+    ``pgoutput``: PostgreSQL nodes captured with pgoutput (published by their admin) instead of wal2json."""
+    for name, db in nodes.items():
         with db.connect("admin") as conn:
             conn.cursor().execute(DDL[db.engine])
+            if name in pgoutput:
+                conn.execute(f"CREATE PUBLICATION ws_{db.database} FOR TABLE public.kv")
         prepare_bidirectional(db, account="capture")
-    node_lines = "\n".join(node_yaml(name, db, tmp_path, i) for i, (name, db) in enumerate(nodes.items()))
+    node_lines = "\n".join(
+        node_yaml(name, db, tmp_path, i, "pgoutput" if name in pgoutput else "wal2json")
+        for i, (name, db) in enumerate(nodes.items())
+    )
     link_lines = "\n".join(
         f"  - {{name: {a}-{b}, source: {a}, target: {b}, bidirectional: true, conflict_policy: {policy}, "
         f"tables: [{{source: {namespace(nodes[a])}, target: {namespace(nodes[b])}}}]}}"
@@ -203,9 +216,19 @@ def _idle(supervisor) -> bool:
     )
 
 
-def run_group(nodes, links, tmp_path, *, ops: int, keys: int, policy: str = "last_writer_wins", kill_shard=False):
+def run_group(
+    nodes,
+    links,
+    tmp_path,
+    *,
+    ops: int,
+    keys: int,
+    policy: str = "last_writer_wins",
+    kill_shard=False,
+    pgoutput: frozenset[str] = frozenset(),
+):
     """Concurrent writers on every node; with ``kill_shard``, applier shard 0 is killed (SIGKILL) meanwhile."""
-    config = group_config(nodes, links, tmp_path, policy)
+    config = group_config(nodes, links, tmp_path, policy, pgoutput=pgoutput)
     before = {
         name: counter(name)
         for name in (
@@ -277,7 +300,8 @@ def test_three_nodes_in_a_star_converge(fresh_pg_db: Endpoint, fresh_mariadb_db:
     second_pg = pg_server.create_database(f"{fresh_pg_db.database}_b")
     try:
         nodes = {"pg": fresh_pg_db, "maria": fresh_mariadb_db, "pg2": second_pg}
-        run_group(nodes, [("pg", "maria"), ("maria", "pg2")], tmp_path, ops=700, keys=100)
+        # pg2 decodes with pgoutput (its echoes told by origin name), pg with wal2json (by origin id).
+        run_group(nodes, [("pg", "maria"), ("maria", "pg2")], tmp_path, ops=700, keys=100, pgoutput=frozenset({"pg2"}))
     finally:
         pg_server.drop_database(second_pg.database)
 

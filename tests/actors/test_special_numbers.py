@@ -13,18 +13,27 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
+@pytest.mark.parametrize(
+    ("decoder", "nullable"),
+    [
+        ("wal2json", False),  # wal2json before 2.6 sends them as null: only a NOT NULL column tells them apart
+        ("pgoutput", True),  # every value as its text: exact in any column
+    ],
+)
 def test_nan_and_infinity_are_refused_by_mariadb_from_the_snapshot_and_from_the_stream(
-    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path, decoder: str, nullable: bool
 ):
     pg, maria = fresh_pg_db, fresh_mariadb_db
+    constraint = "" if nullable else " NOT NULL"
     with pg.connect("admin") as conn:
-        conn.execute(
-            "CREATE TABLE public.nums (id int PRIMARY KEY, n numeric(20,6) NOT NULL, f double precision NOT NULL)"
-        )
+        columns = f"n numeric(20,6){constraint}, f double precision{constraint}"
+        conn.execute(f"CREATE TABLE public.nums (id int PRIMARY KEY, {columns})")
+        if decoder == "pgoutput":
+            conn.execute(f"CREATE PUBLICATION ws_{pg.database} FOR TABLE public.nums")
         conn.execute("INSERT INTO public.nums VALUES (1, 'NaN', 1.5), (2, 2.5, 'Infinity'), (3, 1, 1)")
     with maria.connect("admin") as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE nums (id int PRIMARY KEY, n decimal(20,6) NOT NULL, f double NOT NULL)")
-    config = pg_to_mariadb_config(pg, maria, tmp_path, [("public.nums", f"{maria.database}.nums")])
+        cur.execute("CREATE TABLE nums (id int PRIMARY KEY, n decimal(20,6), f double)")
+    config = pg_to_mariadb_config(pg, maria, tmp_path, [("public.nums", f"{maria.database}.nums")], decoder=decoder)
     with running(config) as supervisor:
         wait_until(lambda: supervisor.ready(), timeout_s=120, what=lambda: f"ready: {supervisor.status()}")
         with pg.connect("admin") as conn:  # streamed now, after the snapshot

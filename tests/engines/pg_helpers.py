@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from actors.core.batches import Batch
@@ -20,15 +22,27 @@ def capture_conninfo(db: Endpoint) -> str:
     )
 
 
-def pg_source(db: Endpoint, tables: list[str], **kwargs: object) -> PostgresSource:
+#: The decoder `pg_source` uses unless told; tests run with both set it (see `both_decoders`).
+DECODERS = ("wal2json", "pgoutput")
+default_decoder = "wal2json"
+
+
+def pg_source(db: Endpoint, tables: list[str], **kwargs: Any) -> PostgresSource:
+    """A source on ``db`` as its least-privilege capture user. With pgoutput, the database's superuser first
+    publishes every table (as a DBA would for a capture user that owns none)."""
+    slot = f"ws_{db.database}"[:63]
+    kwargs.setdefault("decoder", default_decoder)
+    if kwargs["decoder"] == "pgoutput":
+        publish_all_tables(db, slot)
     return PostgresSource(
-        stream=f"pg-{db.database}",
-        node="pg",
-        conninfo=capture_conninfo(db),
-        slot=f"ws_{db.database}"[:63],
-        tables=tables,
-        **kwargs,
+        stream=f"pg-{db.database}", node="pg", conninfo=capture_conninfo(db), slot=slot, tables=tables, **kwargs
     )
+
+
+def publish_all_tables(db: Endpoint, name: str) -> None:
+    with db.connect("admin") as conn:
+        if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(name)))
 
 
 class Drain:

@@ -18,6 +18,7 @@ from actors.core.events import UNCHANGED, Op
 from actors.engines.postgresql.lsn import parse_lsn
 from actors.engines.pump import BatchPump
 from actors.harness import Endpoint
+from tests.engines import pg_helpers
 from tests.engines.pg_helpers import Drain, pg_source
 
 ALL_TYPES = """
@@ -54,6 +55,13 @@ ROW = {
 }
 
 
+@pytest.fixture(params=pg_helpers.DECODERS)
+def each_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once per output plugin: both must give the same events."""
+    monkeypatch.setattr(pg_helpers, "default_decoder", request.param)
+    return str(request.param)
+
+
 def admin(db: Endpoint) -> psycopg.Connection:
     return db.connect("admin")
 
@@ -82,6 +90,7 @@ def open_pump(db: Endpoint, tables: list[str], **kwargs) -> BatchPump:
     return BatchPump(pg_source(db, tables, **kwargs), resume_after=kwargs.pop("resume_after", None))
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_every_type_streams_with_exact_values(kinds_db: Endpoint) -> None:
     pump = open_pump(kinds_db, ["public.kinds"])
     try:
@@ -102,6 +111,7 @@ def test_every_type_streams_with_exact_values(kinds_db: Endpoint) -> None:
         pump.close()
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_snapshot_and_stream_give_equal_values_for_every_type(kinds_db: Endpoint) -> None:
     with admin(kinds_db) as conn:
         conn.execute("ALTER TABLE public.kinds REPLICA IDENTITY FULL")
@@ -120,6 +130,7 @@ def test_snapshot_and_stream_give_equal_values_for_every_type(kinds_db: Endpoint
         pump.close()
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_changes_arrive_once_in_commit_order_with_transactions(fresh_pg_db: Endpoint) -> None:
     with admin(fresh_pg_db) as conn:
         conn.execute("CREATE TABLE public.acct (id int PRIMARY KEY, owner text, balance numeric(12,2))")
@@ -167,6 +178,7 @@ def test_changes_arrive_once_in_commit_order_with_transactions(fresh_pg_db: Endp
     assert len(items) == 7
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_unchanged_toast_is_marked_never_null(fresh_pg_db: Endpoint) -> None:
     with admin(fresh_pg_db) as conn:
         conn.execute("CREATE TABLE public.docs (id int PRIMARY KEY, body text, n int)")
@@ -188,6 +200,7 @@ def test_unchanged_toast_is_marked_never_null(fresh_pg_db: Endpoint) -> None:
     assert rewritten.after == {"id": 1, "body": "short", "n": 3}
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_resume_mid_transaction_delivers_the_rest_exactly_once(fresh_pg_db: Endpoint) -> None:
     with admin(fresh_pg_db) as conn:
         conn.execute("CREATE TABLE public.items (id int PRIMARY KEY, v int)")
@@ -213,6 +226,7 @@ def test_resume_mid_transaction_delivers_the_rest_exactly_once(fresh_pg_db: Endp
     assert not {e.position for e in rest} & {e.position for e in first[:400]}
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_acknowledged_position_advances_the_slot(fresh_pg_db: Endpoint) -> None:
     with admin(fresh_pg_db) as conn:
         conn.execute("CREATE TABLE public.items (id int PRIMARY KEY)")
@@ -241,6 +255,7 @@ def test_acknowledged_position_advances_the_slot(fresh_pg_db: Endpoint) -> None:
         pump.close()
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_dropped_slot_is_offset_lost_with_the_remedy(fresh_pg_db: Endpoint) -> None:
     with admin(fresh_pg_db) as conn:
         conn.execute("CREATE TABLE public.items (id int PRIMARY KEY)")
@@ -260,6 +275,7 @@ def test_dropped_slot_is_offset_lost_with_the_remedy(fresh_pg_db: Endpoint) -> N
         resumed.close()
 
 
+@pytest.mark.usefixtures("each_decoder")
 def test_refuses_a_table_without_primary_key_and_a_role_without_replication(fresh_pg_db: Endpoint) -> None:
     with admin(fresh_pg_db) as conn:
         conn.execute("CREATE TABLE public.loose (v int)")

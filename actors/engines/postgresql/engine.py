@@ -42,6 +42,8 @@ class PostgresEngine(Engine[PostgresNode]):
             tables=spec.tables,
             snapshot_chunk_rows=spec.snapshot_chunk_rows,
             resnapshot=spec.resnapshot,
+            decoder=node.decoder,
+            publication=node.publication,
         )
 
     def build_writer(

@@ -17,6 +17,7 @@ import time
 
 import psycopg
 from psycopg import pq
+from psycopg.conninfo import make_conninfo
 from psycopg.pq import abc as pq_abc
 
 from actors.core.errors import OffsetLost, SourceUnavailable
@@ -30,6 +31,9 @@ _XLOG_HEADER = struct.Struct("!QQQ")
 _KEEPALIVE = struct.Struct("!QQB")
 _STATUS = struct.Struct("!cQQQQB")
 FEEDBACK_INTERVAL_S = 1.0
+#: The walsender writes values with its session's output settings (pgoutput sends every value as text, wal2json
+#: dates and times): the ones the snapshot's text reads and the converters expect, whatever the server's defaults.
+SESSION_OPTIONS = "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=postgres -c bytea_output=hex"
 
 
 def _text(message: str | bytes) -> str:
@@ -46,7 +50,8 @@ class ReplicationStream:
 
     def __init__(self, conninfo: str, *, stream: str) -> None:
         self.stream = stream
-        self._conn = pq.PGconn.connect((conninfo + " replication=database").encode())
+        params = make_conninfo(conninfo, replication="database", options=SESSION_OPTIONS)
+        self._conn = pq.PGconn.connect(params.encode())
         if self._conn.status != pq.ConnStatus.OK:
             message = _text(self._conn.get_error_message())
             self._conn.finish()

@@ -43,6 +43,8 @@ def read_snapshot(
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_name)))
     conn.execute("SET LOCAL TimeZone = 'UTC'")
+    conn.execute("SET LOCAL DateStyle = 'ISO, MDY'")  # the replication session's (replication.SESSION_OPTIONS)
+    conn.execute("SET LOCAL IntervalStyle = 'postgres'")
     taken_us = int(time.time() * 1_000_000)
     index = 0
     try:

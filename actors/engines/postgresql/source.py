@@ -1,4 +1,5 @@
-"""PostgreSQL capture: a logical replication slot read with wal2json over the streaming protocol."""
+"""PostgreSQL capture: a logical replication slot read over the streaming protocol, decoded by wal2json or by
+the built-in pgoutput (``decoder`` in the node's config)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from actors.engines.base import Change
 from actors.engines.postgresql.catalog import TableInfo, load_table
 from actors.engines.postgresql.checks import check_readable, check_server
 from actors.engines.postgresql.lsn import format_lsn, parse_lsn
+from actors.engines.postgresql.pgoutput import PLUGIN as PGOUTPUT
+from actors.engines.postgresql.pgoutput import PgOutputDecoder, plugin_options
+from actors.engines.postgresql.publication import ensure_publication
 from actors.engines.postgresql.replication import ReplicationStream
 from actors.engines.postgresql.snapshot import read_snapshot
 from actors.engines.postgresql.versions import ORIGIN_PREFIX
@@ -38,7 +42,11 @@ class PostgresSource:
         tables: list[str],
         snapshot_chunk_rows: int = 5_000,
         resnapshot: bool = False,
+        decoder: str = "wal2json",
+        publication: str | None = None,
     ) -> None:
+        """``decoder`` is the slot's output plugin, ``wal2json`` or ``pgoutput``; pgoutput reads the tables of
+        ``publication`` (default: named like the slot), which the stream creates or extends when allowed."""
         self.stream = stream
         self.node = node
         self.conninfo = conninfo
@@ -46,6 +54,8 @@ class PostgresSource:
         self.table_names = list(tables)
         self.snapshot_chunk_rows = snapshot_chunk_rows
         self.resnapshot = resnapshot
+        self.plugin = decoder
+        self.publication = publication or slot
         self._replication: ReplicationStream | None = None
         self._ack_lsn = 0
         self._lock = threading.Lock()
@@ -64,11 +74,14 @@ class PostgresSource:
             check_server(conn, stream=self.stream)
             tables = {name: load_table(conn, name, stream=self.stream) for name in self.table_names}
             check_readable(conn, stream=self.stream, tables=self.table_names)
+            if self.plugin == PGOUTPUT:
+                ensure_publication(conn, self.publication, self.table_names, stream=self.stream)
             if resume_after is None or not resume_after.resume:
                 start_lsn = yield from self._snapshot(conn, list(tables.values()), stop)
                 if start_lsn is None:
                     return
             else:
+                self._check_slot_plugin(conn)
                 start_lsn = parse_lsn(resume_after.resume)
                 if self.resnapshot:
                     yield from self._resnapshot(list(tables.values()), resume_after, stop)
@@ -91,7 +104,7 @@ class PostgresSource:
             log.warning("postgresql stream %s: dropping slot %s to take a fresh snapshot", self.stream, self.slot)
             replication.command(f'DROP_REPLICATION_SLOT "{self.slot}" WAIT')
         try:
-            rows = replication.command(f'CREATE_REPLICATION_SLOT "{self.slot}" LOGICAL wal2json EXPORT_SNAPSHOT')
+            rows = replication.command(f'CREATE_REPLICATION_SLOT "{self.slot}" LOGICAL {self.plugin} EXPORT_SNAPSHOT')
         except SourceUnavailable as exc:
             raise self._explain_slot_error(exc) from None
         _, consistent_point, snapshot_name, _ = rows[0]
@@ -121,7 +134,7 @@ class PostgresSource:
         exporter = ReplicationStream(self.conninfo, stream=self.stream)
         try:
             rows = exporter.command(
-                f'CREATE_REPLICATION_SLOT "{self.slot}_resync" TEMPORARY LOGICAL wal2json EXPORT_SNAPSHOT'
+                f'CREATE_REPLICATION_SLOT "{self.slot}_resync" TEMPORARY LOGICAL {self.plugin} EXPORT_SNAPSHOT'
             )
             _, consistent_point, snapshot_name, _ = rows[0]
             assert consistent_point is not None and snapshot_name is not None  # EXPORT_SNAPSHOT returns both
@@ -144,6 +157,16 @@ class PostgresSource:
         if not stop.is_set():
             yield TxnEnd(Position(after.order + (2**64 - 1).to_bytes(8, "big"), after.resume), "resync", 0)
 
+    def _check_slot_plugin(self, conn: psycopg.Connection) -> None:
+        """A slot decodes with the plugin it was created with: a changed ``decoder`` needs a new slot."""
+        row = conn.execute("SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", (self.slot,)).fetchone()
+        if row is not None and row[0] != self.plugin:
+            raise SourceMisconfigured(
+                f"postgresql stream `{self.stream}`: slot `{self.slot}` decodes with `{row[0]}` but the node's "
+                f"`decoder` is `{self.plugin}`; set `decoder: {row[0]}` again, or move to `{self.plugin}` with a new "
+                "slot (`slot_name`) and a re-snapshot (remove the stream's committed offset)"
+            )
+
     def _explain_slot_error(self, exc: SourceUnavailable) -> Exception:
         text = str(exc)
         if "wal2json" in text and ("could not access file" in text or "No such file" in text):
@@ -160,33 +183,22 @@ class PostgresSource:
 
     def _stream(self, tables: dict[str, TableInfo], start_lsn: int, stop: threading.Event) -> Iterator[Change]:
         replication = self._replication or self._open_replication()
-        options = dict(PLUGIN_OPTIONS, **{"add-tables": ",".join(self._escaped_tables())})
-        if self._numbers_as_text:
-            options[NUMBERS_AS_TEXT] = "1"
-        try:
-            replication.start(self.slot, start_lsn, options)
-        except SourceUnavailable as exc:
-            if NUMBERS_AS_TEXT not in str(exc):
-                raise
-            self._numbers_as_text = False  # wal2json before 2.6: NaN and ±Infinity arrive as null
-            log.warning(
-                "postgresql stream %s: wal2json is older than 2.6, so NaN and ±Infinity in numeric and float "
-                "columns arrive as null: in NOT NULL columns they are refused at the target (dead letters), in "
-                "nullable ones they cannot be told from NULL; install wal2json 2.6 or later",
-                self.stream,
+        decoder: PgOutputDecoder | Wal2JsonDecoder
+        if self.plugin == PGOUTPUT:
+            replication.start(self.slot, start_lsn, plugin_options(self.publication))
+            decoder = PgOutputDecoder(
+                stream=self.stream, node=self.node, tables=tables, start_lsn=start_lsn, echo_origin=_echo_origin_name
             )
-            replication.close()
-            replication = self._open_replication()
-            del options[NUMBERS_AS_TEXT]
-            replication.start(self.slot, start_lsn, options)
-        decoder = Wal2JsonDecoder(
-            stream=self.stream,
-            node=self.node,
-            tables=tables,
-            start_lsn=start_lsn,
-            echo_origin=self._echo_origin,
-            numbers_as_text=self._numbers_as_text,
-        )
+        else:
+            replication = self._start_wal2json(replication, start_lsn)
+            decoder = Wal2JsonDecoder(
+                stream=self.stream,
+                node=self.node,
+                tables=tables,
+                start_lsn=start_lsn,
+                echo_origin=self._echo_origin,
+                numbers_as_text=self._numbers_as_text,
+            )
         while not stop.is_set():
             with self._lock:
                 if self._ack_lsn:
@@ -200,6 +212,29 @@ class PostgresSource:
             item = decoder.decode(message[1])
             if item is not None:
                 yield item
+
+    def _start_wal2json(self, replication: ReplicationStream, start_lsn: int) -> ReplicationStream:
+        options = dict(PLUGIN_OPTIONS, **{"add-tables": ",".join(self._escaped_tables())})
+        if self._numbers_as_text:
+            options[NUMBERS_AS_TEXT] = "1"
+        try:
+            replication.start(self.slot, start_lsn, options)
+        except SourceUnavailable as exc:
+            if NUMBERS_AS_TEXT not in str(exc):
+                raise
+            self._numbers_as_text = False  # wal2json before 2.6: NaN and ±Infinity arrive as null
+            log.warning(
+                "postgresql stream %s: wal2json is older than 2.6, so NaN and ±Infinity in numeric and float "
+                "columns arrive as null: in NOT NULL columns they are refused at the target (dead letters), in "
+                "nullable ones they cannot be told from NULL; install wal2json 2.6 or later, or use "
+                "`decoder: pgoutput`",
+                self.stream,
+            )
+            replication.close()
+            replication = self._open_replication()
+            del options[NUMBERS_AS_TEXT]
+            replication.start(self.slot, start_lsn, options)
+        return replication
 
     def _echo_origin(self, ident: int) -> str | None:
         """The Worker-Sync writer a replication origin id stands for (None: not one of ours); the catalog
@@ -230,6 +265,11 @@ class PostgresSource:
             replication, self._replication = self._replication, None
         if replication is not None:
             replication.close()
+
+
+def _echo_origin_name(name: str) -> str | None:
+    """pgoutput names the origin: one of Worker-Sync's writers, or someone else's (None)."""
+    return name if name.startswith(ORIGIN_PREFIX) else None
 
 
 def _escape(part: str) -> str:

@@ -1,0 +1,206 @@
+"""pgoutput (PostgreSQL's built-in logical replication protocol, version 1) -> normalized change events.
+
+Why a second decoder beside wal2json: pgoutput ships with every PostgreSQL (no extension to install, so
+it also works on managed servers that allow no plugins), and it sends each value as its type's text
+output, exactly what the snapshot reads. NaN and ±Infinity therefore arrive as the text ``NaN`` and
+``Infinity`` whatever the column's nullability, where wal2json before 2.6 writes them as JSON null.
+
+Messages (PostgreSQL docs, "Logical Replication Message Formats"): Begin, Commit, Origin, Relation, Type,
+Insert, Update, Delete, Truncate, Message. A Relation message describes a table before its first change in
+each session and again after its shape changes; changes refer to it by OID. Positions are the same as the
+wal2json decoder's (commit LSN and the change's index; a restart resumes at the commit's end LSN), so a
+stream can be read by either decoder from the same slot position.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.core.batches import TxnEnd
+from actors.core.errors import SourceMisconfigured
+from actors.core.events import UNCHANGED, ChangeEvent, Op, Position, Row
+from actors.engines.postgresql.catalog import TableInfo
+from actors.engines.postgresql.lsn import format_lsn
+from actors.engines.postgresql.wal2json import order_of
+
+#: The output plugin's name in CREATE_REPLICATION_SLOT.
+PLUGIN = "pgoutput"
+
+# Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
+_PG_EPOCH_US = 946_684_800_000_000
+_TXN_END_INDEX = 2**64 - 1
+_BEGIN = struct.Struct("!QqI")
+_COMMIT = struct.Struct("!BQQq")
+_U32 = struct.Struct("!I")
+_U16 = struct.Struct("!H")
+_RELATION_HEAD = struct.Struct("!I")
+_COLUMN_TAIL = struct.Struct("!Ii")
+
+_OPS = {ord("I"): Op.INSERT, ord("U"): Op.UPDATE, ord("D"): Op.DELETE}
+
+
+def plugin_options(publication: str) -> dict[str, str]:
+    """START_REPLICATION options: protocol 1 (PostgreSQL 10+), this stream's publication, text values."""
+    return {"proto_version": "1", "publication_names": publication}
+
+
+@dataclass(frozen=True)
+class _Relation:
+    """A Relation message joined with what the capture knows of the table (None: not a captured table)."""
+
+    table: TableInfo | None
+    names: tuple[str, ...]
+    #: Per column in message order: the converter of its text output (None keeps the text).
+    converters: tuple[Callable[[Any], Any] | None, ...]
+    #: Per column: part of the replica identity (the only columns a key-only old tuple carries).
+    identity: tuple[bool, ...]
+
+
+def _cstring(buf: bytes, offset: int) -> tuple[str, int]:
+    end = buf.index(b"\0", offset)
+    return buf[offset:end].decode(), end + 1
+
+
+class PgOutputDecoder:
+    """Stateful: tracks relations by OID and the current transaction to number its changes."""
+
+    def __init__(
+        self,
+        *,
+        stream: str,
+        node: str,
+        tables: dict[str, TableInfo],
+        start_lsn: int,
+        echo_origin: Callable[[str], str | None] = lambda _name: None,
+    ) -> None:
+        """``echo_origin`` maps a replication origin's name to the Worker-Sync writer it marks (None for the
+        node's own users' changes and other tools' origins): those changes become echoes (``origin`` set)."""
+        self.stream = stream
+        self.node = node
+        self.tables = tables
+        self.echo_origin = echo_origin
+        #: End LSN of the last complete transaction: where a restart must begin.
+        self.restart_lsn = start_lsn
+        self._relations: dict[int, _Relation] = {}
+        self._commit_lsn = 0
+        self._index = 0
+        self._txid = ""
+        self._commit_us = 0
+        self._origin: str | None = None
+
+    def decode(self, payload: bytes) -> ChangeEvent | TxnEnd | None:
+        kind = payload[0]
+        if kind in _OPS:
+            return self._change(_OPS[kind], payload)
+        if kind == ord("B"):
+            self._commit_lsn, commit_ts, xid = _BEGIN.unpack_from(payload, 1)
+            self._index = 0
+            self._txid = str(xid)
+            self._commit_us = commit_ts + _PG_EPOCH_US
+            self._origin = None
+            return None
+        if kind == ord("C"):
+            _, _, end_lsn, _ = _COMMIT.unpack_from(payload, 1)
+            self.restart_lsn = end_lsn
+            position = Position(order_of(self._commit_lsn, _TXN_END_INDEX), format_lsn(end_lsn))
+            return TxnEnd(position, self._txid, self._commit_us)
+        if kind == ord("O"):
+            name, _ = _cstring(payload, 9)  # after the origin's own commit LSN
+            self._origin = self.echo_origin(name)
+            return None
+        if kind == ord("R"):
+            self._relation(payload)
+            return None
+        return None  # "Y" (type), "M" (logical message), "T" (truncate: not replicated, see README)
+
+    def _relation(self, buf: bytes) -> None:
+        (oid,) = _RELATION_HEAD.unpack_from(buf, 1)
+        schema, offset = _cstring(buf, 5)
+        name, offset = _cstring(buf, offset)
+        offset += 1  # replica identity setting
+        (count,) = _U16.unpack_from(buf, offset)
+        offset += 2
+        names: list[str] = []
+        identity: list[bool] = []
+        for _ in range(count):
+            flags = buf[offset]
+            column, offset = _cstring(buf, offset + 1)
+            offset += _COLUMN_TAIL.size  # type OID and typmod: the catalog gave the types
+            names.append(column)
+            identity.append(bool(flags & 1))
+        table = self.tables.get(f"{schema}.{name}")
+        converters: list[Callable[[Any], Any] | None] = []
+        if table is not None:
+            unknown = [column for column in names if column not in table.converters]
+            if unknown:
+                raise SourceMisconfigured(
+                    f"postgresql stream `{self.stream}`: table `{table.namespace}` now has column(s) "
+                    f"{', '.join(unknown)} it did not have when the stream started (a schema change); "
+                    "add them at the target and restart the stream"
+                )
+            converters = [table.converters[column] for column in names]
+        self._relations[oid] = _Relation(table, tuple(names), tuple(converters), tuple(identity))
+
+    def _tuple(self, buf: bytes, offset: int, relation: _Relation, *, identity_only: bool) -> tuple[Row, int]:
+        (count,) = _U16.unpack_from(buf, offset)
+        offset += 2
+        row: Row = {}
+        names, converters = relation.names, relation.converters
+        for i in range(count):
+            kind = buf[offset]
+            offset += 1
+            if kind == 0x74:  # "t": the value's text output
+                (length,) = _U32.unpack_from(buf, offset)
+                offset += 4
+                value: Any = buf[offset : offset + length].decode()
+                offset += length
+                convert = converters[i]
+                if convert is not None:
+                    value = convert(value)
+            elif kind == 0x6E:  # "n": NULL
+                value = None
+            elif kind == 0x75:  # "u": an unchanged TOASTed value, not sent
+                value = UNCHANGED
+            else:
+                raise ValueError(f"pgoutput: unexpected tuple column kind {kind!r} (binary mode is not asked for)")
+            if not identity_only or relation.identity[i]:
+                row[names[i]] = value
+        return row, offset
+
+    def _change(self, op: Op, buf: bytes) -> ChangeEvent | None:
+        (oid,) = _U32.unpack_from(buf, 1)
+        relation = self._relations[oid]
+        table = relation.table
+        if table is None:
+            return None  # a table of the publication that this stream does not capture
+        offset = 5
+        before: Row | None = None
+        after: Row | None = None
+        marker = buf[offset]
+        if marker in (0x4B, 0x4F):  # "K": the old key, "O": the whole old row (REPLICA IDENTITY FULL)
+            before, offset = self._tuple(buf, offset + 1, relation, identity_only=marker == 0x4B)
+            marker = buf[offset] if offset < len(buf) else 0
+        if marker == 0x4E:  # "N": the new row
+            after, offset = self._tuple(buf, offset + 1, relation, identity_only=False)
+        if op is Op.UPDATE and before is None:
+            assert after is not None  # an update carries its new row
+            before = {name: after[name] for name in table.key}  # the key did not change: no old tuple sent
+        self._index += 1
+        source_row = after if after is not None else before
+        assert source_row is not None, "a captured table has a primary key: a delete carries its identity"
+        return ChangeEvent(
+            node=self.node,
+            engine="postgresql",
+            namespace=table.namespace,
+            op=op,
+            key={name: source_row[name] for name in table.key},
+            before=before,
+            after=after,
+            commit_time_us=self._commit_us,
+            txid=self._txid,
+            position=Position(order_of(self._commit_lsn, self._index), format_lsn(self.restart_lsn)),
+            origin=self._origin,
+        )
