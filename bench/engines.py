@@ -49,6 +49,7 @@ class PostgresBench:
     engine = "postgresql"
     slot = "bench_ws"
     plain_slot = "bench_plain"
+    decoder = "wal2json"
 
     def __init__(self, base_dir: Path) -> None:
         self.server = LocalPostgres(base_dir)
@@ -72,7 +73,13 @@ class PostgresBench:
 
     def _source(self) -> PostgresSource:
         return PostgresSource(
-            stream="bench", node="pg", conninfo=self._conninfo(), slot=self.slot, tables=[f"public.{TABLE}"]
+            stream="bench",
+            node="pg",
+            conninfo=self._conninfo(),
+            slot=self.slot,
+            tables=[f"public.{TABLE}"],
+            decoder=self.decoder,
+            publication=self.slot,
         )
 
     def reset(self) -> None:
@@ -85,6 +92,8 @@ class PostgresBench:
                 "note text, at timestamptz DEFAULT now())"
             )
             conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.plain_slot,))
+            conn.execute(f"DROP PUBLICATION IF EXISTS {self.slot}")
+            conn.execute(f"CREATE PUBLICATION {self.slot} FOR TABLE public.{TABLE}")
         pump = BatchPump(self._source(), resume_after=None)
         try:
             while (batch := pump.read(100, 1.0)) is None or batch.upto is None:
@@ -147,6 +156,7 @@ class PostgresBench:
             password_file=secret,
             tls=Tls(mode="disable"),
             slot_name=self.slot,
+            decoder=self.decoder,  # type: ignore[arg-type]  # one of the config's literals
         )
         spec = StreamSpec(stream="bench", node_name="pg", node=node, tables=[f"public.{TABLE}"])
         return _read_through_actor(spec, self.resume, expected)
@@ -285,4 +295,11 @@ def _read_through_actor(spec: StreamSpec, resume: Position, expected: int) -> in
     return got
 
 
-ENGINES: dict[str, type] = {"postgresql": PostgresBench, "mariadb": MariaDbBench}
+class PgOutputBench(PostgresBench):
+    """The same PostgreSQL workloads read through the built-in pgoutput decoder instead of wal2json."""
+
+    engine = "postgresql-pgoutput"
+    decoder = "pgoutput"
+
+
+ENGINES: dict[str, type] = {"postgresql": PostgresBench, "postgresql-pgoutput": PgOutputBench, "mariadb": MariaDbBench}
