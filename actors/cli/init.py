@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from actors.cli._audit_db import audit_node, connect, load
+from actors.cli._capture_init import init_capture_sources
 from actors.cli._groups_init import init_group_nodes
 from actors.cli.failures import Wording, guarded, report
 from actors.core.errors import ConfigError, DatabaseError, DatabaseUnreachable
@@ -69,6 +70,7 @@ def _init(args: argparse.Namespace, config: Config) -> int:
         for spec, target in targets:
             migrate(conn, spec, target)
     init_probe_tables(config, args)  # the probe table on every link node
+    init_capture_sources(config, args)  # pgoutput publications (after the probe table: they publish it)
     prepared = init_group_nodes(config, args)  # version tables on bidirectional nodes
     print(
         f"audit schema `{config.audit.schema}` ready on {node.host}:{node.port}/{node.database}; "

@@ -117,6 +117,13 @@ class Engine(Generic[N]):
         account); returns warnings. NodeUnreachable when it cannot connect, else an error that says why."""
         return []
 
+    def prepare_capture(
+        self, name: str, node: N, namespaces: list[str], *, user: str | None, password: str | None
+    ) -> list[str]:
+        """Give the node what capturing ``namespaces`` needs beyond its account's grants (`worker-sync init`), as
+        ``user`` (None: the node's own account); returns warnings. Errors as for :meth:`prepare_group`."""
+        return []
+
     def probe_namespace(self, node: N) -> str | None:
         """Where the probe table lives on the node; None where the probe does not reach (yet)."""
         return None

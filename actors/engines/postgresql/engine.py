@@ -119,6 +119,19 @@ class PostgresEngine(Engine[PostgresNode]):
                 ) from None
         return []
 
+    def prepare_capture(
+        self, name: str, node: PostgresNode, namespaces: list[str], *, user: str | None, password: str | None
+    ) -> list[str]:
+        if node.decoder != "pgoutput":
+            return []  # a wal2json slot reads any table its user may SELECT
+        from actors.engines.postgresql.publication import ensure_publication
+
+        if user is None:
+            password = node_password(name, node)
+        with self.connect(name, node, password, user=user, app="worker-sync ops") as conn:
+            ensure_publication(conn, node.publication or node.slot_name, namespaces, stream=name)
+        return []
+
     def probe_namespace(self, node: PostgresNode) -> str | None:
         return probe.NAMESPACE
 

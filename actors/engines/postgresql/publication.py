@@ -43,3 +43,7 @@ def ensure_publication(conn: psycopg.Connection, name: str, tables: list[str], *
             f"{'lacks ' + ', '.join(missing) if exists else 'does not exist'} and its user may not change that "
             f"({str(exc).strip()}); as the tables' owner run: {statement.as_string(conn)}"
         ) from None
+    except psycopg.Error as exc:  # e.g. a table that does not exist
+        raise SourceMisconfigured(
+            f"postgresql stream `{stream}`: `{statement.as_string(conn)}` failed: {str(exc).strip()}"
+        ) from None
