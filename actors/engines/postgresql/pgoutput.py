@@ -84,6 +84,7 @@ class PgOutputDecoder:
         self.echo_origin = echo_origin
         #: End LSN of the last complete transaction: where a restart must begin.
         self.restart_lsn = start_lsn
+        self._resume = format_lsn(start_lsn)  # the restart point as text, made once per transaction
         self._relations: dict[int, _Relation] = {}
         self._commit_lsn = 0
         self._index = 0
@@ -105,7 +106,8 @@ class PgOutputDecoder:
         if kind == ord("C"):
             _, _, end_lsn, _ = _COMMIT.unpack_from(payload, 1)
             self.restart_lsn = end_lsn
-            position = Position(order_of(self._commit_lsn, _TXN_END_INDEX), format_lsn(end_lsn))
+            self._resume = format_lsn(end_lsn)
+            position = Position(order_of(self._commit_lsn, _TXN_END_INDEX), self._resume)
             return TxnEnd(position, self._txid, self._commit_us)
         if kind == ord("O"):
             name, _ = _cstring(payload, 9)  # after the origin's own commit LSN
@@ -201,6 +203,6 @@ class PgOutputDecoder:
             after=after,
             commit_time_us=self._commit_us,
             txid=self._txid,
-            position=Position(order_of(self._commit_lsn, self._index), format_lsn(self.restart_lsn)),
+            position=Position(order_of(self._commit_lsn, self._index), self._resume),
             origin=self._origin,
         )
