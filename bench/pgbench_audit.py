@@ -1,7 +1,7 @@
 """The cost of auditing at the source: pgbench TPS alone, while Worker-Sync captures and audits, and with triggers.
 
     python bench/pgbench_audit.py [--scale 2] [--clients 2] [--jobs 2] [--duration 20] [--repeat 3]
-                                  [--quick] [--results-dir DIR]
+                                  [--pin] [--decoder wal2json|pgoutput] [--quick] [--results-dir DIR]
 
 Starts throwaway PostgreSQL and MariaDB servers (actors.harness, in a temp dir) and a local Ray,
 initializes pgbench's tables in PostgreSQL (``pgbench -i -s SCALE``, the pgbench that ships with the
@@ -28,6 +28,11 @@ row by row (actors.harness.compare.diff_tables) after a last catch-up. Exit code
 the copy differs, 2 bad usage, 3 servers or pgbench missing, 130 Ctrl-C. JSON on stdout and in
 bench/results/pgbench_audit.json, a plot in bench/results/pgbench_audit.png, progress on stderr.
 ``--quick``: scale 1, one client, 2 s runs, one repeat (the smoke test).
+
+``--pin`` measures the cost as a DBA sees it on a database host: PostgreSQL (every server process) and pgbench
+run on CPU 0, while Worker-Sync (this process, Ray and its actors) and the target MariaDB run on CPU 1, so the
+figure is what capture takes from the source, not what two programs sharing two cores take from each other.
+Without it everything shares the cores (the co-located figure). ``--decoder`` picks the capture's output plugin.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +101,59 @@ def pgbench_path() -> Path:
     return find_bindir() / "pgbench"
 
 
-def pgbench(pg: Endpoint, args: list[str], timeout_s: float) -> str:
+#: With --pin: the source's CPU (PostgreSQL and pgbench) and Worker-Sync's (with the target).
+SOURCE_CPU, SYNC_CPU = 0, 1
+
+
+def pin_to_source_cpu() -> None:
+    os.sched_setaffinity(0, {SOURCE_CPU})
+
+
+def _processes() -> dict[int, tuple[int, list[str]]]:
+    """pid -> (parent pid, command line) of every process still there."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+        found[int(entry.name)] = (parent, [arg.decode(errors="replace") for arg in argv if arg])
+    return found
+
+
+def pin_postgres(port: int) -> list[int]:
+    """Move the harness PostgreSQL's postmaster (the one listening on ``port``) and its running children to
+    SOURCE_CPU (backends forked later inherit the postmaster's affinity); returns the PIDs moved."""
+    processes = _processes()
+    postmasters = [
+        pid
+        for pid, (_, argv) in processes.items()
+        if argv and argv[0].endswith("/postgres") and "-p" in argv and argv[argv.index("-p") + 1 :][:1] == [str(port)]
+    ]
+    if len(postmasters) != 1:
+        raise BenchError(f"--pin: expected one PostgreSQL postmaster on port {port}, found {len(postmasters)}")
+    moved = postmasters + [pid for pid, (parent, _) in processes.items() if parent == postmasters[0]]
+    for pid in moved:
+        os.sched_setaffinity(pid, {SOURCE_CPU})
+    return moved
+
+
+def pgbench(pg: Endpoint, args: list[str], timeout_s: float, *, pin: bool = False) -> str:
     """Run pgbench as the admin account (password through PGPASSWORD, never on the command line)."""
     command = [str(pgbench_path()), "-h", pg.host, "-p", str(pg.port), "-U", pg.admin.user, *args, pg.database]
     env = {**os.environ, "PGPASSWORD": pg.admin.password}
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+        proc = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            preexec_fn=pin_to_source_cpu if pin else None,
+        )
     except subprocess.TimeoutExpired:
         raise BenchError(f"pgbench {' '.join(args)}: no answer in {timeout_s:.0f}s") from None
     if proc.returncode != 0:
@@ -119,17 +172,45 @@ def fingerprint(endpoint: Endpoint) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
-def build_config(pg: Endpoint, mariadb: Endpoint, tmp: Path) -> Any:
-    """PostgreSQL -> MariaDB, the four pgbench tables, audit on (store and key in the source's database)."""
+def build_config(
+    pg: Endpoint, mariadb: Endpoint, tmp: Path, decoder: str = "wal2json", audit_db: Endpoint | None = None
+) -> Any:
+    """PostgreSQL -> MariaDB, the four pgbench tables, audit on: the store in the source's database, or in
+    ``audit_db`` (a node named `audit`)."""
     import msgspec
     from nacl.signing import SigningKey
 
     from config import parse_config
-    from config.model import Audit, Config, Databases, Http, Link, MySqlNode, PostgresNode, TableMap, Tls
+    from config.model import (
+        Audit,
+        Config,
+        Databases,
+        Http,
+        Link,
+        MySqlNode,
+        NamedPostgresNode,
+        PostgresNode,
+        TableMap,
+        Tls,
+    )
     from config.model import Supervisor as SupervisorSettings
 
     key = write_secret_file(tmp, "audit-signing-key", bytes(SigningKey.generate()).hex())
+    audit_nodes = []
+    if audit_db is not None:
+        audit_nodes.append(
+            NamedPostgresNode(
+                name="audit",
+                host=audit_db.host,
+                port=audit_db.port,
+                database=audit_db.database,
+                username=audit_db.capture.user,
+                password_file=write_secret_file(tmp, "audit-password", audit_db.capture.password),
+                tls=Tls(mode="disable"),
+            )
+        )
     config = Config(
+        nodes=audit_nodes,
         databases=Databases(
             postgresql=PostgresNode(
                 host=pg.host,
@@ -139,6 +220,7 @@ def build_config(pg: Endpoint, mariadb: Endpoint, tmp: Path) -> Any:
                 password_file=write_secret_file(tmp, "pg-password", pg.capture.password),
                 tls=Tls(mode="disable"),
                 slot_name="ws_pgbench",
+                decoder=decoder,  # type: ignore[arg-type]  # one of the config's literals (argparse choices)
             ),
             mysql=MySqlNode(
                 host=mariadb.host,
@@ -157,7 +239,12 @@ def build_config(pg: Endpoint, mariadb: Endpoint, tmp: Path) -> Any:
                 tables=[TableMap(source=f"public.{t}", target=f"{mariadb.database}.{t}") for t in TABLES],
             )
         ],
-        audit=Audit(enabled=True, node="postgresql", schema=AUDIT_SCHEMA, signing_key_file=key),
+        audit=Audit(
+            enabled=True,
+            node="audit" if audit_db is not None else "postgresql",
+            schema=AUDIT_SCHEMA,
+            signing_key_file=key,
+        ),
         supervisor=SupervisorSettings(applier_shards=2, state_dir=str(tmp / "state")),
         http=Http(token_env=None),
     )
@@ -165,8 +252,12 @@ def build_config(pg: Endpoint, mariadb: Endpoint, tmp: Path) -> Any:
 
 
 class AuditBench:
-    def __init__(self, pg: Endpoint, mariadb: Endpoint, args: argparse.Namespace, tmp: Path) -> None:
+    def __init__(
+        self, pg: Endpoint, mariadb: Endpoint, args: argparse.Namespace, tmp: Path, audit_db: Endpoint | None = None
+    ) -> None:
         self.pg, self.mariadb, self.args, self.tmp = pg, mariadb, args, tmp
+        #: Where the audit store lives: None for the source's own database.
+        self.audit_db = audit_db
         self.result: dict[str, Any] = {"runs": []}
         self.sync: Any = None
         self.ok = True
@@ -181,11 +272,17 @@ class AuditBench:
             conn.execute("ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY")
             conn.execute(f"GRANT SELECT ON {', '.join(TABLES)} TO {self.pg.capture.user}")
             conn.execute(TRIGGER_FUNCTION)
-            create_schema(conn, AUDIT_SCHEMA, self.pg.capture.user)
+            if self.audit_db is None:
+                create_schema(conn, AUDIT_SCHEMA, self.pg.capture.user)
+            if args.decoder == "pgoutput":
+                conn.execute(f"CREATE PUBLICATION ws_pgbench FOR TABLE {', '.join(TABLES)}")
         with self.mariadb.connect("admin") as conn, conn.cursor() as cursor:
             for ddl in MARIADB_DDL:
                 cursor.execute(ddl)
-        self.config = build_config(self.pg, self.mariadb, self.tmp)
+        if self.audit_db is not None:
+            with self.audit_db.connect("admin") as conn:
+                create_schema(conn, AUDIT_SCHEMA, self.audit_db.capture.user)
+        self.config = build_config(self.pg, self.mariadb, self.tmp, args.decoder, self.audit_db)
         say("Worker-Sync's first start: the initial snapshot of the pgbench tables ...")
         self._start_sync()
         self.result["initial_copy_s"] = self._catch_up(timeout_s=900)
@@ -263,6 +360,7 @@ class AuditBench:
                 self.pg,
                 ["-n", "-c", str(args.clients), "-j", str(args.jobs), "-T", str(args.duration)],
                 timeout_s=args.duration + 120,
+                pin=args.pin,
             )
             tps, latency = TPS_LINE.search(out), LATENCY_LINE.search(out)
             if tps is None:
@@ -293,6 +391,7 @@ class AuditBench:
         self.result["worker_sync_catch_up_after_run_s_median"] = report.median(behind)
         with self.pg.connect("admin") as conn:
             self.result["audit_trail_rows"] = conn.execute("SELECT count(*) FROM audit_trail").fetchone()[0]
+        with (self.audit_db or self.pg).connect("admin") as conn:
             self.result["worker_sync_audit_entries"] = conn.execute(
                 f"SELECT count(*) FROM {AUDIT_SCHEMA}.entries"
             ).fetchone()[0]
@@ -349,6 +448,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="pgbench threads (default 2)")
     parser.add_argument("--duration", type=int, default=20, help="seconds per pgbench run (default 20)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant; medians reported (default 3)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help=f"PostgreSQL and pgbench on CPU {SOURCE_CPU}, Worker-Sync and MariaDB on CPU {SYNC_CPU} (needs 2 CPUs)",
+    )
+    parser.add_argument(
+        "--decoder",
+        choices=("wal2json", "pgoutput"),
+        default="wal2json",
+        help="capture output plugin (default wal2json)",
+    )
+    parser.add_argument(
+        "--audit-store",
+        choices=("source", "separate"),
+        default="source",
+        help="the audit store in the source's database (default), or in a PostgreSQL of its own (with --pin: on "
+        "Worker-Sync's CPU), as a deployment that keeps the audit trail apart from the audited data would",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: scale 1, 1 client, 2 s, one repeat")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
     report.add_results_dir(parser)
@@ -359,6 +476,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--scale, --clients, --jobs, --duration and --repeat must be positive")
     if args.jobs > args.clients:
         parser.error("--jobs may not exceed --clients (pgbench's rule)")
+    if args.pin and not {SOURCE_CPU, SYNC_CPU} <= os.sched_getaffinity(0):
+        parser.error(f"--pin needs CPUs {SOURCE_CPU} and {SYNC_CPU}; this process may use {os.sched_getaffinity(0)}")
     return args
 
 
@@ -378,7 +497,18 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": args.duration,
             "repeat": args.repeat,
             "script": "pgbench built-in tpcb-like (-n: no vacuum between runs)",
-            "worker_sync": {"link": "postgresql -> mariadb", "applier_shards": 2, "audit": True},
+            "worker_sync": {
+                "link": "postgresql -> mariadb",
+                "applier_shards": 2,
+                "audit": True,
+                "decoder": args.decoder,
+                "audit_store": args.audit_store,
+            },
+            "pinned": (
+                f"PostgreSQL and pgbench on CPU {SOURCE_CPU}; Worker-Sync, Ray and MariaDB on CPU {SYNC_CPU}"
+                if args.pin
+                else "no: everything shares the cores"
+            ),
             "pgbench_history": "given a primary key (hid bigserial) before any run, in all three variants",
         },
         "pgbench_version": subprocess.run(
@@ -398,12 +528,24 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ws-pgbench-") as tmp_name:
             tmp = Path(tmp_name)
             say(f"starting throwaway PostgreSQL and MariaDB in {tmp} ...")
-            with local_servers(tmp / "servers") as (pg, mariadb):
+            if args.pin:
+                os.sched_setaffinity(0, {SYNC_CPU})  # MariaDB and Ray, started from here, inherit it
+            with local_servers(tmp / "servers") as (pg, mariadb), ExitStack() as stack:
                 import ray
 
+                if args.pin:
+                    say(f"pinned {len(pin_postgres(pg.port))} PostgreSQL processes to CPU {SOURCE_CPU}")
                 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
                 report.stop_on_signals()  # ray.init installed its own SIGTERM handler
-                bench = AuditBench(pg, mariadb, args, tmp)
+                audit_db = None
+                if args.audit_store == "separate":
+                    from actors.harness.postgres import LocalPostgres
+
+                    audit_server = LocalPostgres(tmp / "audit")
+                    audit_server.start()
+                    stack.callback(audit_server.stop)
+                    audit_db = audit_server.endpoint
+                bench = AuditBench(pg, mariadb, args, tmp, audit_db)
                 bench.result = result | bench.result
                 try:
                     bench.prepare()
