@@ -164,6 +164,8 @@ class PostgresBench:
 
 class MariaDbBench:
     engine = "mariadb"
+    #: Rows decoded from the events' bytes (actors/engines/mariadb/rows_decoder.py), or by mysql-replication.
+    lean_rows = True
 
     def __init__(self, base_dir: Path) -> None:
         self.server = LocalMariaDB(base_dir)
@@ -264,7 +266,9 @@ class MariaDbBench:
         return count
 
     def read_source(self, expected: int) -> int:
-        pump = BatchPump(build_source(self._spec()), resume_after=self.resume)
+        source = build_source(self._spec())
+        source.lean_rows = self.lean_rows  # type: ignore[attr-defined]  # a MariaDbSource
+        pump = BatchPump(source, resume_after=self.resume)
         try:
             return drain(pump, expected)
         finally:
@@ -302,4 +306,16 @@ class PgOutputBench(PostgresBench):
     decoder = "pgoutput"
 
 
-ENGINES: dict[str, type] = {"postgresql": PostgresBench, "postgresql-pgoutput": PgOutputBench, "mariadb": MariaDbBench}
+class MariaDbLibraryBench(MariaDbBench):
+    """The same MariaDB workloads with every row decoded by mysql-replication (as before the lean decoder)."""
+
+    engine = "mariadb-library"
+    lean_rows = False
+
+
+ENGINES: dict[str, type] = {
+    "postgresql": PostgresBench,
+    "postgresql-pgoutput": PgOutputBench,
+    "mariadb": MariaDbBench,
+    "mariadb-library": MariaDbLibraryBench,
+}

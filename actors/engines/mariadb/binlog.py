@@ -50,7 +50,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from actors.core.batches import TxnEnd
 from actors.core.errors import OffsetLost, SourceMisconfigured, SourceUnavailable
-from actors.core.events import ChangeEvent, Op, Position
+from actors.core.events import ChangeEvent, Op, Position, Row
 from actors.engines.base import Change
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs, translate
 from actors.engines.mariadb.positions import (
@@ -61,6 +61,7 @@ from actors.engines.mariadb.positions import (
     order,
     order_prefix,
 )
+from actors.engines.mariadb.rows_decoder import LeanRows
 from actors.engines.mariadb.schema import TableInfo, split_namespace
 from actors.engines.mariadb.values import RowPlan, binlog_plan
 
@@ -110,6 +111,33 @@ class _TablePlan:
     namespace: str
     primary_key: tuple[str, ...]
     rows: RowPlan
+    #: Rows decoded from the event's bytes (actors/engines/mariadb/rows_decoder.py); None: by the library.
+    lean: LeanRows | None = None
+
+    def images(self, event: Any, kind: type) -> Iterator[tuple[Op, Row | None, Row | None, Row]]:
+        """(op, before, after, the row the key is read from) of each row of a rows event."""
+        if self.lean is not None:
+            update = kind is UpdateRowsEvent
+            for image, after in self.lean.images(event, update=update):
+                if after is not None:
+                    yield Op.UPDATE, image, after, after
+                elif kind is WriteRowsEvent:
+                    yield Op.INSERT, None, image, image
+                else:
+                    yield Op.DELETE, image, None, image
+            return
+        rows = self.rows
+        for row in event.rows:
+            if kind is UpdateRowsEvent:
+                before = rows.apply(row["before_values"], row["before_none_sources"])
+                after = rows.apply(row["after_values"], row["after_none_sources"])
+                yield Op.UPDATE, before, after, after
+            elif kind is WriteRowsEvent:
+                after = rows.apply(row["values"], row["none_sources"])
+                yield Op.INSERT, None, after, after
+            else:
+                before = rows.apply(row["values"], row["none_sources"])
+                yield Op.DELETE, before, None, before
 
 
 #: ``origin`` of changes Worker-Sync itself wrote (the transaction carried the echo marker).
@@ -132,9 +160,11 @@ class BinlogStream:
         reload_tables: Callable[[], dict[str, TableInfo]],
         heartbeat_s: float = 0.5,
         echo_table: str | None = None,
+        lean_rows: bool = True,
     ) -> None:
         """``echo_table`` ("database.table"): Worker-Sync's echo marker table (actors/engines/mariadb/
-        versions.py); the changes of a transaction that writes it are echoes (``origin`` set)."""
+        versions.py); the changes of a transaction that writes it are echoes (``origin`` set). ``lean_rows``:
+        decode rows of supported tables ourselves (False: always through mysql-replication)."""
         self._params = params
         self._subject = subject
         self._node = node
@@ -144,6 +174,7 @@ class BinlogStream:
         self._reload_tables = reload_tables
         self._heartbeat_s = heartbeat_s
         self._echo_table = echo_table
+        self._lean_rows = lean_rows
         self._closed = threading.Event()
         self._reader: BinLogStreamReader | None = None
         self._stream_connections = 0
@@ -284,7 +315,8 @@ class BinlogStream:
                     f"{self._subject}: table `{namespace}` no longer has the primary key capture relies on; "
                     "restore it, then re-snapshot the table"
                 )
-        return _TablePlan(namespace, info.primary_key, binlog_plan(event.columns, info, self._flavor))
+        lean = LeanRows.for_table(event.columns, info) if self._lean_rows else None
+        return _TablePlan(namespace, info.primary_key, binlog_plan(event.columns, info, self._flavor), lean)
 
     def _translate(
         self, reader: BinLogStreamReader, start: BinlogPoint, server: str, stop: threading.Event
@@ -299,7 +331,6 @@ class BinlogStream:
         in_txn = explicit = False
         txid, commit_time_us, index, pending_gtid = "", 0, 0, ""
         origin: str | None = None  # ECHO_ORIGIN once the transaction wrote the echo marker
-        insert, update, delete = Op.INSERT, Op.UPDATE, Op.DELETE
 
         def begin(new_txid: str, timestamp: int, is_explicit: bool, gtid: str) -> None:
             nonlocal in_txn, explicit, txid, commit_time_us, index, pending_gtid, origin
@@ -335,24 +366,14 @@ class BinlogStream:
                     origin = ECHO_ORIGIN
                     continue
                 prefix = order_prefix(seq, event.packet.log_pos)
-                namespace, key_columns, rows = plan.namespace, plan.primary_key, plan.rows
-                for row in event.rows:
-                    if kind is UpdateRowsEvent:
-                        before = rows.apply(row["before_values"], row["before_none_sources"])
-                        after = rows.apply(row["after_values"], row["after_none_sources"])
-                        op, key = update, {c: after[c] for c in key_columns}
-                    elif kind is WriteRowsEvent:
-                        before, after = None, rows.apply(row["values"], row["none_sources"])
-                        op, key = insert, {c: after[c] for c in key_columns}
-                    else:
-                        before, after = rows.apply(row["values"], row["none_sources"]), None
-                        op, key = delete, {c: before[c] for c in key_columns}
+                namespace, key_columns = plan.namespace, plan.primary_key
+                for op, before, after, keyed in plan.images(event, kind):
                     yield ChangeEvent(
                         node=node,
                         engine=engine,
                         namespace=namespace,
                         op=op,
-                        key=key,
+                        key={c: keyed[c] for c in key_columns},
                         before=before,
                         after=after,
                         commit_time_us=commit_time_us,

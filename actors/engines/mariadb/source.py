@@ -66,6 +66,7 @@ class MariaDbSource:
         progress_every_rows: int = 50_000,
         echo_table: str | None = None,
         resnapshot: bool = False,
+        lean_rows: bool = True,
     ) -> None:
         for name in tables:
             split_namespace(name)
@@ -84,6 +85,8 @@ class MariaDbSource:
         self.progress_every_rows = progress_every_rows
         #: Worker-Sync's echo marker table on this node, when it is in a bidirectional group.
         self.echo_table = echo_table
+        #: Decode binlog rows of supported tables ourselves (actors/engines/mariadb/rows_decoder.py).
+        self.lean_rows = lean_rows
         #: A manual re-sync: re-read every table before streaming on from the committed position.
         self.resnapshot = resnapshot
         self.subject = f"{flavor} node `{node_name}`"
@@ -154,6 +157,7 @@ class MariaDbSource:
             reload_tables=self._load_tables,
             heartbeat_s=self.heartbeat_s,
             echo_table=self.echo_table,
+            lean_rows=self.lean_rows,
         )
         self._track(binlog)
         try:
