@@ -42,6 +42,7 @@ from actors.core.routing import build_routes
 from actors.dead_letter_manager import DeadLetterManager
 from actors.ray_watch import GcsWatch
 from actors.status import Status
+from actors.verify_results import VerifyResults
 from config.loader import nodes_by_name
 from config.model import Config
 
@@ -73,6 +74,8 @@ class Supervisor:
         stop_on_error = frozenset(link.name for link in config.links if link.on_error == "stop")
         self.dead_letters = DeadLetterManager(config.supervisor.state_dir, stop_on_error)
         self.dead_letters.expect({(route.link, route.target_namespace) for route in self.routes})
+        #: The last `verify --report` result per link (state directory), exported as gauges.
+        self.verify_results = VerifyResults(config.supervisor.state_dir, [link.name for link in config.links])
         self._calls = Calls(self._lost_ray)
         #: Started when this supervisor started Ray or joined a cluster itself (`run`), not inside tests.
         self._gcs_watch: GcsWatch | None = None
@@ -273,6 +276,13 @@ class Supervisor:
 
     def discard_dead_letter(self, ident: str) -> dict[str, Any]:
         return self.dead_letters.discard(ident)
+
+    def record_verify(self, document: Any) -> dict[str, Any]:
+        """POST /verify/results (`verify --report`); KeyError for a link not configured, ValueError for junk."""
+        return self.verify_results.record(document)
+
+    def verify_list(self) -> list[dict[str, Any]]:
+        return self.verify_results.views()
 
 
 def install_signal_handlers(supervisor: Supervisor) -> None:

@@ -101,3 +101,16 @@ RETENTION_STATE = Gauge(
     ["stream", "state"],
     registry=REGISTRY,
 )
+VERIFY_MISMATCHES = Gauge(
+    "worker_sync_verify_mismatches",
+    "Keys that differed between source and target in the link's last `worker-sync verify --report` run "
+    "(after in-flight changes were re-checked); kept across restarts in supervisor.state_dir",
+    ["link"],
+    registry=REGISTRY,
+)
+VERIFY_LAST_RUN = Gauge(
+    "worker_sync_verify_last_run_timestamp_seconds",
+    "When the link's last reported `worker-sync verify` run finished (Unix seconds)",
+    ["link"],
+    registry=REGISTRY,
+)
