@@ -129,4 +129,20 @@ groups:
         annotations:
           summary: {{ print "Stream {{ $labels.stream }} holds {{ $value | humanize1024 }}B of source log" | quote }}
           description: {{ printf "The source keeps {{ $value | humanize1024 }}B of log for stream {{ $labels.stream }} (threshold %v bytes): a PostgreSQL slot holds WAL for ever while its stream is stopped or slow, until the disk fills. Find why the stream is behind or stopped (/status); a stream removed for good needs its slot dropped." ($a.sourceRetainedHigh.thresholdBytes | int64) | quote }}
+      - alert: WorkerSyncVerifyMismatches
+        expr: {{ printf "worker_sync_verify_mismatches{%s} > 0" $sel | quote }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.verifyMismatches.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "Link {{ $labels.link }}: the target differs from the source" | quote }}
+          description: {{ print "The last `worker-sync verify` of link {{ $labels.link }} found {{ $value }} key(s) whose target row differs from the source's (changes in flight were read again and are not counted): rows changed or removed behind Worker-Sync's back, or changes lost. Run `worker-sync verify --config FILE --link {{ $labels.link }}` to see the keys and both rows, find the cause, then `--repair`. The alert ends with the next clean verify." | quote }}
+{{- if .Values.cronJobs.verify.enabled }}
+      - alert: WorkerSyncVerifyStale
+        expr: {{ printf "time() - worker_sync_verify_last_run_timestamp_seconds{%s} > %v" $sel ($a.verifyStale.maxAgeSeconds | int64) | quote }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.verifyStale.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "Link {{ $labels.link }} has not been verified lately" | quote }}
+          description: {{ printf "No `worker-sync verify` result of link {{ $labels.link }} has reached the supervisor for {{ $value | humanizeDuration }} (threshold %v s): the verify CronJob fails before it reports (`kubectl get jobs -l app.kubernetes.io/component=verify`, then its logs) or no longer runs." ($a.verifyStale.maxAgeSeconds | int64) | quote }}
+{{- end }}
 {{- end -}}
