@@ -29,6 +29,7 @@ from actors.control.backoff import Backoff
 from actors.control.calls import ApplierHandle, AuditHandle, Calls, RayUnreachable
 from actors.control.conflicts import Conflicts
 from actors.control.feeds import Feed
+from actors.control.heartbeats import HeartbeatWriter
 from actors.control.placement import Placement
 from actors.control.resyncs import Resyncs
 from actors.control.retention import RetentionWatch
@@ -88,6 +89,8 @@ class Supervisor:
         self._board: StatusBoard | None = None
         #: Measures each stream's source log in a thread of its own (never on the loop).
         self.retention: RetentionWatch | None = None
+        #: Writes a heartbeat row at the source nodes that set `heartbeat_interval_s` (a thread of its own).
+        self.heartbeats: HeartbeatWriter | None = None
         self._ray_error: str | None = None
         self._commit_at = self._publish_at = 0.0
 
@@ -127,6 +130,8 @@ class Supervisor:
         self._resyncs = Resyncs(streams, audit, self.run_id)
         self.retention = RetentionWatch(streams)
         self.retention.start()
+        self.heartbeats = HeartbeatWriter(specs)
+        self.heartbeats.start()
         self._board = StatusBoard(self.run_id, streams, shards.feeds, audit, self.retention.latest)
         if self._ray_error is not None:
             self._board.lost_ray(self._ray_error)
@@ -198,6 +203,8 @@ class Supervisor:
         streams.commit()
         if self.retention is not None:
             self.retention.stop()
+        if self.heartbeats is not None:
+            self.heartbeats.stop()
         if self._audit is not None:
             self._audit.close()
         streams.close()
