@@ -254,6 +254,9 @@ class StatusServer:
             self._plain(handler, 503, str(exc))
         except ValueError as exc:
             self._plain(handler, 400, str(exc))
+        except OSError as exc:  # the state directory cannot be written: not kept, so the reporter must know
+            log.error("http: a verify result could not be kept: %s", exc)
+            self._plain(handler, 503, f"the result could not be kept: {exc.strerror or exc}")
 
     def _resolve(self, handler: BaseHTTPRequestHandler, conflicts: Control | None, ident: str) -> None:
         take = self._body(handler, "take")

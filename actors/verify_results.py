@@ -81,7 +81,7 @@ class VerifyResults:
             return msgspec.json.decode(self._path.read_bytes(), type=list[VerifyResult])
         except FileNotFoundError:
             return []
-        except msgspec.DecodeError as exc:  # a torn or foreign file: start afresh, say so
+        except (OSError, msgspec.DecodeError) as exc:  # unreadable, torn or foreign: start afresh, say so
             log.warning("verify: %s cannot be read (%s); the last results are forgotten", self._path, exc)
             return []
 

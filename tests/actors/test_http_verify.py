@@ -85,3 +85,12 @@ def test_a_kept_result_is_listed(kept: str) -> None:
     with urllib.request.urlopen(f"{kept}/verify/results", timeout=10) as answer:
         [listed] = json.loads(answer.read())
     assert listed["link"] == "orders" and listed["finished_at"] == 1765000000.5
+
+
+def test_a_result_that_cannot_be_kept_is_refused_with_503(tmp_path: Path) -> None:
+    """The state directory is a file (as good as unwritable, whatever the user): 503, never a 201."""
+    blocked = tmp_path / "state"
+    blocked.write_text("not a directory")
+    for url in serve(Kept(VerifyResults(blocked, ["orders"]))):
+        code, text = post(url, RESULT)
+        assert code == 503 and "could not be kept" in text
