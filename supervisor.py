@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from actors.conflict_store import ConflictStore, Take
 from actors.control.audit_feed import AuditFeed
 from actors.control.backoff import Backoff
@@ -242,7 +244,10 @@ class Supervisor:
     # -- status (called from the HTTP thread) ---------------------------------------------------------
 
     def status(self) -> Status | None:
-        return None if self._board is None else self._board.status()
+        status = None if self._board is None else self._board.status()
+        if status is None:
+            return None
+        return msgspec.structs.replace(status, verify=self.verify_results.views())
 
     def healthy(self) -> bool:
         """The loop turns and Ray answers it."""

@@ -1,6 +1,6 @@
 """`worker-sync verify --report` on a live link (PostgreSQL -> MariaDB, the real pipeline on Ray): the
 supervisor's /metrics reads 0 for a clean verify and the number of differing keys once rows were changed
-behind Worker-Sync's back; the result survives a supervisor restart (state directory)."""
+behind Worker-Sync's back (and `status` says so); the result survives a supervisor restart (state directory)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ def test_report_exports_the_last_result_per_link_and_keeps_it_across_a_restart(
         assert "4 keys differ" in out and "result reported" in err, (out, err)
         assert gauge(url, "worker_sync_verify_mismatches", "test-link") == 4
         assert gauge(url, "worker_sync_verify_last_run_timestamp_seconds", "test-link") > first_run
+        # `status` names it too, and exits 1 for it.
+        assert main(["status", "--url", url]) == 1
+        assert "verify test-link: 4 keys DIFFER" in capsys.readouterr().out
 
         # A wrong token is refused (exit 2) and changes nothing.
         token_file.write_text("wrong")
