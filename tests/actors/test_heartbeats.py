@@ -102,3 +102,26 @@ def test_heartbeats_move_an_idle_sources_position_past_a_rotated_binlog(
         f"\nposition left rotated file {stuck} -> {newest} {moved_after_s:.2f}s after the rotation "
         f"(heartbeat every {INTERVAL_S}s)"
     )
+
+
+def test_a_missing_heartbeat_table_is_one_warning_per_beat_naming_the_fix(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before `init` made the table (or where the grant is missing): the beat fails, says why and what to run,
+    and the writer goes on."""
+    from actors.control.heartbeats import HeartbeatWriter
+    from actors.core.streams import StreamSpec
+    from config.loader import nodes_by_name
+
+    tables = [(f"{fresh_mariadb_db.database}.items", "public.items")]
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, tables, reverse=True)
+    text = text.replace(
+        "    tls: {mode: disable}\nlinks:", "    tls: {mode: disable}\n    heartbeat_interval_s: 5\nlinks:"
+    )
+    node = nodes_by_name(parse_config(text, source="test config"))["mysql"]
+    spec = StreamSpec(stream="mysql", node_name="mysql", node=node, tables=[])
+    writer = HeartbeatWriter([spec])
+    assert writer.beat(spec) is False and writer.written == {"mysql": 0}
+    [record] = [r for r in caplog.records if "heartbeat into" in r.getMessage()]
+    assert f"`{fresh_mariadb_db.database}.worker_sync_heartbeat`" in record.getMessage()
+    assert "worker-sync init" in record.getMessage() and record.exc_info is None
