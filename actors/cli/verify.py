@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from actors.cli.failures import CliError, guarded, report
+from actors.cli.failures import CliError, guarded
+from actors.cli.failures import report as report_error
 from actors.core.errors import WorkerSyncError
 from config import load_config, nodes_by_name
 from config.exit_codes import Exit
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         names = _link_names(args)
     except WorkerSyncError as exc:  # a config that does not load
-        return report("verify", exc)
+        return report_error("verify", exc)
     worst: int = Exit.OK
     for name in names:
         worst = max(worst, guarded("verify", functools.partial(_verify, args, name)))
