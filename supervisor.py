@@ -23,12 +23,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from actors.conflict_store import ConflictStore, Take
 from actors.control.audit_feed import AuditFeed
 from actors.control.backoff import Backoff
 from actors.control.calls import ApplierHandle, AuditHandle, Calls, RayUnreachable
 from actors.control.conflicts import Conflicts
 from actors.control.feeds import Feed
+from actors.control.heartbeats import HeartbeatWriter
 from actors.control.placement import Placement
 from actors.control.resyncs import Resyncs
 from actors.control.retention import RetentionWatch
@@ -42,6 +45,7 @@ from actors.core.routing import build_routes
 from actors.dead_letter_manager import DeadLetterManager
 from actors.ray_watch import GcsWatch
 from actors.status import Status
+from actors.verify_results import VerifyResults
 from config.loader import nodes_by_name
 from config.model import Config
 
@@ -73,6 +77,8 @@ class Supervisor:
         stop_on_error = frozenset(link.name for link in config.links if link.on_error == "stop")
         self.dead_letters = DeadLetterManager(config.supervisor.state_dir, stop_on_error)
         self.dead_letters.expect({(route.link, route.target_namespace) for route in self.routes})
+        #: The last `verify --report` result per link (state directory), exported as gauges.
+        self.verify_results = VerifyResults(config.supervisor.state_dir, [link.name for link in config.links])
         self._calls = Calls(self._lost_ray)
         #: Started when this supervisor started Ray or joined a cluster itself (`run`), not inside tests.
         self._gcs_watch: GcsWatch | None = None
@@ -85,6 +91,8 @@ class Supervisor:
         self._board: StatusBoard | None = None
         #: Measures each stream's source log in a thread of its own (never on the loop).
         self.retention: RetentionWatch | None = None
+        #: Writes a heartbeat row at the source nodes that set `heartbeat_interval_s` (a thread of its own).
+        self.heartbeats: HeartbeatWriter | None = None
         self._ray_error: str | None = None
         self._commit_at = self._publish_at = 0.0
 
@@ -124,6 +132,8 @@ class Supervisor:
         self._resyncs = Resyncs(streams, audit, self.run_id)
         self.retention = RetentionWatch(streams)
         self.retention.start()
+        self.heartbeats = HeartbeatWriter(specs)
+        self.heartbeats.start()
         self._board = StatusBoard(self.run_id, streams, shards.feeds, audit, self.retention.latest)
         if self._ray_error is not None:
             self._board.lost_ray(self._ray_error)
@@ -195,6 +205,8 @@ class Supervisor:
         streams.commit()
         if self.retention is not None:
             self.retention.stop()
+        if self.heartbeats is not None:
+            self.heartbeats.stop()
         if self._audit is not None:
             self._audit.close()
         streams.close()
@@ -232,7 +244,10 @@ class Supervisor:
     # -- status (called from the HTTP thread) ---------------------------------------------------------
 
     def status(self) -> Status | None:
-        return None if self._board is None else self._board.status()
+        status = None if self._board is None else self._board.status()
+        if status is None:
+            return None
+        return msgspec.structs.replace(status, verify=self.verify_results.views())
 
     def healthy(self) -> bool:
         """The loop turns and Ray answers it."""
@@ -273,6 +288,13 @@ class Supervisor:
 
     def discard_dead_letter(self, ident: str) -> dict[str, Any]:
         return self.dead_letters.discard(ident)
+
+    def record_verify(self, document: Any) -> dict[str, Any]:
+        """POST /verify/results (`verify --report`); KeyError for a link not configured, ValueError for junk."""
+        return self.verify_results.record(document)
+
+    def verify_list(self) -> list[dict[str, Any]]:
+        return self.verify_results.views()
 
 
 def install_signal_handlers(supervisor: Supervisor) -> None:

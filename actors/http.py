@@ -1,10 +1,12 @@
 """The supervisor's one HTTP port: /healthz, /readyz, /status, /metrics, the parked conflicts of
 `manual` groups (GET /conflicts, GET /conflicts/ID, POST /conflicts/ID/resolve), the dead letters (changes
 a target refused for good, set aside with every later change of their key: GET /dead-letters,
-GET /dead-letters/ID, POST /dead-letters/ID/retry, POST /dead-letters/ID/discard) and POST /sync/manual
-(re-read a stream's tables from a fresh snapshot). Every POST, and every GET that answers with rows
-(conflicts, dead letters), needs the instance's bearer token. With a certificate and key (`http.tls_cert_file`,
-`http.tls_key_file`) the port speaks TLS 1.3 only, so the token and the rows never cross the network in clear.
+GET /dead-letters/ID, POST /dead-letters/ID/retry, POST /dead-letters/ID/discard), POST /sync/manual
+(re-read a stream's tables from a fresh snapshot) and POST /verify/results (`worker-sync verify --report`
+keeps its last result per link; GET /verify/results lists them: counts only, no rows). Every POST, and
+every GET that answers with rows (conflicts, dead letters), needs the instance's bearer token. With a
+certificate and key (`http.tls_cert_file`, `http.tls_key_file`) the port speaks TLS 1.3 only, so the token
+and the rows never cross the network in clear.
 
 Runs in a thread of the supervisor process and only reads a status snapshot the supervisor
 publishes each loop, so a slow client never slows the pipeline. A client that goes away before its
@@ -67,6 +69,13 @@ class Control(Protocol):
     def discard_dead_letter(self, ident: str) -> dict[str, Any]:
         """Give the change up for good (state "discarded"); KeyError for an unknown id."""
         ...
+
+    def record_verify(self, document: Any) -> dict[str, Any]:
+        """Keep a link's verify result (actors/verify_results.py): KeyError for a link the config does not
+        have, ValueError for a document that is not a result, LookupError while nothing runs to keep it."""
+        ...
+
+    def verify_list(self) -> list[dict[str, Any]]: ...
 
 
 def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
@@ -135,6 +144,8 @@ class StatusServer:
                     outer._send(self, 200, "application/json", msgspec.json.encode(status()))
                 elif self.path == "/metrics":
                     outer._send(self, 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+                elif self.path == "/verify/results":
+                    outer._json(self, 200, [] if control is None else control.verify_list())
                 elif _row_data(self.path) and not outer._authorized(self, token):
                     outer._plain(self, 401, "a valid bearer token is required (rows are behind it)")
                 elif self.path == "/conflicts" and control is not None:
@@ -153,13 +164,16 @@ class StatusServer:
             def do_POST(self) -> None:
                 resolving = self.path.startswith("/conflicts/") and self.path.endswith("/resolve")
                 letter = _dead_letter_action(self.path)
-                if self.path != "/sync/manual" and not resolving and letter is None:
+                verify = self.path == "/verify/results"
+                if self.path != "/sync/manual" and not resolving and letter is None and not verify:
                     outer._plain(self, 404, "not found")
                     return
                 if not outer._authorized(self, token):
                     outer._plain(self, 401, "a valid bearer token is required")
                     return
-                if letter is not None:
+                if verify:
+                    outer._verify(self, control)
+                elif letter is not None:
                     outer._dead_letter(self, control, *letter)
                 elif resolving:
                     outer._resolve(self, control, self.path.removeprefix("/conflicts/").removesuffix("/resolve"))
@@ -222,6 +236,27 @@ class StatusServer:
                 self._json(handler, 202, control.request_resync(stream))
             except KeyError:
                 self._plain(handler, 404, f"no stream `{stream}` (see /status for the streams)")
+
+    def _verify(self, handler: BaseHTTPRequestHandler, control: Control | None) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        try:
+            document = msgspec.json.decode(handler.rfile.read(length) or b"null")
+        except msgspec.DecodeError:
+            document = None
+        if control is None:
+            self._plain(handler, 404, "no pipeline runs here")
+            return
+        try:
+            self._json(handler, 201, control.record_verify(document))
+        except KeyError as exc:
+            self._plain(handler, 404, f"no link `{exc.args[0]}` in this instance's config")
+        except LookupError as exc:
+            self._plain(handler, 503, str(exc))
+        except ValueError as exc:
+            self._plain(handler, 400, str(exc))
+        except OSError as exc:  # the state directory cannot be written: not kept, so the reporter must know
+            log.error("http: a verify result could not be kept: %s", exc)
+            self._plain(handler, 503, f"the result could not be kept: {exc.strerror or exc}")
 
     def _resolve(self, handler: BaseHTTPRequestHandler, conflicts: Control | None, ident: str) -> None:
         take = self._body(handler, "take")

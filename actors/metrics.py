@@ -83,21 +83,37 @@ DEAD_LETTERS_PENDING = Gauge(
 RETAINED_BYTES = Gauge(
     "worker_sync_source_retained_bytes",
     "Bytes of change log the source keeps because the stream still needs them (PostgreSQL: WAL held by its "
-    "slot; MariaDB/MySQL: binlog from its committed position on), measured every 20 s",
+    "slot; MariaDB/MySQL: binlog from its committed position on; MongoDB: the oplog's share from the resume "
+    "point on, estimated by time), measured every 20 s",
     ["stream"],
     registry=REGISTRY,
 )
 RETENTION_HEADROOM = Gauge(
     "worker_sync_source_retention_headroom_seconds",
     "Seconds before the source may remove change log the stream still needs (MariaDB/MySQL: the needed binlog's "
-    "expiry; PostgreSQL: safe_wal_size at the current WAL rate); absent when the source keeps it for ever",
+    "expiry; PostgreSQL: safe_wal_size at the current WAL rate; MongoDB: the oplog older than the resume point, "
+    "plus the time to fill it while not full); absent when the source keeps it for ever",
     ["stream"],
     registry=REGISTRY,
 )
 RETENTION_STATE = Gauge(
     "worker_sync_source_retention_state",
     "1 for the stream's source-log state (ok; at_risk: PostgreSQL wal_status unreserved, removed at the next "
-    "checkpoint; lost: the source no longer has what the stream needs), 0 for the others",
+    "checkpoint, or a MongoDB resume point in the oldest tenth of the oplog window; lost: the source no longer "
+    "has what the stream needs), 0 for the others",
     ["stream", "state"],
+    registry=REGISTRY,
+)
+VERIFY_MISMATCHES = Gauge(
+    "worker_sync_verify_mismatches",
+    "Keys that differed between source and target in the link's last `worker-sync verify --report` run "
+    "(after in-flight changes were re-checked); kept across restarts in supervisor.state_dir",
+    ["link"],
+    registry=REGISTRY,
+)
+VERIFY_LAST_RUN = Gauge(
+    "worker_sync_verify_last_run_timestamp_seconds",
+    "When the link's last reported `worker-sync verify` run finished (Unix seconds)",
+    ["link"],
     registry=REGISTRY,
 )

@@ -90,6 +90,14 @@ class Standby:
     def discard_dead_letter(self, ident: str) -> dict[str, Any]:
         return self._running(ident).discard_dead_letter(ident)
 
+    def record_verify(self, document: Any) -> dict[str, Any]:
+        if self.current is None:  # nothing keeps it yet: `verify --report` fails, and its next run reports
+            raise LookupError("the supervisor is not running yet")
+        return self.current.record_verify(document)
+
+    def verify_list(self) -> list[dict[str, Any]]:
+        return [] if self.current is None else self.current.verify_list()
+
     def _running(self, what: str) -> Supervisor:
         if self.current is None:  # the HTTP port answers 404 for an unknown name: nothing is known yet
             raise KeyError(what)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
@@ -42,6 +43,8 @@ class Status(msgspec.Struct, kw_only=True):
     shards: list[ShardStatus]
     #: Why /readyz fails (empty when ready).
     not_ready: list[str] = []
+    #: The last reported `worker-sync verify --report` result of each link (actors/verify_results.py).
+    verify: list[dict[str, Any]] = []
 
 
 def percentile(values: Sequence[float], q: float) -> float:

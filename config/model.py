@@ -86,6 +86,10 @@ class MySqlNode(_Node, tag_field="engine", tag="mysql", frozen=True, kw_only=Tru
     #: the binlog point of a lock-free snapshot; MySQL does not, so a `flavor: mysql` source needs `false`: its
     #: stream then starts at the current binlog position, and the target is loaded some other way.
     snapshot: bool = True
+    #: As a source, write a heartbeat row (`<database>.worker_sync_heartbeat`, created by `worker-sync init`,
+    #: never captured) every this many seconds, so a server with no other writes still commits a transaction
+    #: after each binlog rotation and the stream's position leaves the old file before it expires. None: off.
+    heartbeat_interval_s: PositiveFloat | None = None
 
 
 #: A field's BSON type in MongoNode.collections; ``string(N)`` holds at most N characters.

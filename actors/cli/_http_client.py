@@ -23,7 +23,7 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class HttpFailure(Exception):
-    """A request that failed, with the exit code it means (1: not found, 2: refused, 3: unreachable)."""
+    """A request that failed, with the exit code it means (1: not found, 2: refused, 3: unreachable or 503)."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -56,7 +56,7 @@ def call(url: str, body: dict[str, Any] | None = None, token: str | None = None)
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         text = exc.read().decode(errors="replace").strip()
-        code = Exit.FINDINGS if exc.code == 404 else Exit.USAGE
+        code = Exit.FINDINGS if exc.code == 404 else Exit.UNAVAILABLE if exc.code == 503 else Exit.USAGE
         raise HttpFailure(code, f"{url}: {exc.code} {text}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise HttpFailure(Exit.UNAVAILABLE, f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None

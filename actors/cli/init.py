@@ -14,6 +14,7 @@ import argparse
 from actors.cli._audit_db import audit_node, connect, load
 from actors.cli._capture_init import init_capture_sources
 from actors.cli._groups_init import init_group_nodes
+from actors.cli._heartbeat_init import init_heartbeat_tables
 from actors.cli.failures import Wording, guarded, report
 from actors.core.errors import ConfigError, DatabaseError, DatabaseUnreachable
 from config.exit_codes import Exit
@@ -72,10 +73,13 @@ def _init(args: argparse.Namespace, config: Config) -> int:
     init_probe_tables(config, args)  # the probe table on every link node
     init_capture_sources(config, args)  # pgoutput publications (after the probe table: they publish it)
     prepared = init_group_nodes(config, args)  # version tables on bidirectional nodes
+    beating = init_heartbeat_tables(config, args)  # heartbeat tables on sources with `heartbeat_interval_s`
     print(
         f"audit schema `{config.audit.schema}` ready on {node.host}:{node.port}/{node.database}; "
         f"`{role}` may INSERT and SELECT only"
     )
     if prepared:
         print(f"bidirectional sync ready on node(s) {', '.join(prepared)}: version tables and echo markers")
+    if beating:
+        print(f"heartbeat table ready on node(s) {', '.join(beating)}")
     return Exit.OK

@@ -1,10 +1,12 @@
-"""`worker-sync status`: what a running instance reports on its /status endpoint."""
+"""`worker-sync status`: what a running instance reports on its /status endpoint. Exit 1 when it is not ready,
+a stream has an error or a source log at risk, or a link's last reported verify found differing keys."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(status)
     at_risk = any((s.get("source_log") or {}).get("state", "ok") != "ok" for s in status["streams"])
-    healthy = status["ready"] and not at_risk and not any(s["error"] for s in status["streams"])
+    differ = any(v["mismatches"] for v in status.get("verify") or [])
+    healthy = status["ready"] and not at_risk and not differ and not any(s["error"] for s in status["streams"])
     return Exit.OK if healthy else Exit.FINDINGS
 
 
@@ -68,6 +71,10 @@ def _print(status: dict) -> None:
         state = "busy" if shard["busy"] else "idle"
         line = f"  shard {shard['shard']}: {state}, {shard['queued_parts']} queued, {shard['applied_calls']:,} applied"
         print(line + (f", error: {shard['error']}" if shard["error"] else ""))
+    for v in status.get("verify") or []:
+        found = "equal" if not v["mismatches"] else f"{v['mismatches']:,} keys DIFFER"
+        age = max(0.0, time.time() - v["finished_at"])
+        print(f"  verify {v['link']}: {found} ({v['source_rows']:,} source rows, {age:,.0f} s ago)")
 
 
 def _source_log(log: dict) -> str:

@@ -12,7 +12,8 @@ import msgspec
 
 #: The needed log is safe for now.
 OK = "ok"
-#: The source may drop what the stream needs at any moment (PostgreSQL ``wal_status = unreserved``).
+#: The source may drop what the stream needs at any moment (PostgreSQL ``wal_status = unreserved``; MongoDB: the
+#: resume point is in the oldest tenth of the oplog window, or within 5 minutes of rolling off).
 AT_RISK = "at_risk"
 #: The source dropped what the stream needs: it cannot resume without a fresh snapshot.
 LOST = "lost"

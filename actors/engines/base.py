@@ -91,6 +91,19 @@ class Engine(Generic[N]):
         supervisor calls it from a thread of its own every few seconds."""
         return None
 
+    def heartbeat_namespace(self, node: N) -> str | None:
+        """Where the node's heartbeat row lives (``heartbeat_interval_s``); None where the engine needs none."""
+        return None
+
+    def heartbeat_statements(self, node: N, grantees: list[str]) -> list[str]:
+        """The heartbeat table's DDL and grants (`worker-sync init`; shown for an administrator to run)."""
+        return []
+
+    def heartbeat(self, name: str, node: N) -> None:
+        """Write one heartbeat at a source node, as its user, on a connection of its own (the supervisor's
+        heartbeat thread calls it every ``heartbeat_interval_s``)."""
+        raise NotImplementedError(f"{self.name} sources need no heartbeat")
+
     def source_schema(self, name: str, node: N, namespace: str) -> TableSchema:
         """The columns of a source table, for the start-up mapping check."""
         raise NotImplementedError(f"reading table schemas of `{type(node).__name__}` nodes is not built yet")

@@ -51,6 +51,20 @@ class Report(msgspec.Struct, kw_only=True):
     tables: list[TableReport]
 
 
+def summary(report: Report, *, finished_at: float) -> dict[str, object]:
+    """What `verify --report` sends the supervisor (POST /verify/results): counts only, never rows."""
+    return {
+        "link": report.link,
+        "mismatches": sum(len(t.differences) for t in report.tables),
+        "finished_at": finished_at,
+        "tables": len(report.tables),
+        "source_rows": sum(t.source_rows for t in report.tables),
+        "target_rows": sum(t.target_rows for t in report.tables),
+        "seconds": round(sum(t.seconds for t in report.tables), 3),
+        "repaired": sum(t.repaired.upserts + t.repaired.deletes for t in report.tables if t.repaired),
+    }
+
+
 def difference(pair: TablePair, suspect: Suspect) -> Difference:
     names = [c.name for c in pair.source.columns]
     target_names = [c.name for c in pair.target.columns]

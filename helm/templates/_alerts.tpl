@@ -112,7 +112,7 @@ groups:
           {{- toYaml (merge (dict "severity" $a.sourceLogAtRisk.severity) $common) | nindent 10 }}
         annotations:
           summary: {{ print "The source log stream {{ $labels.stream }} needs is {{ $labels.state }}" | quote }}
-          description: {{ print "at_risk: the PostgreSQL slot of stream {{ $labels.stream }} is past max_slot_wal_keep_size (wal_status unreserved) and loses the WAL it needs at the next checkpoint; lost: the source no longer has the log the stream needs, which can now only restart from a fresh snapshot (`worker-sync sync --manual`). Catch the stream up now, or raise the source's retention. `worker-sync status` shows `source log`." | quote }}
+          description: {{ print "at_risk: the PostgreSQL slot of stream {{ $labels.stream }} is past max_slot_wal_keep_size (wal_status unreserved) and loses the WAL it needs at the next checkpoint, or its MongoDB resume point is about to roll off the oplog; lost: the source no longer has the log the stream needs, which can now only restart from a fresh snapshot (`worker-sync sync --manual`). Catch the stream up now, or raise the source's retention. `worker-sync status` shows `source log`." | quote }}
       - alert: WorkerSyncSourceRetentionLow
         expr: {{ printf "worker_sync_source_retention_headroom_seconds{%s} < %v" $sel $a.sourceRetentionLow.thresholdSeconds | quote }}
         for: {{ $a.sourceRetentionLow.for }}
@@ -120,7 +120,7 @@ groups:
           {{- toYaml (merge (dict "severity" $a.sourceRetentionLow.severity) $common) | nindent 10 }}
         annotations:
           summary: {{ print "Stream {{ $labels.stream }}: its source may drop the log it needs soon" | quote }}
-          description: {{ printf "The source of stream {{ $labels.stream }} may remove log the stream still needs in {{ $value | humanizeDuration }} (threshold %v s): the binlog's expiry (MariaDB/MySQL) or the slot's safe_wal_size at the current WAL rate (PostgreSQL). Past it, the stream needs a full re-snapshot. Find why the stream is behind or stopped (/status), or raise binlog_expire_logs_seconds / max_slot_wal_keep_size." $a.sourceRetentionLow.thresholdSeconds | quote }}
+          description: {{ printf "The source of stream {{ $labels.stream }} may remove log the stream still needs in {{ $value | humanizeDuration }} (threshold %v s): the binlog's expiry (MariaDB/MySQL), the slot's safe_wal_size at the current WAL rate (PostgreSQL) or the oplog window (MongoDB). Past it, the stream needs a full re-snapshot. Find why the stream is behind or stopped (/status), or raise binlog_expire_logs_seconds / max_slot_wal_keep_size." $a.sourceRetentionLow.thresholdSeconds | quote }}
       - alert: WorkerSyncSourceRetainedHigh
         expr: {{ printf "worker_sync_source_retained_bytes{%s} > %v" $sel ($a.sourceRetainedHigh.thresholdBytes | int64) | quote }}
         for: {{ $a.sourceRetainedHigh.for }}
@@ -129,4 +129,20 @@ groups:
         annotations:
           summary: {{ print "Stream {{ $labels.stream }} holds {{ $value | humanize1024 }}B of source log" | quote }}
           description: {{ printf "The source keeps {{ $value | humanize1024 }}B of log for stream {{ $labels.stream }} (threshold %v bytes): a PostgreSQL slot holds WAL for ever while its stream is stopped or slow, until the disk fills. Find why the stream is behind or stopped (/status); a stream removed for good needs its slot dropped." ($a.sourceRetainedHigh.thresholdBytes | int64) | quote }}
+      - alert: WorkerSyncVerifyMismatches
+        expr: {{ printf "worker_sync_verify_mismatches{%s} > 0" $sel | quote }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.verifyMismatches.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "Link {{ $labels.link }}: the target differs from the source" | quote }}
+          description: {{ print "The last `worker-sync verify` of link {{ $labels.link }} found {{ $value }} key(s) whose target row differs from the source's (changes in flight were read again and are not counted): rows changed or removed behind Worker-Sync's back, or changes lost. Run `worker-sync verify --config FILE --link {{ $labels.link }}` to see the keys and both rows, find the cause, then `--repair`. The alert ends with the next clean verify." | quote }}
+{{- if .Values.cronJobs.verify.enabled }}
+      - alert: WorkerSyncVerifyStale
+        expr: {{ printf "time() - worker_sync_verify_last_run_timestamp_seconds{%s} > %v" $sel ($a.verifyStale.maxAgeSeconds | int64) | quote }}
+        labels:
+          {{- toYaml (merge (dict "severity" $a.verifyStale.severity) $common) | nindent 10 }}
+        annotations:
+          summary: {{ print "Link {{ $labels.link }} has not been verified lately" | quote }}
+          description: {{ printf "No `worker-sync verify` result of link {{ $labels.link }} has reached the supervisor for {{ $value | humanizeDuration }} (threshold %v s): the verify CronJob fails before it reports (`kubectl get jobs -l app.kubernetes.io/component=verify`, then its logs) or no longer runs." ($a.verifyStale.maxAgeSeconds | int64) | quote }}
+{{- end }}
 {{- end -}}

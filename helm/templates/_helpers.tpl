@@ -303,6 +303,9 @@ Endpoints of the `default` namespace as a live install sees them (lookup), else 
 {{- if and (include "worker-sync.backup.mountsState" .) (has "ReadWriteOncePod" (.Values.persistence.accessModes | default list)) -}}
 {{- $errors = append $errors "cronJobs.backup.positions.enabled: persistence.accessModes ReadWriteOncePod lets only the head mount the state volume, so the backup cannot read the positions; use ReadWriteOnce (or ReadWriteMany), or set cronJobs.backup.positions.enabled=false" -}}
 {{- end -}}
+{{- if and (include "worker-sync.jobMountsState" (dict "ctx" . "job" .Values.cronJobs.verify)) (has "ReadWriteOncePod" (.Values.persistence.accessModes | default list)) -}}
+{{- $errors = append $errors "cronJobs.verify.positions.enabled: persistence.accessModes ReadWriteOncePod lets only the head mount the state volume, so verify cannot read the committed positions; use ReadWriteOnce (or ReadWriteMany), or set cronJobs.verify.positions.enabled=false" -}}
+{{- end -}}
 {{- if and .Values.grafana.enabled (not .Values.prometheus.enabled) (not .Values.grafana.datasourceUrl) -}}
 {{- $errors = append $errors "grafana.datasourceUrl: required when grafana.enabled is true and prometheus.enabled is false" -}}
 {{- end -}}

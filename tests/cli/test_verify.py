@@ -246,3 +246,35 @@ def test_repair_is_a_signed_repair_admin_entry_when_the_audit_is_on(
     detail = admin_detail(entry)
     assert detail["link"] == "test-link" and detail["keys"] == [{"id": "2"}] and detail["upserts"] == 1
     assert cli(capsys, "verify", "--config", str(path), "--link", "test-link")[0] == 0
+
+
+def test_several_links_each_in_turn_with_the_worst_exit_code(
+    prices: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--all-links` skips a MongoDB link with a note; a link that fails (unreachable: 3) does not stop the
+    equal one (0) from being verified, and the exit code is the worst; `--table` needs exactly one link."""
+    secret = tmp_path / "gone-password"
+    secret.write_text("s3cret")
+    text = prices.read_text().replace(
+        "links:\n",
+        "nodes:\n"
+        "  - {name: m, engine: mongodb, host: 127.0.0.1, port: 1, database: d, username: u, password_env: NOPE,\n"
+        "     collections: {d.c: {_id: int}}}\n"
+        "  - {name: gone, engine: postgresql, host: 127.0.0.1, port: 1, database: d, username: u,\n"
+        f"     password_file: {secret}, tls: {{mode: disable}}}}\n"
+        "links:\n"
+        "  - {name: to-mongo, source: postgresql, target: m, tables: [{source: public.prices, target: d.c}]}\n"
+        "  - {name: to-gone, source: postgresql, target: gone, tables: [{source: public.prices}]}\n",
+        1,
+    )
+    several = tmp_path / "several.yaml"
+    several.write_text(text)
+    code, out, err = cli(capsys, "verify", "--config", str(several), "--all-links", "--json")
+    assert code == 3, (out, err)
+    assert "link `to-mongo` skipped" in err and "cannot connect" in err
+    [document] = [json.loads(line) for line in out.splitlines()]  # the one link that could be verified
+    assert document["link"] == "test-link" and document["equal"] is True
+    code, _, err = cli(capsys, "verify", "--config", str(several), "--link", "test-link", "--link", "to-gone")
+    assert code == 3
+    code, _, err = cli(capsys, "verify", "--config", str(several), "--all-links", "--table", "public.prices")
+    assert code == 2 and "--table needs exactly one --link" in err

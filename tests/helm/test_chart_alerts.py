@@ -9,7 +9,9 @@ stream, not for one that streams or is down. WorkerSyncDeadLetters fires while d
 the last 10 minutes, WorkerSyncDeadLettersPending while some wait longer than `pendingFor`. Of the source-log
 alerts (issue 21), WorkerSyncSourceLogAtRisk fires for a stream whose log is `at_risk` or `lost`, not `ok`;
 WorkerSyncSourceRetentionLow one second below its headroom threshold, not at it; WorkerSyncSourceRetainedHigh
-one byte above 10 GiB, not at it. The rules come
+one byte above 10 GiB, not at it. WorkerSyncVerifyMismatches fires while a link's last verify found differing
+keys and ends with a clean one; WorkerSyncVerifyStale fires once a link's last verify is older than
+`maxAgeSeconds`, not at it, and exists only with the verify CronJob. The rules come
 from the rendered PrometheusRule; the bundled Prometheus must carry the very same groups.
 """
 
@@ -224,6 +226,60 @@ def source_log_cases(groups) -> list[dict]:
     ]
 
 
+def verify_mismatch_cases(groups) -> list[dict]:
+    """Fires at once while the last verify of a link found differing keys; a clean verify ends it."""
+    alert = "WorkerSyncVerifyMismatches"
+    severity = rule(groups, alert)["labels"]["severity"]
+    metric = "worker_sync_verify_mismatches"
+    drifted = {**SCOPE, "link": "drifted"}
+    return [
+        {
+            "interval": "1m",
+            "input_series": [
+                series(metric, drifted, "0x5 3x5 0x5"),  # clean, then 3 keys differ, then clean again
+                series(metric, {**SCOPE, "link": "clean"}, "0x15"),
+                series(metric, {**drifted, "job": "other-release"}, "3x15"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "3m", "alertname": alert, "exp_alerts": []},
+                {
+                    "eval_time": "7m",
+                    "alertname": alert,
+                    "exp_alerts": [{"exp_labels": {**drifted, "severity": severity}}],
+                },
+                {"eval_time": "13m", "alertname": alert, "exp_alerts": []},
+            ],
+        }
+    ]
+
+
+def verify_stale_cases(groups) -> list[dict]:
+    """A link whose last verify (t=0) is older than maxAgeSeconds (36 h) fires; one verified every hour does not."""
+    alert = "WorkerSyncVerifyStale"
+    assert rule(groups, alert)["expr"].endswith("> 129600")
+    severity = rule(groups, alert)["labels"]["severity"]
+    metric = "worker_sync_verify_last_run_timestamp_seconds"
+    stale = {**SCOPE, "link": "stale"}
+    return [
+        {
+            "interval": "1h",
+            "input_series": [
+                series(metric, stale, "0x40"),  # verified once, at t=0, never again
+                series(metric, {**SCOPE, "link": "fresh"}, "0+3600x40"),  # verified every hour
+                series(metric, {**stale, "job": "other-release"}, "0x40"),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "36h", "alertname": alert, "exp_alerts": []},  # exactly maxAgeSeconds: not yet
+                {
+                    "eval_time": "37h",
+                    "alertname": alert,
+                    "exp_alerts": [{"exp_labels": {**stale, "severity": severity}}],
+                },
+            ],
+        }
+    ]
+
+
 def cases_for(groups, case: str) -> list[dict]:
     if case == "WorkerSyncDown":
         return down_cases(groups)
@@ -245,6 +301,10 @@ def cases_for(groups, case: str) -> list[dict]:
     if case == "WorkerSyncSourceRetainedHigh":  # above 10 GiB fires, at it does not
         assert rule(groups, case)["expr"].endswith("> 10737418240")
         return [held_case(groups, case, "worker_sync_source_retained_bytes", "stream", 10737418241, 10737418240)]
+    if case == "WorkerSyncVerifyMismatches":
+        return verify_mismatch_cases(groups)
+    if case == "WorkerSyncVerifyStale":
+        return verify_stale_cases(groups)
     if case == "WorkerSyncDeadLettersPending":
         return [held_case(groups, "WorkerSyncDeadLettersPending", "worker_sync_dead_letters_pending", "pod", 1, 0)]
     alert, metric, label, at, above, below = next(t for t in THRESHOLDS if t[0] == case)
@@ -280,7 +340,7 @@ def test_rules_and_prometheus_config_are_valid(promtool, rule_groups, default_re
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups}))
     checked = run(promtool, "check", "rules", "rules.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 12 rules found" in checked.stdout
+    assert "SUCCESS: 14 rules found" in checked.stdout
     config = load_yaml(default_rendering.get("ConfigMap", "worker-sync-prometheus")["data"]["prometheus.yml"])
     config["rule_files"] = [str(tmp_path / "rules.yaml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -299,6 +359,8 @@ ALERTS = [
     "WorkerSyncSourceLogAtRisk",
     "WorkerSyncSourceRetentionLow",
     "WorkerSyncSourceRetainedHigh",
+    "WorkerSyncVerifyMismatches",
+    "WorkerSyncVerifyStale",
 ]
 
 
@@ -323,6 +385,12 @@ def test_queue_backlog_follows_the_configured_cap(render, helm, promtool, tmp_pa
     assert rule(explicit, "QueueBacklog")["expr"].endswith(" > 40")
     with pytest.raises(helm.HelmRenderError, match=r"alerts.queueBacklog.threshold \(1000\) can never be passed"):
         render({"alerts": {"queueBacklog": {"threshold": 1000}}})
+
+
+def test_verify_stale_alert_comes_with_the_verify_cronjob_only(render):
+    groups = render({"cronJobs": {"verify": {"enabled": False}}}).one("PrometheusRule")["spec"]["groups"]
+    names = {r["alert"] for g in groups for r in g["rules"]}
+    assert "WorkerSyncVerifyMismatches" in names and "WorkerSyncVerifyStale" not in names
 
 
 def test_promtool_test_can_fail(promtool, rule_groups, tmp_path):

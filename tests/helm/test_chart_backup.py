@@ -176,12 +176,10 @@ def test_no_state_mount_without_a_state_volume_or_when_off(render, k8s_errors, v
 def test_read_write_once_pod_refuses_a_backup_of_positions(render, helm):
     with pytest.raises(helm.HelmRenderError, match=r"cronJobs\.backup\.positions\.enabled: persistence\.accessModes"):
         render({"persistence": {"accessModes": ["ReadWriteOncePod"]}})
-    render(
-        {
-            "persistence": {"accessModes": ["ReadWriteOncePod"]},
-            "cronJobs": {"backup": {"positions": {"enabled": False}}},
-        }
-    )
+    off = {"positions": {"enabled": False}}
+    with pytest.raises(helm.HelmRenderError, match=r"cronJobs\.verify\.positions\.enabled: persistence\.accessModes"):
+        render({"persistence": {"accessModes": ["ReadWriteOncePod"]}, "cronJobs": {"backup": off}})
+    render({"persistence": {"accessModes": ["ReadWriteOncePod"]}, "cronJobs": {"backup": off, "verify": off}})
 
 
 def test_positions_coschedule_rejects_unknown_modes(render, helm):

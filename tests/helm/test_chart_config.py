@@ -145,10 +145,10 @@ def chart_command_lines(rendering) -> list[list[str]]:
 
 def test_chart_runs_the_seed_commands(default_rendering):
     commands = sorted({line[1] for line in chart_command_lines(default_rendering)})
-    assert commands == ["backup", "cleanup", "init", "migrate", "probe", "run"]
+    assert commands == ["backup", "cleanup", "init", "migrate", "probe", "run", "verify"]
 
 
-@pytest.mark.parametrize("command", ["run", "init", "migrate", "backup", "cleanup", "probe"])
+@pytest.mark.parametrize("command", ["run", "init", "migrate", "backup", "cleanup", "probe", "verify"])
 def test_chart_command_lines_parse_with_the_cli(rendering, command):
     parser = build_parser()
     for line in chart_command_lines(rendering):

@@ -123,6 +123,8 @@ def test_seed_monitoring_components(default_rendering):
         "WorkerSyncSourceLogAtRisk",
         "WorkerSyncSourceRetentionLow",
         "WorkerSyncSourceRetainedHigh",
+        "WorkerSyncVerifyMismatches",
+        "WorkerSyncVerifyStale",
     ]
     dashboard = r.get("ConfigMap", "worker-sync-dashboard")["data"]["worker-sync.json"]
     for metric in ("sync_lag_ms", "audit_write_tps", "conflict_rate", "queue_depth", "error_ratio"):

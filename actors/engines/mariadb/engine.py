@@ -15,7 +15,7 @@ from actors.core.retention import Retention
 from actors.core.streams import StreamSpec
 from actors.core.typemap import TableSchema
 from actors.engines.base import ChangeSource, DumpCommand, Engine, first_line, unreachable
-from actors.engines.mariadb import errors, probe, versions
+from actors.engines.mariadb import errors, heartbeat, probe, versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
 from actors.engines.rows import RowReader
 from actors.engines.sink import BatchWriter
@@ -64,6 +64,19 @@ class MariaDbEngine(Engine[MySqlNode]):
         conn = self.connect(name, node, password, app="worker-sync:retention")
         try:
             return binlog_retention(conn, ConnectParams.for_node(node, password), position.order)
+        finally:
+            conn.close()
+
+    def heartbeat_namespace(self, node: MySqlNode) -> str | None:
+        return heartbeat.namespace(node.database)
+
+    def heartbeat_statements(self, node: MySqlNode, grantees: list[str]) -> list[str]:
+        return heartbeat.statements(node.database, grantees)
+
+    def heartbeat(self, name: str, node: MySqlNode) -> None:
+        conn = self.connect(name, node, node_password(name, node), app="worker-sync:heartbeat")
+        try:
+            heartbeat.beat(conn, node.database)
         finally:
             conn.close()
 

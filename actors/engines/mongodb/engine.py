@@ -18,6 +18,8 @@ from actors.core.errors import (
     SourceUnavailable,
     WorkerSyncError,
 )
+from actors.core.events import Position
+from actors.core.retention import Retention
 from actors.core.streams import StreamSpec
 from actors.core.typemap import TableSchema
 from actors.engines.base import ChangeSource, Engine
@@ -45,6 +47,28 @@ class MongoEngine(Engine[MongoNode]):
         from actors.engines.mongodb.writer import MongoWriter
 
         return MongoWriter.for_node(node_name, node, node_password(node_name, node), echo_writer=echo_writer)
+
+    def retention(self, name: str, node: MongoNode, position: Position | None) -> Retention | None:
+        """The oplog window against the stream's resume point (actors/engines/mongodb/retention.py)."""
+        from actors.engines.mongodb.retention import oplog_retention
+
+        if position is None:
+            return None
+        password = node_password(name, node)
+        client = connect(node, password, name=name, app="worker-sync:retention")
+        try:
+            return oplog_retention(client, position.order)
+        except errors.OperationFailure as exc:
+            if exc.code == _UNAUTHORIZED:
+                raise PrivilegeMissing(
+                    f"mongodb node `{name}`: reading the oplog window needs `find` and `collStats` on "
+                    f"`local.oplog.rs` for `{node.username}`: {reason(exc, (password or '',))}"
+                ) from None
+            raise translate(exc, f"mongodb node `{name}`", "reading the oplog window", (password or "",)) from None
+        except errors.PyMongoError as exc:
+            raise translate(exc, f"mongodb node `{name}`", "reading the oplog window", (password or "",)) from None
+        finally:
+            client.close()
 
     def source_schema(self, name: str, node: MongoNode, namespace: str) -> TableSchema:
         from actors.engines.mongodb.schema import collection_schema
