@@ -14,7 +14,7 @@ import pytest
 from actors.engines.mariadb import MariaDbSource
 from actors.engines.mariadb.rows_decoder import LeanRows
 from actors.harness import Endpoint
-from tests.engines.test_mariadb_source import Tap, admin, capture_params, db, run  # noqa: F401  (fixtures)
+from tests.engines.test_mariadb_source import Tap, capture_params, run
 
 COLUMNS = {
     "ti": "TINYINT",
@@ -178,10 +178,9 @@ def insert(conn: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def test_lean_rows_equal_the_librarys_for_every_supported_type(
-    db: Endpoint,
-    admin: Any,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    fresh_mariadb_db: Endpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    db = fresh_mariadb_db
     decoded: list[int] = []  # rows the lean decoder produced: the comparison must not be library vs library
     images = LeanRows.images
 
@@ -191,6 +190,7 @@ def test_lean_rows_equal_the_librarys_for_every_supported_type(
         return rows
 
     monkeypatch.setattr(LeanRows, "images", counted)
+    admin = db.connect("admin")
     columns = ", ".join(f"`{name}` {kind}" for name, kind in COLUMNS.items())
     run(admin, f"CREATE TABLE wide (id int PRIMARY KEY, {columns})")
     taps = {
@@ -216,6 +216,7 @@ def test_lean_rows_equal_the_librarys_for_every_supported_type(
     finally:
         for tap in taps.values():
             tap.close()
+        admin.close()
     lean, library = taps[True].events(), taps[False].events()
     assert len(lean) == expected
     assert sum(decoded) == expected
