@@ -32,7 +32,7 @@ from actors.cli.failures import report as report_error
 from actors.core.errors import WorkerSyncError
 from config import load_config, nodes_by_name
 from config.exit_codes import Exit
-from config.model import Config, Link, MongoNode, TableMap
+from config.model import Config, Link, TableMap
 
 if TYPE_CHECKING:
     from actors.engines.rows import RowReader
@@ -96,12 +96,14 @@ def _link_names(args: argparse.Namespace) -> list[str]:
     """The links asked for: ``--link``s as given, or every link between SQL nodes (``--all-links``)."""
     if not args.all_links:
         return list(args.link)
+    from actors.engines.registry import engine_for
+
     config = load_config(args.config)
     nodes = nodes_by_name(config)
     names = []
     for link in config.links:
         ends = [nodes.get(link.source), nodes.get(link.target)]
-        if any(end is None or isinstance(end, MongoNode) for end in ends):
+        if any(end is None or not engine_for(end).verifiable for end in ends):
             print(f"worker-sync verify: link `{link.name}` skipped (a MongoDB or disabled node)", file=sys.stderr)
             continue
         names.append(link.name)

@@ -64,6 +64,8 @@ class Engine(Generic[N]):
     #: Whether its capture needs a marker written with each applied transaction to tell Worker-Sync's own
     #: writes (echoes) from its users' in a bidirectional group (PostgreSQL uses replication origins).
     needs_echo_marker: ClassVar[bool] = False
+    #: Whether `worker-sync verify` can compare its tables (``row_reader``).
+    verifiable: ClassVar[bool] = False
 
     def build_source(self, spec: StreamSpec) -> ChangeSource:
         raise NotImplementedError(f"capture from `{type(spec.node).__name__}` nodes is not built yet")

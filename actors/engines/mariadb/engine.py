@@ -26,6 +26,7 @@ from config.secrets import node_password
 class MariaDbEngine(Engine[MySqlNode]):
     name = "mysql"
     admin_flags = "mysql_"
+    verifiable = True
     needs_echo_marker = True  # a row in worker_sync_echo opens each transaction Worker-Sync applies
 
     def build_source(self, spec: StreamSpec) -> ChangeSource:

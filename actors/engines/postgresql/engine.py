@@ -25,6 +25,7 @@ from config.secrets import node_password
 class PostgresEngine(Engine[PostgresNode]):
     name = "postgresql"
     admin_flags = ""
+    verifiable = True
     needs_echo_marker = False  # replication origins mark its echoes
 
     def build_source(self, spec: StreamSpec) -> ChangeSource:
