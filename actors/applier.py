@@ -21,7 +21,9 @@ from actors.core.conflicts import ConflictRecord, Decision, Offer, Version, reco
 from actors.core.dead_letters import DeadLetter, Kind, decode_change, decode_offer, encode_change, encode_offer, row_key
 from actors.core.encoding import decode_batch
 from actors.core.errors import RowRefused, SinkError
+from actors.core.events import Op
 from actors.core.routing import Route, routes_by_source, to_offer, to_row_change
+from actors.core.table_events import TableOp, table_op
 from actors.engines.registry import build_writer
 from actors.engines.sink import BatchWriter
 from config.model import Node
@@ -91,7 +93,7 @@ class ApplierShard:
         A row the target refuses for good (RowRefused) is set aside as a dead letter and the rest is applied;
         so is every change of a row in ``blocked`` (rows with an unresolved dead letter), in order.
         """
-        per_target: dict[str, list[_Change]] = defaultdict(list)
+        per_target: dict[str, list[_Change | TableOp]] = defaultdict(list)
         local: dict[str, list[_Offered]] = defaultdict(list)
         remote: list[tuple[str, _Offered]] = []
         done: list[tuple[str, int]] = []
@@ -100,6 +102,13 @@ class ApplierShard:
             batch = decode_batch(data)
             done.append((batch.stream, batch.seq))
             for event in batch.events:
+                if event.op is Op.TRUNCATE or event.op is Op.SCHEMA:  # in order with the rows around it
+                    for route in self.routes.get((event.node, event.namespace), ()):
+                        op = table_op(event, route)
+                        if op is not None:
+                            per_target[route.target_node].append(op)
+                    events += 1
+                    continue
                 for route in self.routes.get((event.node, event.namespace), ()):
                     if not route.group:
                         change = to_row_change(event, route)
@@ -201,7 +210,20 @@ class _SettingAside:
         self.blocked = blocked
         self.letters: list[DeadLetter] = []
 
-    def apply(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change]) -> None:
+    def apply(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change | TableOp]) -> None:
+        """Row changes in runs, one transaction each, with each TRUNCATE or added column applied alone between
+        the runs before and after it (the order the stream had)."""
+        run: list[_Change] = []
+        for item in changes:
+            if isinstance(item, TableOp):
+                self._rows(writer, node, run)
+                run = []
+                writer.apply_table_op(item)
+            else:
+                run.append(item)
+        self._rows(writer, node, run)
+
+    def _rows(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change]) -> None:
         todo = self._unblocked(node, changes)
         while todo:
             try:
