@@ -1,0 +1,304 @@
+"""TRUNCATE and ADD COLUMN end to end on real servers, both ways, under writes: every row equal afterwards to a
+model of what the writers did (rows before a TRUNCATE gone, rows after it present, the added column filled),
+each audited as one entry; and the `stop` modes stopping the stream with a message that says what to do."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.core.audit.entries import EntryKind, decode_entry
+from actors.engines.postgresql.audit_store import AuditStore
+from actors.harness import Endpoint
+from actors.harness.grants import _account
+from config import parse_config
+from tests.actors.test_audit_pipeline import SCHEMA, audit_config
+from tests.actors.test_pipeline import wait_ready
+from tests.pipeline_helpers import pg_to_mariadb_config_text, running
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+KEYS = 40
+#: key -> (v, qty); qty is None until the column exists.
+Model = dict[int, tuple[str, int | None]]
+
+
+def execute(endpoint: Endpoint, conn: Any, sql: str) -> None:
+    if endpoint.engine == "postgresql":
+        conn.execute(sql)
+    else:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+
+
+def rows(endpoint: Endpoint, table: str, *, qty: bool) -> Model:
+    query = f"SELECT id, v, {'qty' if qty else 'NULL'} FROM {table}"
+    with endpoint.connect("admin") as conn:
+        if endpoint.engine == "postgresql":
+            found = conn.execute(query).fetchall()
+        else:
+            with conn.cursor() as cursor:
+                cursor.execute(query)
+                found = cursor.fetchall()
+    return {int(i): (str(v), None if q is None else int(q)) for i, v, q in found}
+
+
+class Writers:
+    """A thread upserting and deleting random keys, one statement per transaction, and the model of what it did.
+    ``exclusive()`` runs a statement of the test's own (ALTER, TRUNCATE) between two of its writes, so the model
+    is exact: each write and the model's update happen under one lock."""
+
+    def __init__(self, endpoint: Endpoint, table: str) -> None:
+        self.endpoint, self.table = endpoint, table
+        self.model: Model = {}
+        self.qty = False
+        self.writes = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="writers", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        rng = random.Random(20)
+        try:
+            with self.endpoint.connect("admin") as conn:
+                while not self._stop.is_set():
+                    key = rng.randrange(KEYS)
+                    with self._lock:
+                        self.writes += 1
+                        value = f"w{self.writes}"
+                        if rng.random() < 0.15 and key in self.model:
+                            execute(self.endpoint, conn, f"DELETE FROM {self.table} WHERE id = {key}")
+                            del self.model[key]
+                        elif self.qty:
+                            execute(self.endpoint, conn, self._upsert(key, value, self.writes))
+                            self.model[key] = (value, self.writes)
+                        else:
+                            execute(self.endpoint, conn, self._upsert(key, value, None))
+                            old = self.model.get(key)
+                            self.model[key] = (value, None if old is None else old[1])
+                    time.sleep(0.002)
+        except BaseException as exc:
+            self._error = exc
+
+    def _upsert(self, key: int, value: str, qty: int | None) -> str:
+        names, values = (
+            ("id, v, qty", f"{key}, '{value}', {qty}") if qty is not None else ("id, v", f"{key}, '{value}'")
+        )
+        sets = f"v = '{value}'" + (f", qty = {qty}" if qty is not None else "")
+        if self.endpoint.engine == "postgresql":
+            return f"INSERT INTO {self.table} ({names}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {sets}"
+        return f"INSERT INTO {self.table} ({names}) VALUES ({values}) ON DUPLICATE KEY UPDATE {sets}"
+
+    def exclusive(self, sql: str, then: Callable[[Model], None]) -> None:
+        with self._lock, self.endpoint.connect("admin") as conn:
+            execute(self.endpoint, conn, sql)
+            then(self.model)
+
+    def wait_writes(self, more: int) -> None:
+        goal = self.writes + more
+        wait_until(lambda: self.writes >= goal or self._error is not None, timeout_s=60, what=f"{more} more writes")
+        self.check()
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    @contextmanager
+    def going(self) -> Iterator[Writers]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=30)
+        self.check()
+
+
+def add_qty(model: Model) -> None:
+    """ADD COLUMN qty ... DEFAULT 7: every existing row holds 7 from then on."""
+    for key, (value, _) in model.items():
+        model[key] = (value, 7)
+
+
+def with_keys(text: str, keys: str) -> str:
+    """The harness config with ``keys`` (YAML flow entries) added to its link."""
+    return text.replace("    source: ", f"    {keys}\n    source: ", 1)
+
+
+def let_apply_alter(target: Endpoint, table: str) -> None:
+    """What `truncate: apply` and `schema_changes: apply` need of the apply user (README): on PostgreSQL the
+    TRUNCATE privilege and the table's ownership (ALTER TABLE needs it), on MariaDB the DROP and ALTER privileges."""
+    with target.connect("admin") as conn:
+        if target.engine == "postgresql":
+            execute(target, conn, f"GRANT TRUNCATE ON {table} TO {target.apply.user}")
+            execute(target, conn, f"ALTER TABLE {table} OWNER TO {target.apply.user}")
+        else:
+            execute(target, conn, f"GRANT ALTER, DROP ON {table} TO {_account(target.apply.user)}")
+
+
+def run_case(source: Endpoint, source_ns: str, target: Endpoint, target_ns: str, config: Any) -> None:
+    """Writes before, during and after an ADD COLUMN and a TRUNCATE; the target equals the model after each."""
+    let_apply_alter(target, target_ns)
+    with source.connect("admin") as conn:
+        for key in range(0, KEYS, 2):  # the snapshot's rows
+            execute(source, conn, f"INSERT INTO {source_ns} (id, v) VALUES ({key}, 'snap{key}')")
+    writers = Writers(source, source_ns)
+    writers.model.update({key: (f"snap{key}", None) for key in range(0, KEYS, 2)})
+    with running(config) as supervisor, writers.going():
+        wait_ready(supervisor)
+        writers.wait_writes(150)
+        alter = f"ALTER TABLE {source_ns} ADD COLUMN qty integer DEFAULT 7"
+        writers.exclusive(alter, add_qty)
+        writers.qty = True
+        writers.wait_writes(150)
+        writers.exclusive(f"TRUNCATE TABLE {source_ns}", lambda model: model.clear())
+        before_truncate = writers.writes
+        writers.wait_writes(150)
+        writers._stop.set()
+        time.sleep(0.2)
+        want = writers.model
+        assert rows(source, source_ns, qty=True) == want  # the model is what the source holds
+        wait_until(
+            lambda: rows(target, target_ns, qty=True) == want,
+            timeout_s=90,
+            what=f"the target to equal the model ({len(want)} rows)",
+        )
+        (stream,) = supervisor.status().streams
+        assert stream.error is None, stream.error
+    assert want and all(qty is not None and qty > before_truncate for _, qty in want.values())
+
+
+def test_postgresql_to_mariadb_add_column_and_truncate_under_writes_audited_once(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v text)")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext)")
+    target = f"{fresh_mariadb_db.database}.items"
+    text = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path).read_text()
+    text = text.replace(
+        f"{{source: public.orders, target: {fresh_mariadb_db.database}.orders}}", "{source: public.items}"
+    )
+    text = text.replace("{source: public.items}", f"{{source: public.items, target: {target}}}")
+    config = parse_config(with_keys(text, "truncate: apply\n    schema_changes: apply"), source="test config")
+    run_case(fresh_pg_db, "public.items", fresh_mariadb_db, target, config)
+
+    with fresh_pg_db.connect("admin") as conn:
+        entries = [decode_entry(bytes(entry.data)) for entry in AuditStore(conn, SCHEMA).read()]
+    changes = [e for e in entries if e.kind == EntryKind.CHANGE and e.namespace == "public.items"]
+    assert [e.op for e in changes if e.op in ("truncate", "schema")] == ["schema", "truncate"]
+    ops = [e.op for e in changes]
+    assert ops.index("schema") < ops.index("truncate")
+
+
+def test_mariadb_to_postgresql_add_column_and_truncate_under_writes(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v varchar(40))")
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v varchar(40))")
+    source = f"{fresh_mariadb_db.database}.items"
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [(source, "public.items")], reverse=True)
+    config = parse_config(with_keys(text, "truncate: apply\n    schema_changes: apply"), source="test config")
+    run_case(fresh_mariadb_db, source, fresh_pg_db, "public.items", config)
+
+
+def stream_error(supervisor: Any) -> str | None:
+    (stream,) = supervisor.status().streams
+    return stream.error
+
+
+def stop_case(
+    source: Endpoint, source_ns: str, target: Endpoint, target_ns: str, config: Any, add_at_target: str
+) -> None:
+    """`stop` (the default) at an ADD COLUMN and at a TRUNCATE: the stream stops with the message, rows before
+    it applied; once the column is added at the target by hand, a restart goes on from right before it."""
+    with source.connect("admin") as conn:
+        execute(source, conn, f"INSERT INTO {source_ns} (id, v) VALUES (1, 'a')")
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        with source.connect("admin") as conn:
+            execute(source, conn, f"INSERT INTO {source_ns} (id, v) VALUES (2, 'b')")
+            execute(source, conn, f"ALTER TABLE {source_ns} ADD COLUMN qty integer")
+            execute(source, conn, f"INSERT INTO {source_ns} (id, v, qty) VALUES (3, 'c', 30)")
+        wait_until(lambda: stream_error(supervisor) is not None, timeout_s=60, what="the stream to stop")
+        error = stream_error(supervisor)
+        assert error is not None
+        assert f"table `{source_ns}`: column `qty`" in error and "`schema_changes: stop`" in error, error
+        assert f"add column `qty` to `{target_ns}`" in error, error
+        assert rows(target, target_ns, qty=False) == {1: ("a", None), 2: ("b", None)}
+    with target.connect("admin") as conn:
+        execute(target, conn, add_at_target)
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        want = {1: ("a", None), 2: ("b", None), 3: ("c", 30)}
+        wait_until(lambda: rows(target, target_ns, qty=True) == want, timeout_s=60, what="row 3 with its qty")
+        with source.connect("admin") as conn:
+            execute(source, conn, f"TRUNCATE TABLE {source_ns}")
+            execute(source, conn, f"INSERT INTO {source_ns} (id, v, qty) VALUES (4, 'd', 40)")
+        wait_until(lambda: stream_error(supervisor) is not None, timeout_s=60, what="the stream to stop")
+        error = stream_error(supervisor)
+        assert error is not None
+        assert f"table `{source_ns}`: TRUNCATE captured" in error and "says `truncate: stop`" in error, error
+        assert rows(target, target_ns, qty=True) == want  # nothing after the TRUNCATE, and the rows kept
+
+
+def test_postgresql_stop_modes_say_what_to_do(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v text)")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext)")
+    target = f"{fresh_mariadb_db.database}.items"
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.items", target)])
+    config = parse_config(text, source="test config")
+    stop_case(fresh_pg_db, "public.items", fresh_mariadb_db, target, config, f"ALTER TABLE {target} ADD COLUMN qty int")
+
+
+def test_mariadb_stop_modes_say_what_to_do(fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path) -> None:
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v varchar(40))")
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v varchar(40))")
+    source = f"{fresh_mariadb_db.database}.items"
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [(source, "public.items")], reverse=True)
+    config = parse_config(text, source="test config")
+    stop_case(
+        fresh_mariadb_db, source, fresh_pg_db, "public.items", config, "ALTER TABLE public.items ADD COLUMN qty int"
+    )
+
+
+def test_a_dropped_column_stops_the_stream_never_guessed(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v varchar(40), w int)")
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v varchar(40), w int)")
+    source = f"{fresh_mariadb_db.database}.items"
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [(source, "public.items")], reverse=True)
+    config = parse_config(with_keys(text, "schema_changes: apply"), source="test config")
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {source} VALUES (1, 'a', 1)")
+            cursor.execute(f"ALTER TABLE {source} RENAME COLUMN w TO w2")
+            cursor.execute(f"INSERT INTO {source} VALUES (2, 'b', 2)")
+        wait_until(lambda: stream_error(supervisor) is not None, timeout_s=60, what="the stream to stop")
+        error = stream_error(supervisor)
+        assert error is not None
+        assert "column `w` no longer exists at the source (renamed to `w2`?)" in error, error
+        assert "re-sync the table" in error, error
+        assert rows(fresh_pg_db, "public.items", qty=False) == {1: ("a", None)}
