@@ -153,4 +153,4 @@ ADD_COLUMN: Final = "add_column"
 def added_column_row(added: AddedColumn) -> Row:
     """The ``after`` of an Op.SCHEMA event adding ``added``. Carried in ``after`` (plain values), not in a field
     of its own, so that the encoding of every other event stays byte for byte what it was (audit hashes)."""
-    return {ADD_COLUMN: msgspec.to_builtins(added)}
+    return {ADD_COLUMN: msgspec.msgpack.decode(msgspec.msgpack.encode(added))}  # lists, not tuples: as decoded
