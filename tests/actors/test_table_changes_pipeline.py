@@ -302,3 +302,32 @@ def test_a_dropped_column_stops_the_stream_never_guessed(
         assert "column `w` no longer exists at the source (renamed to `w2`?)" in error, error
         assert "re-sync the table" in error, error
         assert rows(fresh_pg_db, "public.items", qty=False) == {1: ("a", None)}
+
+
+def test_a_column_added_while_stopped_is_added_at_start_up(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    """`schema_changes: apply` also adds, at start-up, a sent column the target lacks (added while Worker-Sync was
+    stopped, or whose event a crashed capture actor never delivered), with its type mapped and its default."""
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v text, qty numeric(9,2) DEFAULT 7 NOT NULL)")
+        conn.execute("INSERT INTO public.items (id, v) VALUES (1, 'a')")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext)")
+    target = f"{fresh_mariadb_db.database}.items"
+    let_apply_alter(fresh_mariadb_db, target)
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.items", target)])
+    config = parse_config(with_keys(text, "schema_changes: apply"), source="test config")
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        with fresh_pg_db.connect("admin") as conn:
+            conn.execute("INSERT INTO public.items (id, v, qty) VALUES (2, 'b', 2.5)")
+        want = {1: ("a", 7), 2: ("b", 2)}
+        wait_until(lambda: rows(fresh_mariadb_db, target, qty=True) == want, timeout_s=60, what="both rows")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'items' AND COLUMN_NAME = 'qty'",
+            (fresh_mariadb_db.database,),
+        )
+        assert cursor.fetchone() == ("decimal(9,2)", "NO", "7.00")
