@@ -90,17 +90,29 @@ def _where(event: ChangeEvent) -> str:
 
 
 def _truncate_stop(event: ChangeEvent, route: Route) -> str:
+    where = f"{_where(event)}: TRUNCATE captured (transaction {event.txid}, at {event.position})"
+    if route.group:
+        return (
+            f"{where}; bidirectional group `{route.group}` says `truncate: stop` - empty the table on every other "
+            f"member yourself and set `truncate: ignore` on its links, then restart: the stream resumes right "
+            "before the TRUNCATE"
+        )
     return (
-        f"{_where(event)}: TRUNCATE captured (transaction {event.txid}, at {event.position}); link `{route.link}` "
-        "says `truncate: stop` - set `truncate: apply` (empty the target table too, in order) or `truncate: ignore` "
-        f"(keep the target's rows) on link `{route.link}` or its table `{event.namespace}`, then restart: the stream "
-        "resumes right before the TRUNCATE"
+        f"{where}; link `{route.link}` says `truncate: stop` - set `truncate: apply` (empty the target table too, in "
+        f"order) or `truncate: ignore` (keep the target's rows) on link `{route.link}` or its table "
+        f"`{event.namespace}`, then restart: the stream resumes right before the TRUNCATE"
     )
 
 
 def _added_stop(event: ChangeEvent, route: Route) -> str:
     added = event.added_column
     assert added is not None
+    if route.group:
+        return (
+            f"{_where(event)}: column `{added.name}` ({added.type_text}) was added; bidirectional group "
+            f"`{route.group}` carries no schema change - add the column on every member yourself, then restart: "
+            "the stream resumes right before the change"
+        )
     return (
         f"{_where(event)}: column `{added.name}` ({added.type_text}) was added; link `{route.link}` says "
         f"`schema_changes: stop` - add column `{route.target_column(added.name)}` to `{route.target_namespace}` on "

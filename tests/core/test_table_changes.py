@@ -17,6 +17,7 @@ from actors.core.typemap import ColumnType
 from actors.engines.mariadb.statements import truncated_table
 from config import parse_config
 from config.errors import ConfigError
+from tests.core.test_groups import STAR
 from tests.core.test_plan import change
 
 CONFIG = """
@@ -196,3 +197,29 @@ def test_expression_defaults_are_refused(text: str) -> None:
 )
 def test_truncate_statements(query: str, table: str | None) -> None:
     assert truncated_table(query, "db") == table
+
+
+def group_event(op: Op, added: AddedColumn | None = None) -> ChangeEvent:
+    return msgspec.structs.replace(table_event(op, 1, added), node="east")
+
+
+def test_a_bidirectional_group_stops_by_default_and_may_ignore_a_truncate() -> None:
+    config = parse_config(STAR)
+    plan = RoutingPlan(3, build_routes(config), build_groups(config))
+    with pytest.raises(TableChanged) as truncated:
+        plan.split([group_event(Op.TRUNCATE)])
+    assert "bidirectional group" in str(truncated.value) and "`truncate: ignore`" in str(truncated.value)
+    with pytest.raises(TableChanged) as added:
+        plan.split([group_event(Op.SCHEMA, QTY)])
+    assert "add the column on every member yourself" in str(added.value)
+    # `ignore` on every link of the group: the TRUNCATE is dropped, nothing is applied anywhere.
+    ignoring = parse_config(
+        STAR.replace("conflict_policy: manual\n", "conflict_policy: manual\n    truncate: ignore\n")
+    )
+    plan = RoutingPlan(3, build_routes(ignoring), build_groups(ignoring))
+    assert plan.split([group_event(Op.TRUNCATE)]).slices == {}
+    # One link still stopping: the whole group stops.
+    half = STAR.replace("conflict_policy: manual\n", "conflict_policy: manual\n    truncate: ignore\n", 1)
+    mixed = parse_config(half)
+    with pytest.raises(TableChanged):
+        RoutingPlan(3, build_routes(mixed), build_groups(mixed)).split([group_event(Op.TRUNCATE)])

@@ -2,6 +2,12 @@
 
 Format 2 sends one JSON object per change, with Begin/Commit objects around each transaction,
 so a large transaction never has to fit in memory (format 1 sends a transaction as one object).
+
+Table-wide events, as every decoder emits them (actors.core.events): a ``T`` object becomes one
+``Op.TRUNCATE`` event per table (``key={}``, no rows); a change naming a column the stream has not seen is
+preceded by one ``Op.SCHEMA`` event per added column (``after=added_column_row(...)``, described from the
+catalog: actors.core.schema_changes), and a dropped or renamed column raises TableChanged. Each takes the
+next index in its transaction, so it sorts between the changes around it.
 """
 
 from __future__ import annotations
