@@ -4,7 +4,9 @@ each audited as one entry; and the `stop` modes stopping the stream with a messa
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 from actors.core.audit.entries import EntryKind, decode_entry
 from actors.engines.postgresql.audit_store import AuditStore
@@ -145,8 +148,21 @@ def let_apply_alter(target: Endpoint, table: str) -> None:
             execute(target, conn, f"GRANT ALTER, DROP ON {table} TO {_account(target.apply.user)}")
 
 
-def run_case(source: Endpoint, source_ns: str, target: Endpoint, target_ns: str, config: Any) -> None:
-    """Writes before, during and after an ADD COLUMN and a TRUNCATE; the target equals the model after each."""
+def kill_9(supervisor: Any) -> None:
+    """SIGKILL the capture actor and every applier shard (Ray restarts them; the stream rewinds)."""
+    (stream,) = supervisor.streams.values()
+    pids = [ray.get(stream.actor.stats.remote()).pid] + [
+        ray.get(shard.actor.pid.remote()) for shard in supervisor.shards
+    ]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+
+def run_case(
+    source: Endpoint, source_ns: str, target: Endpoint, target_ns: str, config: Any, *, chaos: bool = False
+) -> None:
+    """Writes before, during and after an ADD COLUMN and a TRUNCATE; the target equals the model after each.
+    ``chaos``: the capture actor and every shard are killed (-9) right after each of them, under writes."""
     let_apply_alter(target, target_ns)
     with source.connect("admin") as conn:
         for key in range(0, KEYS, 2):  # the snapshot's rows
@@ -159,9 +175,15 @@ def run_case(source: Endpoint, source_ns: str, target: Endpoint, target_ns: str,
         alter = f"ALTER TABLE {source_ns} ADD COLUMN qty integer DEFAULT 7"
         writers.exclusive(alter, add_qty)
         writers.qty = True
+        if chaos:
+            writers.wait_writes(20)
+            kill_9(supervisor)
         writers.wait_writes(150)
         writers.exclusive(f"TRUNCATE TABLE {source_ns}", lambda model: model.clear())
         before_truncate = writers.writes
+        if chaos:
+            writers.wait_writes(20)
+            kill_9(supervisor)
         writers.wait_writes(150)
         writers._stop.set()
         time.sleep(0.2)
@@ -199,6 +221,29 @@ def test_postgresql_to_mariadb_add_column_and_truncate_under_writes_audited_once
     assert [e.op for e in changes if e.op in ("truncate", "schema")] == ["schema", "truncate"]
     ops = [e.op for e in changes]
     assert ops.index("schema") < ops.index("truncate")
+
+
+def test_add_column_and_truncate_survive_kill_9_of_the_capture_actor_and_the_shards_applied_and_audited_once(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v text)")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext)")
+    target = f"{fresh_mariadb_db.database}.items"
+    text = audit_config(fresh_pg_db, fresh_mariadb_db, tmp_path).read_text()
+    text = text.replace(
+        f"{{source: public.orders, target: {fresh_mariadb_db.database}.orders}}", "{source: public.items}"
+    )
+    text = text.replace("{source: public.items}", f"{{source: public.items, target: {target}}}")
+    config = parse_config(with_keys(text, "truncate: apply\n    schema_changes: apply"), source="test config")
+    run_case(fresh_pg_db, "public.items", fresh_mariadb_db, target, config, chaos=True)
+    with fresh_pg_db.connect("admin") as conn:
+        entries = [decode_entry(bytes(entry.data)) for entry in AuditStore(conn, SCHEMA).read()]
+    changes = [e for e in entries if e.kind == EntryKind.CHANGE and e.namespace == "public.items"]
+    assert [e.op for e in changes if e.op in ("truncate", "schema")] == ["schema", "truncate"]
+    positions = [(e.node, e.order_hex) for e in changes]
+    assert len(positions) == len(set(positions)), "a change was audited twice"
 
 
 def test_mariadb_to_postgresql_add_column_and_truncate_under_writes(
