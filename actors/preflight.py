@@ -42,6 +42,10 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
             target = writer.schema(route.target_namespace)
             if route.shape is not None:  # the mapping is checked on what is sent
                 source = check_shape(route, source, target, source_node)
+            if not route.group and "apply" in (route.truncate, route.schema_changes):
+                writer.check_table_rights(
+                    route.target_namespace, truncate=route.truncate == "apply", alter=route.schema_changes == "apply"
+                )
             if route.schema_changes == "apply" and not route.group:
                 target = add_missing_columns(route, source, target, writer, source_node)
             warnings.extend(check_mapping(source, target, route.columns, route.lossy_types))

@@ -405,6 +405,27 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
     def _add_column_sql(self, op: TableOp) -> str:
         raise SinkError(f"{self.subject}: adding columns is not supported on this engine (table `{op.namespace}`)")
 
+    def _missing_rights(self, conn: Conn, namespace: str, *, truncate: bool, alter: bool) -> list[str]:
+        return []
+
+    def check_table_rights(self, namespace: str, *, truncate: bool, alter: bool) -> None:
+        """SinkError (at start-up) naming the grants `truncate: apply` / `schema_changes: apply` need and the
+        user lacks, instead of a shard retrying a refused TRUNCATE or ALTER for ever."""
+        try:
+            conn = self._connection()
+            self._table(conn, namespace)
+            try:
+                missing = self._missing_rights(conn, namespace, truncate=truncate, alter=alter)
+            except WorkerSyncError:
+                raise
+            except Exception as exc:
+                raise self._translate(exc, f"reading the rights on `{namespace}`") from None
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+        if missing:
+            raise SinkError(f"{self.subject}: table `{namespace}`: " + "; ".join(missing))
+
     def apply_table_op(self, op: TableOp) -> None:
         """A TRUNCATE or an added column (actors.core.table_events), alone in a transaction of its own, between
         the row changes before and after it. Idempotent, as replays need: a TRUNCATE empties the table again

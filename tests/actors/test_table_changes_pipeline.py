@@ -18,9 +18,12 @@ import pytest
 import ray
 
 from actors.core.audit.entries import EntryKind, decode_entry
+from actors.core.errors import SinkError
+from actors.core.routing import build_routes
 from actors.engines.postgresql.audit_store import AuditStore
 from actors.harness import Endpoint
 from actors.harness.grants import _account
+from actors.preflight import check_routes
 from config import parse_config
 from tests.actors.test_audit_pipeline import SCHEMA, audit_config
 from tests.actors.test_pipeline import wait_ready
@@ -376,3 +379,29 @@ def test_a_column_added_while_stopped_is_added_at_start_up(
             (fresh_mariadb_db.database,),
         )
         assert cursor.fetchone() == ("decimal(9,2)", "NO", "7.00")
+
+
+def test_start_up_names_the_grants_apply_needs_at_the_target(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v varchar(40))")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v varchar(40))")
+    maria_table = f"{fresh_mariadb_db.database}.items"
+    keys = "truncate: apply\n    schema_changes: apply"
+    for reverse, target in ((False, fresh_mariadb_db), (True, fresh_pg_db)):
+        tables = [(maria_table, "public.items")] if reverse else [("public.items", maria_table)]
+        text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, tables, reverse=reverse)
+        config = parse_config(with_keys(text, keys), source="test config")
+        with pytest.raises(SinkError) as caught:
+            check_routes(config, build_routes(config))
+        message = str(caught.value)
+        if target.engine == "postgresql":
+            assert f'`GRANT TRUNCATE ON "public"."items" TO {target.apply.user}`' in message, message
+            assert "`schema_changes: apply` needs the table's ownership" in message, message
+        else:
+            assert "`truncate: apply` needs `GRANT DROP ON" in message, message
+            assert "`schema_changes: apply` needs `GRANT ALTER ON" in message, message
+        let_apply_alter(target, "public.items" if target.engine == "postgresql" else maria_table)
+        check_routes(config, build_routes(config))  # granted: starts

@@ -102,3 +102,32 @@ def add_column_sql(namespace: str, column: str, added: AddedColumn, source_engin
 
 def truncate_sql(namespace: str) -> str:
     return f"TRUNCATE TABLE {qualified(namespace)}"
+
+
+_PRIVILEGES_SQL = (
+    "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s "
+    "UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %s AND TABLE_SCHEMA = %s "
+    "UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES "
+    "WHERE GRANTEE = %s AND TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+)
+
+
+def missing_rights(conn: Any, namespace: str, *, truncate: bool, alter: bool) -> list[str]:
+    """What the writer's user lacks on a target table for `truncate: apply` (DROP) / `schema_changes: apply`
+    (ALTER), in words. Privileges held through a role are not seen: grant them to the user itself."""
+    database, table = split_namespace(namespace)
+    with conn.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER()")
+        user, _, host = str(cur.fetchone()[0]).rpartition("@")
+        grantee = f"'{user}'@'{host}'"
+        cur.execute(_PRIVILEGES_SQL, (grantee, grantee, database, grantee, database, table))
+        held = {str(kind).upper() for (kind,) in cur.fetchall()}
+    account = f"{quote(user)}@{quote(host)}".replace("`", "'")
+    missing = []
+    if truncate and "DROP" not in held:
+        missing.append(
+            f"`truncate: apply` needs `GRANT DROP ON {qualified(namespace)} TO {account}` (TRUNCATE needs DROP)"
+        )
+    if alter and "ALTER" not in held:
+        missing.append(f"`schema_changes: apply` needs `GRANT ALTER ON {qualified(namespace)} TO {account}`")
+    return missing

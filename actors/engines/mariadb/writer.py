@@ -213,6 +213,9 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
     def _truncate_sql(self, namespace: str) -> str:
         return ddl.truncate_sql(namespace)
 
+    def _missing_rights(self, conn: pymysql.Connection, namespace: str, *, truncate: bool, alter: bool) -> list[str]:
+        return ddl.missing_rights(conn, namespace, truncate=truncate, alter=alter)
+
     def _add_column_sql(self, op: TableOp) -> str:
         assert op.added is not None
         return ddl.add_column_sql(op.namespace, op.column, op.added, op.source_engine)

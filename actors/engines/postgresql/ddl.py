@@ -105,3 +105,25 @@ def add_column_sql(namespace: str, column: str, added: AddedColumn, source_engin
 
 def truncate_sql(namespace: str) -> str:
     return f"TRUNCATE TABLE {qualified(namespace)}"
+
+
+def missing_rights(conn: psycopg.Connection[Any], namespace: str, *, truncate: bool, alter: bool) -> list[str]:
+    """What the writer's user lacks on a target table for `truncate: apply` / `schema_changes: apply`, in words."""
+    table = qualified(namespace)
+    row = conn.execute(
+        "SELECT has_table_privilege(c.oid, 'TRUNCATE'), pg_has_role(c.relowner, 'USAGE'), c.relowner::regrole::text "
+        "FROM pg_class c WHERE c.oid = %s::regclass",
+        (table,),
+    ).fetchone()
+    if row is None:
+        return []
+    can_truncate, owns, owner = row
+    missing = []
+    if truncate and not can_truncate:
+        missing.append(f"`truncate: apply` needs `GRANT TRUNCATE ON {table} TO {conn.info.user}`")
+    if alter and not owns:
+        missing.append(
+            f"`schema_changes: apply` needs the table's ownership (ALTER TABLE requires it; the owner is `{owner}`): "
+            f"`ALTER TABLE {table} OWNER TO {conn.info.user}` or `GRANT {owner} TO {conn.info.user}`"
+        )
+    return missing
