@@ -154,9 +154,19 @@ def let_apply_alter(target: Endpoint, table: str) -> None:
 def kill_9(supervisor: Any) -> None:
     """SIGKILL the capture actor and every applier shard (Ray restarts them; the stream rewinds)."""
     (stream,) = supervisor.streams.values()
-    pids = [ray.get(stream.actor.stats.remote()).pid] + [
-        ray.get(shard.actor.pid.remote()) for shard in supervisor.shards
-    ]
+    calls = [lambda: ray.get(stream.actor.stats.remote(), timeout=10).pid]
+    calls += [lambda shard=shard: ray.get(shard.actor.pid.remote(), timeout=10) for shard in supervisor.shards]
+    pids: list[int] = []
+    for call in calls:  # an actor still restarting from the last kill answers a little later
+
+        def answered(call: Callable[[], int] = call) -> bool:
+            try:
+                pids.append(call())
+            except ray.exceptions.RayError:
+                return False
+            return True
+
+        wait_until(answered, timeout_s=60, what="the actor to answer")
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
 
@@ -338,10 +348,13 @@ def test_a_dropped_column_stops_the_stream_never_guessed(
     source = f"{fresh_mariadb_db.database}.items"
     text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [(source, "public.items")], reverse=True)
     config = parse_config(with_keys(text, "schema_changes: apply"), source="test config")
+    let_apply_alter(fresh_pg_db, "public.items")
     with running(config) as supervisor:
         wait_ready(supervisor)
         with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
             cursor.execute(f"INSERT INTO {source} VALUES (1, 'a', 1)")
+            want = {1: ("a", None)}
+            wait_until(lambda: rows(fresh_pg_db, "public.items", qty=False) == want, timeout_s=60, what="row 1")
             cursor.execute(f"ALTER TABLE {source} RENAME COLUMN w TO w2")
             cursor.execute(f"INSERT INTO {source} VALUES (2, 'b', 2)")
         wait_until(lambda: stream_error(supervisor) is not None, timeout_s=60, what="the stream to stop")
