@@ -338,31 +338,49 @@ def test_mariadb_stop_modes_say_what_to_do(fresh_pg_db: Endpoint, fresh_mariadb_
     )
 
 
-def test_a_dropped_column_stops_the_stream_never_guessed(
-    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+@pytest.mark.parametrize("from_postgresql", [False, True], ids=["mariadb-source", "postgresql-source"])
+def test_a_renamed_or_dropped_column_stops_the_stream_never_guessed(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, from_postgresql: bool
 ) -> None:
     with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
-        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v varchar(40), w int)")
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v varchar(40), w int, x int)")
     with fresh_pg_db.connect("admin") as conn:
-        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v varchar(40), w int)")
-    source = f"{fresh_mariadb_db.database}.items"
-    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [(source, "public.items")], reverse=True)
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v varchar(40), w int, x int)")
+    maria_table = f"{fresh_mariadb_db.database}.items"
+    source, source_ns = (fresh_pg_db, "public.items") if from_postgresql else (fresh_mariadb_db, maria_table)
+    target, target_ns = (fresh_mariadb_db, maria_table) if from_postgresql else (fresh_pg_db, "public.items")
+    tables = [(source_ns, target_ns)]
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, tables, reverse=not from_postgresql)
     config = parse_config(with_keys(text, "schema_changes: apply"), source="test config")
-    let_apply_alter(fresh_pg_db, "public.items")
+    let_apply_alter(target, target_ns)
     with running(config) as supervisor:
         wait_ready(supervisor)
-        with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {source} VALUES (1, 'a', 1)")
+        with source.connect("admin") as conn:
+            execute(source, conn, f"INSERT INTO {source_ns} VALUES (1, 'a', 1, 1)")
             want = {1: ("a", None)}
-            wait_until(lambda: rows(fresh_pg_db, "public.items", qty=False) == want, timeout_s=60, what="row 1")
-            cursor.execute(f"ALTER TABLE {source} RENAME COLUMN w TO w2")
-            cursor.execute(f"INSERT INTO {source} VALUES (2, 'b', 2)")
+            wait_until(lambda: rows(target, target_ns, qty=False) == want, timeout_s=60, what="row 1")
+            execute(source, conn, f"ALTER TABLE {source_ns} RENAME COLUMN w TO w2")
+            execute(source, conn, f"INSERT INTO {source_ns} VALUES (2, 'b', 2, 2)")
         wait_until(lambda: stream_error(supervisor) is not None, timeout_s=60, what="the stream to stop")
         error = stream_error(supervisor)
         assert error is not None
         assert "column `w` no longer exists at the source (renamed to `w2`?)" in error, error
         assert "re-sync the table" in error, error
-        assert rows(fresh_pg_db, "public.items", qty=False) == {1: ("a", None)}
+        assert rows(target, target_ns, qty=False) == want
+    # A dropped column, once the rename is made at the target too and the stream restarted past it.
+    with target.connect("admin") as conn:
+        execute(target, conn, f"ALTER TABLE {target_ns} RENAME COLUMN w TO w2")
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        want = {1: ("a", None), 2: ("b", None)}
+        wait_until(lambda: rows(target, target_ns, qty=False) == want, timeout_s=60, what="row 2")
+        with source.connect("admin") as conn:
+            execute(source, conn, f"ALTER TABLE {source_ns} DROP COLUMN x")
+            execute(source, conn, f"INSERT INTO {source_ns} VALUES (3, 'c', 3)")
+        wait_until(lambda: stream_error(supervisor) is not None, timeout_s=60, what="the stream to stop")
+        error = stream_error(supervisor)
+        assert error is not None and "column `x` no longer exists at the source -" in error, error
+        assert rows(target, target_ns, qty=False) == want
 
 
 def test_a_column_added_while_stopped_is_added_at_start_up(
