@@ -13,7 +13,7 @@ from actors.core.mapping import check_mapping
 from actors.core.routing import Route
 from actors.core.shaping.check import sent_schema, shape_problems
 from actors.core.shaping.key import load_mask_key
-from actors.core.table_events import TableOp
+from actors.core.table_events import TableOp, expression_default_stop
 from actors.core.typemap import TableSchema
 from actors.engines.registry import build_writer, engine_for
 from config.loader import nodes_by_name
@@ -70,6 +70,10 @@ def add_missing_columns(
     described = engine_for(source_node).source_columns(route.source_node, source_node, route.source_namespace)
     engine = str(source_node.__struct_config__.tag)
     for name in missing:
+        if described[name].expression_default is not None:
+            raise ConfigError(
+                f"link `{route.link}`", expression_default_stop(route.source_namespace, described[name], route)
+            )
         op = TableOp(
             route.target_namespace,
             route.target_column(name),

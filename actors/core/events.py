@@ -104,9 +104,11 @@ class AddedColumn(msgspec.Struct, frozen=True, kw_only=True):
     #: The declared type as the source's catalog spells it ("character varying(64)", "decimal(12,2)").
     type_text: str
     nullable: bool = True
-    #: The column's default as a constant SQL literal (``42``, ``'n/a'``); None: no default (or NULL). A
-    #: non-constant default (``now()``) is refused where the change is captured: its value cannot be rebuilt.
+    #: The column's default as a constant SQL literal (``42``, ``'n/a'``); None: no default (or NULL).
     default: str | None = None
+    #: A default that is an expression (``now()``, ``nextval(...)``), as the catalog spells it: the values it gave
+    #: existing rows cannot be rebuilt, so such a column is never added (the stream stops where it is captured).
+    expression_default: str | None = None
 
 
 class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True, array_like=True):

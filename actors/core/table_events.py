@@ -78,6 +78,8 @@ class TableEvents:
         stopping = [r for r in sent if r.schema_changes == "stop"]
         if stopping:
             raise TableChanged(_added_stop(event, stopping[0]))
+        if added.expression_default is not None:
+            raise TableChanged(expression_default_stop(event.namespace, added, sent[0]))
         return True
 
     def broadcast(self, event: ChangeEvent) -> bool:
@@ -101,6 +103,16 @@ def _truncate_stop(event: ChangeEvent, route: Route) -> str:
         f"{where}; link `{route.link}` says `truncate: stop` - set `truncate: apply` (empty the target table too, in "
         f"order) or `truncate: ignore` (keep the target's rows) on link `{route.link}` or its table "
         f"`{event.namespace}`, then restart: the stream resumes right before the TRUNCATE"
+    )
+
+
+def expression_default_stop(namespace: str, added: AddedColumn, route: Route) -> str:
+    """Why a column added with an expression default is not added at the target, and what to do."""
+    return (
+        f"table `{namespace}` on node `{route.source_node}`: column `{added.name}` was added with the default "
+        f"`{added.expression_default}`, an expression: the values it gave existing rows cannot be rebuilt at the "
+        f"target - add column `{route.target_column(added.name)}` to `{route.target_namespace}` on node "
+        f"`{route.target_node}` yourself (and fill it), then restart"
     )
 
 

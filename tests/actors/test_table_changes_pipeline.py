@@ -389,10 +389,13 @@ def test_a_column_added_while_stopped_is_added_at_start_up(
     """`schema_changes: apply` also adds, at start-up, a sent column the target lacks (added while Worker-Sync was
     stopped, or whose event a crashed capture actor never delivered), with its type mapped and its default."""
     with fresh_pg_db.connect("admin") as conn:
-        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v text, qty numeric(9,2) DEFAULT 7 NOT NULL)")
+        conn.execute(
+            "CREATE TABLE public.items (id bigint PRIMARY KEY, v text, made timestamptz DEFAULT now(), "
+            "qty numeric(9,2) DEFAULT 7 NOT NULL)"
+        )
         conn.execute("INSERT INTO public.items (id, v) VALUES (1, 'a')")
     with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
-        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext)")
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext, made datetime(6))")
     target = f"{fresh_mariadb_db.database}.items"
     let_apply_alter(fresh_mariadb_db, target)
     text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.items", target)])

@@ -223,3 +223,11 @@ def test_a_bidirectional_group_stops_by_default_and_may_ignore_a_truncate() -> N
     mixed = parse_config(half)
     with pytest.raises(TableChanged):
         RoutingPlan(3, build_routes(mixed), build_groups(mixed)).split([group_event(Op.TRUNCATE)])
+
+
+def test_a_column_added_with_an_expression_default_is_never_added() -> None:
+    now = msgspec.structs.replace(QTY, name="made", expression_default="now()")
+    with pytest.raises(TableChanged) as caught:
+        plan_of(link="schema_changes: apply, ").split([table_event(Op.SCHEMA, 1, now)])
+    assert "column `made` was added with the default `now()`, an expression" in str(caught.value)
+    assert plan_of(table=", columns_include: [id]").split([table_event(Op.SCHEMA, 1, now)]).own == []  # not sent

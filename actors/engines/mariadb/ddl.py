@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.core.errors import SinkError, TableChanged
+from actors.core.errors import SinkError
 from actors.core.events import AddedColumn
 from actors.core.schema_changes import constant_default
 from actors.core.typemap import ColumnType
@@ -27,7 +27,7 @@ def qualified(namespace: str) -> str:
     return f"{quote(database)}.{quote(table)}"
 
 
-def describe_columns(conn: Any, namespace: str, *, subject: str) -> dict[str, AddedColumn]:
+def describe_columns(conn: Any, namespace: str) -> dict[str, AddedColumn]:
     """Every column of a source table as an AddedColumn (what a target needs to add it), read now."""
     schema = table_schema(conn, namespace)
     with conn.cursor() as cur:
@@ -35,15 +35,18 @@ def describe_columns(conn: Any, namespace: str, *, subject: str) -> dict[str, Ad
         defaults = {str(name): text for name, text in cur.fetchall()}
     columns = {}
     for column in schema.columns:
+        text = defaults.get(column.name)
         try:
-            default = constant_default(defaults.get(column.name))
-        except ValueError as exc:
-            raise TableChanged(
-                f"{subject}: table `{namespace}`: column `{column.name}` has a {exc}: the values it gave existing rows "
-                "cannot be rebuilt at the target - add the column at the target yourself, then restart"
-            ) from None
+            default, expression = constant_default(text), None
+        except ValueError:
+            default, expression = None, text
         columns[column.name] = AddedColumn(
-            name=column.name, type=column.type, type_text=column.type_text, nullable=column.nullable, default=default
+            name=column.name,
+            type=column.type,
+            type_text=column.type_text,
+            nullable=column.nullable,
+            default=default,
+            expression_default=expression,
         )
     return columns
 

@@ -73,7 +73,7 @@ class MariaDbEngine(Engine[MySqlNode]):
 
         conn = connect(ConnectParams.for_node(node, node_password(name, node)), f"mariadb node `{name}`")
         try:
-            return describe_columns(conn, namespace, subject=f"mariadb node `{name}`")
+            return describe_columns(conn, namespace)
         finally:
             conn.close()
 

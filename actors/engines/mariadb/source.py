@@ -213,7 +213,7 @@ class MariaDbSource:
         """A table's columns now (for the binlog reader, when a table map shows its columns changed)."""
         conn = self._connect()
         try:
-            return describe_columns(conn, namespace, subject=self.subject)
+            return describe_columns(conn, namespace)
         except pymysql.err.MySQLError as exc:
             raise translate(exc, self.subject, f"reading table `{namespace}`") from exc
         finally:

@@ -78,7 +78,7 @@ class PostgresEngine(Engine[PostgresNode]):
         conninfo = conninfo_for(node, node_password(name, node), application_name="worker-sync:preflight")
         try:
             with psycopg.connect(conninfo) as conn:
-                return describe_columns(conn, namespace, subject=f"postgresql node `{name}`")
+                return describe_columns(conn, namespace)
         except psycopg.OperationalError as exc:
             raise SourceUnavailable(f"postgresql node `{name}`: cannot connect: {exc}") from None
 

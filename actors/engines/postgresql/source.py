@@ -208,7 +208,7 @@ class PostgresSource:
         """A table's definition now (for the decoder, when a change shows its columns changed)."""
         with self._connect() as conn:
             info = load_table(conn, namespace, stream=self.stream)
-            return info, describe_columns(conn, namespace, subject=f"postgresql stream `{self.stream}`")
+            return info, describe_columns(conn, namespace)
 
     def _echo_origin(self, ident: int) -> str | None:
         """The Worker-Sync writer a replication origin id stands for (None: not one of ours); the catalog
