@@ -406,7 +406,8 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         raise SinkError(f"{self.subject}: adding columns is not supported on this engine (table `{op.namespace}`)")
 
     def _missing_rights(self, conn: Conn, namespace: str, *, truncate: bool, alter: bool) -> list[str]:
-        return []
+        """What the user lacks for `truncate: apply` / `schema_changes: apply` (engines that support them say)."""
+        return [f"`truncate: apply` and `schema_changes: apply` are not supported on {self.engine} targets"]
 
     def check_table_rights(self, namespace: str, *, truncate: bool, alter: bool) -> None:
         """SinkError (at start-up) naming the grants `truncate: apply` / `schema_changes: apply` need and the
