@@ -453,9 +453,14 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
                 except WorkerSyncError:
                     raise
                 except Exception as exc:
-                    raise self._translate(exc, f"{doing} `{op.namespace}`") from None
+                    error = self._translate(exc, f"{doing} `{op.namespace}`")
+                    self.forget(op.namespace)
+                    # Every shard adds the column: another may have added it between our look and our ALTER.
+                    if added is None or self._schema(self._table(conn, op.namespace)).column(op.column) is None:
+                        raise error from None
+                else:
+                    log.info("%s: %s `%s` (link `%s`)", self.subject, doing, op.namespace, op.link)
                 self.forget(op.namespace)
-                log.info("%s: %s `%s` (link `%s`)", self.subject, doing, op.namespace, op.link)
             if added is not None:
                 self._check_added(conn, op)
         except SourceUnavailable:

@@ -67,7 +67,9 @@ def _type_sql(t: ColumnType) -> str | None:
         return "real" if (t.bits or 53) <= 24 else "double precision"
     if f == "boolean":
         return "boolean"
-    if f in ("text", "enum", "set"):
+    if f == "set":
+        return "text[]"  # a SET is captured as the list of its members (as the writers' own mapping tests have it)
+    if f in ("text", "enum"):
         return "text" if f != "text" or t.length is None or t.length > 10_485_760 else f"character varying({t.length})"
     if f == "bytes":
         return "bytea"
@@ -80,7 +82,7 @@ def _type_sql(t: ColumnType) -> str | None:
     if f == "timestamptz":
         return f"timestamp{digits} with time zone"
     if f == "interval":
-        return f"interval{digits and f' second{digits}'}"
+        return f"interval{digits}"
     if f == "bit" and t.length is not None:
         return f"bit varying({t.length})"
     return None
