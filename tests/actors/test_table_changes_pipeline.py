@@ -109,6 +109,12 @@ class Writers:
             execute(self.endpoint, conn, sql)
             then(self.model)
 
+    def stop(self) -> None:
+        """No more writes once this returns (the one under way, if any, is done: the lock is taken)."""
+        self._stop.set()
+        with self._lock:
+            pass
+
     def wait_writes(self, more: int) -> None:
         goal = self.writes + more
         wait_until(lambda: self.writes >= goal or self._error is not None, timeout_s=60, what=f"{more} more writes")
@@ -198,8 +204,7 @@ def run_case(
             writers.wait_writes(20)
             kill_9(supervisor)
         writers.wait_writes(150)
-        writers._stop.set()
-        time.sleep(0.2)
+        writers.stop()
         want = writers.model
         assert rows(source, source_ns, qty=True) == want  # the model is what the source holds
         wait_until(
@@ -439,3 +444,30 @@ def test_start_up_names_the_grants_apply_needs_at_the_target(
             assert "`schema_changes: apply` needs `GRANT ALTER ON" in message, message
         let_apply_alter(target, "public.items" if target.engine == "postgresql" else maria_table)
         check_routes(config, build_routes(config))  # granted: starts
+
+
+@pytest.mark.parametrize("from_postgresql", [True, False], ids=["postgresql-source", "mariadb-source"])
+def test_an_ignored_truncate_keeps_the_target_rows_and_what_follows_arrives(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path, from_postgresql: bool
+) -> None:
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v varchar(40))")
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v varchar(40))")
+    maria_table = f"{fresh_mariadb_db.database}.items"
+    source, source_ns = (fresh_pg_db, "public.items") if from_postgresql else (fresh_mariadb_db, maria_table)
+    target, target_ns = (fresh_mariadb_db, maria_table) if from_postgresql else (fresh_pg_db, "public.items")
+    text = pg_to_mariadb_config_text(
+        fresh_pg_db, fresh_mariadb_db, tmp_path, [(source_ns, target_ns)], reverse=not from_postgresql
+    )
+    config = parse_config(with_keys(text, "truncate: ignore"), source="test config")
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        with source.connect("admin") as conn:
+            execute(source, conn, f"INSERT INTO {source_ns} VALUES (1, 'a'), (2, 'b')")
+            execute(source, conn, f"TRUNCATE TABLE {source_ns}")
+            execute(source, conn, f"INSERT INTO {source_ns} VALUES (3, 'c')")
+            execute(source, conn, f"UPDATE {source_ns} SET v = 'c2' WHERE id = 3")
+        want = {1: ("a", None), 2: ("b", None), 3: ("c2", None)}
+        wait_until(lambda: rows(target, target_ns, qty=False) == want, timeout_s=60, what="rows 1-3 at the target")
+        assert stream_error(supervisor) is None
