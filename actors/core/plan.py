@@ -21,6 +21,7 @@ import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from actors.core.errors import TableChanged
 from actors.core.events import ChangeEvent, Op
 from actors.core.groups import Group
 from actors.core.routing import Route, shard_of, split_key_change
@@ -40,6 +41,10 @@ class Split:
     own: list[ChangeEvent]
     #: Echoes dropped, per group.
     echoes: dict[str, int] = field(default_factory=dict)
+    #: The batch holds a TRUNCATE or an added column the config says to stop at (actors.core.table_events): this
+    #: split covers only the ``cut`` events before it, and the stream must stop with ``stopped`` after them.
+    stopped: TableChanged | None = None
+    cut: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,15 @@ class RoutingPlan:
         slices: dict[int, list[ChangeEvent]] = {}
         own: list[ChangeEvent] = []
         echoes: dict[str, int] = {}
-        for captured in events:
+        for index, captured in enumerate(events):
             where = (captured.node, captured.namespace)
             member = self._members.get(where)
             if captured.op is Op.TRUNCATE or captured.op is Op.SCHEMA:
-                if self._table_events.admit(captured):  # TableChanged when the config says `stop`
+                try:
+                    admitted = self._table_events.admit(captured)
+                except TableChanged as stop:  # the config says `stop`: what came before still goes
+                    return Split(slices, own, echoes, stopped=stop, cut=index)
+                if admitted:
                     own.append(captured)
                     targets = range(self.shards) if self._table_events.broadcast(captured) else [self.shard(captured)]
                     for shard in targets:

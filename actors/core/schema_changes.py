@@ -9,8 +9,9 @@ map), in the table's definition *as of that change*. So a decoder keeps the name
   out before the change) or one dropped since (a replay after a restart: the catalog no longer has it, so its
   value is left out - nowhere to write it);
 * a whole row (an insert; a binlog table map) lacking a name it has seen: either older history (a replay from
-  before the column was added: the catalog still has it, nothing to do, and the name is forgotten so that the
-  change that adds it back is noticed again) or a column dropped or renamed: :class:`TableChanged`, always - a
+  before the column was added: the catalog still has it, nothing to do - the column stays known, so the replay
+  does not send it again: the target got it before the position the replay starts from was committed, or,
+  under `stop`, the operator added it) or a column dropped or renamed: :class:`TableChanged`, always - a
   rename looks like a drop plus an add, and Worker-Sync never guesses which it was.
 
 Pure: the catalog is read through the callback the decoder passes.
@@ -69,6 +70,8 @@ class ColumnWatch:
     def __init__(self, subject: str, known: Mapping[str, Iterable[str]]) -> None:
         self.subject = subject
         self._seen = {namespace: set(names) for namespace, names in known.items()}
+        #: Per table, known columns older changes lack (history, confirmed by the catalog once).
+        self._optional: dict[str, set[str]] = {}
 
     def knows(self, namespace: str, names: Collection[str], *, complete: bool) -> bool:
         """The fast check: True when ``names`` tell nothing new (no :meth:`check` needed)."""
@@ -77,7 +80,11 @@ class ColumnWatch:
             return True
         if complete and len(names) != len(seen):
             return False
-        return all(name in seen for name in names)
+        if not all(name in seen for name in names):
+            return False
+        if complete and self._optional.get(namespace):
+            self._optional[namespace].clear()  # the whole row again: a later drop of those columns is noticed
+        return True
 
     def check(
         self,
@@ -91,8 +98,9 @@ class ColumnWatch:
         """What ``names`` (a change's columns; ``complete``: every column of the table, as an insert or a table
         map has) tell; ``catalog()`` reads the table's columns now. TableChanged for a dropped or renamed column."""
         seen = self._seen.setdefault(namespace, set(names))
+        optional = self._optional.setdefault(namespace, set())
         new = [name for name in names if name not in seen]
-        missing = seen.difference(names) if complete else set()
+        missing = seen.difference(names).difference(optional) if complete else set()
         if not new and not missing:
             return NOTHING
         current = catalog()
@@ -103,7 +111,7 @@ class ColumnWatch:
             )
         added = tuple(current[name] for name in new if name in current)
         gone = frozenset(name for name in new if name not in current)
-        seen.difference_update(missing)  # older history: forget them, so their return is noticed
+        optional.update(missing)  # older history: the catalog is not asked again for these
         seen.update(column.name for column in added)
         return Seen(added, gone)
 

@@ -79,6 +79,8 @@ class Writers:
                 while not self._stop.is_set():
                     key = rng.randrange(KEYS)
                     with self._lock:
+                        if self._stop.is_set():
+                            break
                         self.writes += 1
                         value = f"w{self.writes}"
                         if rng.random() < 0.15 and key in self.model:
