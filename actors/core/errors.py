@@ -73,6 +73,20 @@ class RowRefused(SinkError):
         return self.message
 
 
+class ColumnMissing(SinkError):
+    """A change names a column its target table lacks (with `schema_changes: apply`, the applier adds it from the
+    source's definition and applies the change again: see ApplierShard)."""
+
+    def __init__(self, message: str, namespace: str, column: str) -> None:
+        super().__init__(message, namespace, column)
+        self.message = message
+        self.namespace = namespace
+        self.column = column
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class EncodingError(WorkerSyncError):
     """A value cannot be represented in the canonical event encoding."""
 

@@ -35,7 +35,7 @@ from actors.core.conflicts import (
     row_bytes,
 )
 from actors.core.encoding import encode_row
-from actors.core.errors import ConfigError, RowRefused, SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.errors import ColumnMissing, ConfigError, RowRefused, SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.events import UNSENT_NUMBER
 from actors.core.table_events import TableOp
 from actors.core.typemap import TableSchema, loss
@@ -145,7 +145,7 @@ def check_columns(subject: str, schema: TableSchema, columns: Iterable[str]) -> 
     for name in columns:
         column = schema.column(name)
         if column is None:
-            raise SinkError(f"{subject}: table `{schema.namespace}` has no column `{name}`")
+            raise ColumnMissing(f"{subject}: table `{schema.namespace}` has no column `{name}`", schema.namespace, name)
         if column.generated:
             raise SinkError(
                 f"{subject}: table `{schema.namespace}`: column `{name}` is generated and cannot be written"

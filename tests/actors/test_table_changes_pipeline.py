@@ -17,14 +17,19 @@ from typing import Any
 import pytest
 import ray
 
+from actors.applier import ApplierShard
 from actors.core.audit.entries import EntryKind, decode_entry
+from actors.core.batches import Batch
+from actors.core.encoding import encode_batch
 from actors.core.errors import SinkError
+from actors.core.events import ChangeEvent, Op, Position
 from actors.core.routing import build_routes
 from actors.engines.postgresql.audit_store import AuditStore
 from actors.harness import Endpoint
 from actors.harness.grants import _account
 from actors.preflight import check_routes
 from config import parse_config
+from config.loader import nodes_by_name
 from tests.actors.test_audit_pipeline import SCHEMA, audit_config
 from tests.actors.test_pipeline import wait_ready
 from tests.pipeline_helpers import pg_to_mariadb_config_text, running
@@ -473,3 +478,46 @@ def test_an_ignored_truncate_keeps_the_target_rows_and_what_follows_arrives(
         want = {1: ("a", None), 2: ("b", None), 3: ("c2", None)}
         wait_until(lambda: rows(target, target_ns, qty=False) == want, timeout_s=60, what="rows 1-3 at the target")
         assert stream_error(supervisor) is None
+
+
+def test_a_shard_adds_a_column_whose_event_was_lost_from_the_source_definition(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    """A capture actor that crashed after reading an ADD COLUMN re-reads a definition that already has it and
+    never sends the event again: the shard that meets a change naming the column adds it (as the event would
+    have) and applies the change; a column the source does not have either stays an error."""
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v text)")
+        conn.execute("ALTER TABLE public.items ADD COLUMN qty integer DEFAULT 7")  # its event: lost
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext)")
+    target = f"{fresh_mariadb_db.database}.items"
+    let_apply_alter(fresh_mariadb_db, target)
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.items", target)])
+    config = parse_config(with_keys(text, "schema_changes: apply"), source="test config")
+    routes = build_routes(config)
+    nodes = nodes_by_name(config)
+    shard = ApplierShard.__ray_metadata__.modified_class(0, routes, nodes)  # the actor's class, in this process
+
+    def batch(seq: int, after: dict[str, Any]) -> bytes:
+        event = ChangeEvent(
+            node="postgresql",
+            engine="postgresql",
+            namespace="public.items",
+            op=Op.INSERT,
+            key={"id": after["id"]},
+            before=None,
+            after=after,
+            commit_time_us=seq,
+            txid=str(seq),
+            position=Position(seq.to_bytes(8, "big"), ""),
+        )
+        return encode_batch(Batch("postgresql", seq, [event], event.position))
+
+    try:
+        shard.apply(frozenset(), batch(1, {"id": 1, "v": "a", "qty": 5}))
+        assert rows(fresh_mariadb_db, target, qty=True) == {1: ("a", 5)}
+        with pytest.raises(SinkError, match="has no column `nope`"):
+            shard.apply(frozenset(), batch(2, {"id": 2, "v": "b", "qty": 6, "nope": 1}))
+    finally:
+        shard.close()
