@@ -111,6 +111,8 @@ class Supervisor:
         settings = self.config.supervisor
         nodes = nodes_by_name(self.config)
         targets = {route.target_node: nodes[route.target_node] for route in self.routes}
+        # With `schema_changes: apply` a shard may read a source's definition (an added column whose event was lost).
+        targets |= {r.source_node: nodes[r.source_node] for r in self.routes if r.schema_changes == "apply"}
         placement = Placement(settings.actor_cpus, settings.actor_memory_bytes)
         shards = Shards(self.routes, targets, self._calls, placement, self.dead_letters, self.run_id, self._backoff)
         shards.start(settings.applier_shards)

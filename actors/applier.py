@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
@@ -20,9 +21,11 @@ from actors.core.changes import RowChange
 from actors.core.conflicts import ConflictRecord, Decision, Offer, Version, record_of
 from actors.core.dead_letters import DeadLetter, Kind, decode_change, decode_offer, encode_change, encode_offer, row_key
 from actors.core.encoding import decode_batch
-from actors.core.errors import RowRefused, SinkError
+from actors.core.errors import ColumnMissing, RowRefused, SinkError
+from actors.core.events import Op
 from actors.core.routing import Route, routes_by_source, to_offer, to_row_change
-from actors.engines.registry import build_writer
+from actors.core.table_events import TableOp, table_op
+from actors.engines.registry import build_writer, engine_for
 from actors.engines.sink import BatchWriter
 from config.model import Node
 
@@ -64,7 +67,10 @@ class _Change(NamedTuple):
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
 class ApplierShard:
     def __init__(self, shard: int, routes: list[Route], targets: dict[str, Node]) -> None:
+        """``targets``: the nodes written to, and the sources of `schema_changes: apply` routes (read for
+        :meth:`_add_missing`)."""
         self.shard = shard
+        self.all_routes = routes
         self.routes = routes_by_source(routes)
         self.targets = targets
         #: Nodes in a bidirectional group: their writes are marked so their capture sees echoes.
@@ -91,7 +97,7 @@ class ApplierShard:
         A row the target refuses for good (RowRefused) is set aside as a dead letter and the rest is applied;
         so is every change of a row in ``blocked`` (rows with an unresolved dead letter), in order.
         """
-        per_target: dict[str, list[_Change]] = defaultdict(list)
+        per_target: dict[str, list[_Change | TableOp]] = defaultdict(list)
         local: dict[str, list[_Offered]] = defaultdict(list)
         remote: list[tuple[str, _Offered]] = []
         done: list[tuple[str, int]] = []
@@ -100,6 +106,13 @@ class ApplierShard:
             batch = decode_batch(data)
             done.append((batch.stream, batch.seq))
             for event in batch.events:
+                if event.op is Op.TRUNCATE or event.op is Op.SCHEMA:  # in order with the rows around it
+                    for route in self.routes.get((event.node, event.namespace), ()):
+                        op = table_op(event, route)
+                        if op is not None:
+                            per_target[route.target_node].append(op)
+                    events += 1
+                    continue
                 for route in self.routes.get((event.node, event.namespace), ()):
                     if not route.group:
                         change = to_row_change(event, route)
@@ -111,7 +124,7 @@ class ApplierShard:
                         else:
                             remote.append((route.target_node, item))
                 events += 1
-        setting_aside = _SettingAside(self.shard, set(blocked))
+        setting_aside = _SettingAside(self.shard, set(blocked), self._add_missing)
         for node_name, changes in per_target.items():
             setting_aside.apply(self._writer(node_name), node_name, changes)
         conflicts: list[ConflictRecord] = []
@@ -184,6 +197,30 @@ class ApplierShard:
             outcomes.append(None)
         return outcomes
 
+    def _add_missing(self, writer: BatchWriter[Any, Any], node: str, missing: ColumnMissing) -> bool:
+        """A change names a column its target lacks. With `schema_changes: apply` that is an added column whose
+        event never reached this target (a capture actor that crashed after reading it re-reads the table's
+        definition, which already has the column, when Ray restarts it): the column is added from the source's
+        definition, as the event would have done, and the change applied again. False: nothing to add."""
+        for route in self.all_routes:
+            source_node = self.targets.get(route.source_node)
+            if route.group or route.schema_changes != "apply" or source_node is None:
+                continue
+            if (route.target_node, route.target_namespace) != (node, missing.namespace):
+                continue
+            engine = engine_for(source_node)
+            described = engine.source_columns(route.source_node, source_node, route.source_namespace)
+            for name, added in described.items():
+                if route.target_column(name) != missing.column or added.expression_default is not None:
+                    continue
+                if route.shape is not None and not route.shape.sends(name, ()):
+                    continue
+                log.warning("applier shard %d: %s; adding it from `%s`", self.shard, missing, route.source_namespace)
+                op = TableOp(missing.namespace, missing.column, added, route.lossy_types, route.link, engine.name)
+                writer.apply_table_op(op)
+                return True
+        return False
+
     def pid(self) -> int:
         return os.getpid()
 
@@ -196,19 +233,43 @@ class ApplierShard:
 class _SettingAside:
     """Applies one call's changes per target, setting aside what the target refuses for good."""
 
-    def __init__(self, shard: int, blocked: set[str]) -> None:
+    def __init__(
+        self,
+        shard: int,
+        blocked: set[str],
+        add_missing: Callable[[BatchWriter[Any, Any], str, ColumnMissing], bool] = lambda *_: False,
+    ) -> None:
         self.shard = shard
         self.blocked = blocked
         self.letters: list[DeadLetter] = []
+        self.add_missing = add_missing
 
-    def apply(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change]) -> None:
+    def apply(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change | TableOp]) -> None:
+        """Row changes in runs, one transaction each, with each TRUNCATE or added column applied alone between
+        the runs before and after it (the order the stream had)."""
+        run: list[_Change] = []
+        for item in changes:
+            if isinstance(item, TableOp):
+                self._rows(writer, node, run)
+                run = []
+                writer.apply_table_op(item)
+            else:
+                run.append(item)
+        self._rows(writer, node, run)
+
+    def _rows(self, writer: BatchWriter[Any, Any], node: str, changes: list[_Change]) -> None:
         todo = self._unblocked(node, changes)
+        added: set[tuple[str, str]] = set()
         while todo:
             try:
                 writer.apply([c.change for c in todo])
                 return
             except RowRefused as exc:
                 todo = self._refused(node, exc, todo)
+            except ColumnMissing as exc:  # once per column: a second miss is the target's to explain
+                if (exc.namespace, exc.column) in added or not self.add_missing(writer, node, exc):
+                    raise
+                added.add((exc.namespace, exc.column))
 
     def offer(
         self, writer: BatchWriter[Any, Any], node: str, offered: list[_Offered]

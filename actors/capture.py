@@ -88,6 +88,8 @@ class CaptureActor:
         self.events_delivered = 0
         self.newest_commit_time_us = 0
         self.started_at = time.time()
+        #: A TRUNCATE or added column the config says to stop at, after the changes before it were delivered.
+        self.stopped: Exception | None = None
 
     def poll(
         self,
@@ -107,6 +109,8 @@ class CaptureActor:
             log.info("capture %s: rewound (epoch %d): reading again after %s", self.spec.stream, epoch, committed)
             self.pump.close()
             self.pump = None
+        if self.stopped is not None:
+            raise self.stopped
         if self.pump is None:
             self.committed, self.epoch = committed, epoch
             self.pump = BatchPump(build_source(self.spec), resume_after=committed, max_buffered=self.max_buffered)
@@ -132,6 +136,13 @@ class CaptureActor:
 
     def _captured(self, batch: Batch) -> Captured:
         split = self.plan.split(batch.events)
+        if split.stopped is not None:  # deliver what came before it; the next poll stops the stream
+            if not split.cut:
+                raise split.stopped
+            self.stopped = split.stopped
+            batch = msgspec.structs.replace(
+                batch, events=batch.events[: split.cut], upto=batch.events[split.cut - 1].position
+            )
         # Each event is encoded once; slices and the audited part are assembled from those bytes.
         encoded: dict[int, msgspec.Raw] = {}
         slices: dict[int, Slice] = {}

@@ -13,6 +13,7 @@ from actors.core.mapping import check_mapping
 from actors.core.routing import Route
 from actors.core.shaping.check import sent_schema, shape_problems
 from actors.core.shaping.key import load_mask_key
+from actors.core.table_events import TableOp, expression_default_stop
 from actors.core.typemap import TableSchema
 from actors.engines.registry import build_writer, engine_for
 from config.loader import nodes_by_name
@@ -41,6 +42,12 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
             target = writer.schema(route.target_namespace)
             if route.shape is not None:  # the mapping is checked on what is sent
                 source = check_shape(route, source, target, source_node)
+            if not route.group and "apply" in (route.truncate, route.schema_changes):
+                writer.check_table_rights(
+                    route.target_namespace, truncate=route.truncate == "apply", alter=route.schema_changes == "apply"
+                )
+            if route.schema_changes == "apply" and not route.group:
+                target = add_missing_columns(route, source, target, writer, source_node)
             warnings.extend(check_mapping(source, target, route.columns, route.lossy_types))
     finally:
         for writer in writers.values():
@@ -48,6 +55,43 @@ def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
     for warning in warnings:
         log.warning("lossy type mapping accepted (`lossy_types: warn`): %s", warning)
     return warnings
+
+
+def add_missing_columns(
+    route: Route, source: TableSchema, target: TableSchema, writer: BatchWriter[Any, Any], source_node: Node
+) -> TableSchema:
+    """With `schema_changes: apply`, the columns the route sends that the target lacks are added now, as the
+    running stream adds them (actors.core.table_events): a column added while Worker-Sync was stopped, or one
+    whose event a crashed capture actor never delivered (a restarted one reads the definition that already
+    has it), reaches the target before any change naming it. Returns the target's schema as it is now."""
+    missing = [c.name for c in source.columns if target.column(route.target_column(c.name)) is None]
+    if not missing:
+        return target
+    described = engine_for(source_node).source_columns(route.source_node, source_node, route.source_namespace)
+    engine = str(source_node.__struct_config__.tag)
+    for name in missing:
+        if described[name].expression_default is not None:
+            raise ConfigError(
+                f"link `{route.link}`", expression_default_stop(route.source_namespace, described[name], route)
+            )
+        op = TableOp(
+            route.target_namespace,
+            route.target_column(name),
+            described[name],
+            route.lossy_types,
+            route.link,
+            "mariadb" if engine == "mysql" else engine,
+        )
+        writer.apply_table_op(op)
+        log.info(
+            "link `%s`: added column `%s` to `%s` on node `%s` at start-up (`schema_changes: apply`)",
+            route.link,
+            op.column,
+            route.target_namespace,
+            route.target_node,
+        )
+    writer.forget(route.target_namespace)
+    return writer.schema(route.target_namespace)
 
 
 def check_shape(route: Route, source: TableSchema, target: TableSchema, source_node: Node) -> TableSchema:

@@ -22,6 +22,11 @@ LossPolicy = Literal["refuse", "warn"]
 OnError = Literal["dead_letter", "stop"]
 #: How a column is masked in flight (README, "Shaping what flows"); ``null`` may also be written unquoted.
 MaskKind = Literal["hash", "redact", "null"]
+#: What a captured TRUNCATE does (README, "TRUNCATE and schema changes"): empty the target table in order with
+#: the changes around it, skip it (the target keeps its rows), or stop the stream with a message naming the table.
+TruncatePolicy = Literal["apply", "ignore", "stop"]
+#: What a column added to a captured table does: add the mapped column at the target, or stop the stream.
+SchemaChangePolicy = Literal["apply", "stop"]
 #: A value a row filter lists: text, an integer, a boolean, or null (matches NULL).
 FilterValue = str | int | bool | None
 
@@ -158,6 +163,8 @@ class TableMap(Base, frozen=True, kw_only=True):
     #: Row filter: source column -> the values it may hold (a row passes when every listed column holds one
     #: of its values; NULL only matches a listed ``null``). Evaluated on the captured row, before masking.
     where: dict[str, list[FilterValue]] = {}
+    #: Overrides the link's ``truncate`` for this table.
+    truncate: TruncatePolicy | None = None
 
     def __post_init__(self) -> None:
         if self.columns_include is not None and self.columns_exclude:
@@ -198,12 +205,33 @@ class Link(Base, frozen=True, kw_only=True):
     #: constraint): set it (and later changes of the same row) aside as a dead letter while the rest flows
     #: on, or also stop the link's source stream with the error shown. Nothing is skipped silently.
     on_error: OnError = "dead_letter"
+    #: A TRUNCATE of a captured table: ``apply`` it at the target in order with the changes around it, ``ignore``
+    #: it, or ``stop`` the stream with a message naming the table (tables may override it).
+    truncate: TruncatePolicy = "stop"
+    #: A column added to a captured table: ``apply`` (add the mapped column at the target first) or ``stop``.
+    #: A dropped or renamed column always stops the stream.
+    schema_changes: SchemaChangePolicy = "stop"
+
+    def truncate_of(self, table: TableMap) -> TruncatePolicy:
+        return table.truncate or self.truncate
 
     def __post_init__(self) -> None:
         if self.source == self.target:
             raise ValueError(f"link `{self.name}` has the same node `{self.source}` as source and target")
         if self.bidirectional:
+            if self.schema_changes == "apply":
+                raise ValueError(
+                    f"link `{self.name}` is bidirectional but sets `schema_changes: apply`: a column added on one "
+                    "member cannot be added on the others without racing their own writes - add it on every "
+                    "member yourself (the stream stops until then: `schema_changes: stop`)"
+                )
             for table in self.tables:
+                if self.truncate_of(table) == "apply":
+                    raise ValueError(
+                        f"link `{self.name}` is bidirectional but table `{table.source}` has `truncate: apply`: a "
+                        "TRUNCATE carries no row versions, so it cannot be ranked against the other members' "
+                        "writes - use `ignore` or `stop`"
+                    )
                 if table.shaped:
                     raise ValueError(
                         f"link `{self.name}` is bidirectional but table `{table.source}` sets `columns_include`, "

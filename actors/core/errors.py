@@ -39,6 +39,14 @@ class SourceMisconfigured(WorkerSyncError):
     exit_code = Exit.USAGE
 
 
+class TableChanged(WorkerSyncError):
+    """A captured table was truncated or altered where the config says `stop` (or a column was dropped or
+    renamed, which never travels): the stream stops before the change, a human decides (README, "TRUNCATE
+    and schema changes"). Nothing after it is committed, so the stream resumes there once they have."""
+
+    exit_code = Exit.USAGE
+
+
 class OffsetLost(WorkerSyncError):
     """The source no longer has the position we must resume from (slot dropped, binlog purged,
     oplog rolled over). The only remedy is a re-snapshot."""
@@ -60,6 +68,20 @@ class RowRefused(SinkError):
         self.message = message
         self.namespace = namespace
         self.key = key
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ColumnMissing(SinkError):
+    """A change names a column its target table lacks (with `schema_changes: apply`, the applier adds it from the
+    source's definition and applies the change again: see ApplierShard)."""
+
+    def __init__(self, message: str, namespace: str, column: str) -> None:
+        super().__init__(message, namespace, column)
+        self.message = message
+        self.namespace = namespace
+        self.column = column
 
     def __str__(self) -> str:
         return self.message

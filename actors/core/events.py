@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Final, Self, cast
 
 import msgspec
 
+from actors.core.typemap import ColumnType
+
 
 class Op(enum.StrEnum):
     """What happened to a row or document."""
@@ -21,6 +23,11 @@ class Op(enum.StrEnum):
     DELETE = "delete"
     #: A row read by an initial snapshot or a re-snapshot, applied like an upsert.
     READ = "read"
+    #: Every row of the table was removed (TRUNCATE): ``key`` is ``{}``, ``before`` and ``after`` None.
+    TRUNCATE = "truncate"
+    #: A column was added to the table: ``key`` is ``{}``, ``before`` None, ``after`` the column
+    #: (``{"add_column": {...}}``, see :func:`added_column_row`; read it as ``event.added_column``).
+    SCHEMA = "schema"
 
 
 class _Marker:
@@ -86,6 +93,24 @@ class Position(msgspec.Struct, frozen=True, order=True, array_like=True):
         return self.resume or self.order.hex()
 
 
+class AddedColumn(msgspec.Struct, frozen=True, kw_only=True):
+    """A column added to a captured table, as the source's catalog describes it: what a target needs to add
+    the mapped column (see actors.core.schema_changes). The only schema change that travels: a dropped or
+    renamed column stops the stream where it is captured (never guessed at)."""
+
+    name: str
+    #: The type in the engine-neutral vocabulary the start-up type check compares (actors.core.typemap).
+    type: ColumnType
+    #: The declared type as the source's catalog spells it ("character varying(64)", "decimal(12,2)").
+    type_text: str
+    nullable: bool = True
+    #: The column's default as a constant SQL literal (``42``, ``'n/a'``); None: no default (or NULL).
+    default: str | None = None
+    #: A default that is an expression (``now()``, ``nextval(...)``), as the catalog spells it: the values it gave
+    #: existing rows cannot be rebuilt, so such a column is never added (the stream stops where it is captured).
+    expression_default: str | None = None
+
+
 class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """One change to one row or document, as captured from a source.
 
@@ -113,3 +138,21 @@ class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     position: Position
     #: The node a change was first made on, when Worker-Sync itself wrote it (echo suppression).
     origin: str | None = None
+
+    @property
+    def added_column(self) -> AddedColumn | None:
+        """Op.SCHEMA: the column added to ``namespace`` (the only schema change that travels), which the event
+        carries as ``after == {"add_column": {...}}`` (see :func:`added_column_row`); None otherwise."""
+        if self.op is not Op.SCHEMA or self.after is None or ADD_COLUMN not in self.after:
+            return None
+        return msgspec.convert(self.after[ADD_COLUMN], AddedColumn)
+
+
+#: The ``after`` key an Op.SCHEMA event carries its AddedColumn under.
+ADD_COLUMN: Final = "add_column"
+
+
+def added_column_row(added: AddedColumn) -> Row:
+    """The ``after`` of an Op.SCHEMA event adding ``added``. Carried in ``after`` (plain values), not in a field
+    of its own, so that the encoding of every other event stays byte for byte what it was (audit hashes)."""
+    return {ADD_COLUMN: msgspec.msgpack.decode(msgspec.msgpack.encode(added))}  # lists, not tuples: as decoded

@@ -19,7 +19,7 @@ import msgspec
 
 from actors.core.errors import ConfigError
 from config.loader import nodes_by_name
-from config.model import Config, ConflictPolicy, LossPolicy
+from config.model import Config, ConflictPolicy, LossPolicy, TruncatePolicy
 
 Member = tuple[str, str]  # (node, namespace)
 
@@ -35,6 +35,8 @@ class Group(msgspec.Struct, frozen=True, kw_only=True):
     members: list[Member]
     #: member -> (other member -> source column -> target column), for every ordered pair.
     renames: dict[str, dict[str, dict[str, str]]]
+    #: A TRUNCATE at a member: "ignore" when every link of the group says so, else "stop" (never "apply").
+    truncate: TruncatePolicy = "stop"
 
     def rename(self, source: Member, target: Member) -> dict[str, str]:
         return self.renames[_label(source)][_label(target)]
@@ -73,6 +75,7 @@ def build_groups(config: Config) -> list[Group]:
     edges: dict[Member, dict[Member, dict[str, str]]] = {}
     policies: dict[Member, tuple[ConflictPolicy, str]] = {}
     strict: set[Member] = set()
+    stopping: set[Member] = set()
     for i, link in enumerate(config.links):
         if not link.bidirectional or link.source not in nodes or link.target not in nodes:
             continue
@@ -85,6 +88,8 @@ def build_groups(config: Config) -> list[Group]:
             edges.setdefault(b, {})[a] = _inverse(columns, where)
             if link.lossy_types == "refuse":
                 strict.update((a, b))
+            if link.truncate_of(table) != "ignore":
+                stopping.update((a, b))
             policy = table.conflict_policy or link.conflict_policy
             for end in (a, b):
                 earlier = policies.setdefault(end, (policy, where))
@@ -109,6 +114,7 @@ def build_groups(config: Config) -> list[Group]:
                 lossy_types="refuse" if strict & set(members) else "warn",
                 members=members,
                 renames=renames,
+                truncate="stop" if stopping & set(members) else "ignore",
             )
         )
     _check_no_one_way_target(config, groups)

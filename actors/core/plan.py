@@ -8,6 +8,9 @@ applies them in order. For a member of a bidirectional group the shard is chosen
 group's canonical column names (values as text, so a UUID and its text form from another engine agree):
 every change of one logical row, from whichever node it was captured on, is offered by the same shard.
 
+TRUNCATE and added columns (actors.core.table_events) are stopped at, dropped or sent here too: an added column
+goes to every shard, and a table whose TRUNCATE is applied sends all its changes to one shard.
+
 Shaped tables (columns selected, values masked, rows filtered: actors.core.shaping) are shaped first, so the
 slices and the audited part only ever hold shaped changes.
 """
@@ -18,11 +21,13 @@ import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from actors.core.events import ChangeEvent
+from actors.core.errors import TableChanged
+from actors.core.events import ChangeEvent, Op
 from actors.core.groups import Group
 from actors.core.routing import Route, shard_of, split_key_change
 from actors.core.shaping.key import load_mask_key
 from actors.core.shaping.shape import Shaper, TableShape
+from actors.core.table_events import TableEvents
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,10 @@ class Split:
     own: list[ChangeEvent]
     #: Echoes dropped, per group.
     echoes: dict[str, int] = field(default_factory=dict)
+    #: The batch holds a TRUNCATE or an added column the config says to stop at (actors.core.table_events): this
+    #: split covers only the ``cut`` events before it, and the stream must stop with ``stopped`` after them.
+    stopped: TableChanged | None = None
+    cut: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class RoutingPlan:
             (r.source_node, r.source_namespace): r.shape for r in routes if r.shape is not None
         }
         self._shaper = Shaper(self._shapes)
+        self._table_events = TableEvents(routes, shards)
 
     def keyed(self) -> RoutingPlan:
         """This plan with the masking key of `mask: hash` read from its env variable or file; the capture actor
@@ -78,6 +88,9 @@ class RoutingPlan:
 
     def shard(self, event: ChangeEvent) -> int:
         """The shard that applies ``event`` (see the module docstring)."""
+        pinned = self._table_events.pinned_shard(event)
+        if pinned is not None:
+            return pinned
         member = self._members.get((event.node, event.namespace))
         if member is None:
             return shard_of(event.namespace, event.key, self.shards)
@@ -90,9 +103,20 @@ class RoutingPlan:
         slices: dict[int, list[ChangeEvent]] = {}
         own: list[ChangeEvent] = []
         echoes: dict[str, int] = {}
-        for captured in events:
+        for index, captured in enumerate(events):
             where = (captured.node, captured.namespace)
             member = self._members.get(where)
+            if captured.op is Op.TRUNCATE or captured.op is Op.SCHEMA:
+                try:
+                    admitted = self._table_events.admit(captured)
+                except TableChanged as stop:  # the config says `stop`: what came before still goes
+                    return Split(slices, own, echoes, stopped=stop, cut=index)
+                if admitted:
+                    own.append(captured)
+                    targets = range(self.shards) if self._table_events.broadcast(captured) else [self.shard(captured)]
+                    for shard in targets:
+                        slices.setdefault(shard, []).append(captured)
+                continue
             event = self._shaper.shape(captured) if self._shaper else captured
             if event is None:  # kept back by the table's row filter
                 continue

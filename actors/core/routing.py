@@ -21,7 +21,7 @@ from actors.core.probe import probe_routes
 from actors.core.shaping.build import table_shapes
 from actors.core.shaping.shape import TableShape
 from config.loader import nodes_by_name
-from config.model import Config, ConflictPolicy, LossPolicy
+from config.model import Config, ConflictPolicy, LossPolicy, SchemaChangePolicy, TruncatePolicy
 
 #: How finely each engine's captured commit times resolve: binlog event timestamps are whole seconds;
 #: MongoDB's ``wallTime`` (6.0+, which pre-images need anyway) milliseconds; PostgreSQL microseconds.
@@ -51,6 +51,10 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     lossy_types: LossPolicy = "refuse"
     #: How the source table is shaped where it is captured (actors.core.shaping); None: sent whole.
     shape: TableShape | None = None
+    #: A TRUNCATE of the source table (README, "TRUNCATE and schema changes"); groups never "apply".
+    truncate: TruncatePolicy = "stop"
+    #: A column added to the source table: add it at the target ("apply") or stop the stream.
+    schema_changes: SchemaChangePolicy = "stop"
 
     def target_column(self, name: str) -> str:
         return self.columns.get(name, name)
@@ -83,6 +87,7 @@ def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Rout
                         priority=nodes[source[0]].priority,
                         resolution_us=resolution_us,
                         lossy_types=group.lossy_types,
+                        truncate=group.truncate,
                     )
                 )
     for link in config.links:
@@ -99,6 +104,8 @@ def build_routes(config: Config, probe_nodes: Collection[str] = ()) -> list[Rout
                     columns=dict(table.columns),
                     lossy_types=link.lossy_types,
                     shape=shapes.get((link.source, table.source)),
+                    truncate=link.truncate_of(table),
+                    schema_changes=link.schema_changes,
                 )
             )
     routes.extend(probe_routes(config, probe_nodes, Route))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from actors.core.batches import TxnEnd
 from actors.core.errors import NodeUnreachable, WorkerSyncError
-from actors.core.events import ChangeEvent, Position
+from actors.core.events import AddedColumn, ChangeEvent, Position
 from config.model import Node
 
 if TYPE_CHECKING:
@@ -109,6 +109,10 @@ class Engine(Generic[N]):
     def source_schema(self, name: str, node: N, namespace: str) -> TableSchema:
         """The columns of a source table, for the start-up mapping check."""
         raise NotImplementedError(f"reading table schemas of `{type(node).__name__}` nodes is not built yet")
+
+    def source_columns(self, name: str, node: N, namespace: str) -> dict[str, AddedColumn]:
+        """Each column of a source table as a target must add it (`schema_changes: apply` at start-up)."""
+        raise NotImplementedError(f"adding columns from `{type(node).__name__}` nodes is not built yet")
 
     def before_image_missing(self, name: str, node: N, namespace: str) -> str | None:
         """Why an update or delete captured from ``namespace`` may not carry the whole old row, in words (None:

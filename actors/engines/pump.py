@@ -74,6 +74,8 @@ class BatchPump:
             if chunk:
                 self._hand_on((read_at_us, chunk))
         except BaseException as exc:  # handed to the consumer, which decides
+            if chunk:  # what was read before it is good: delivered first (a TRUNCATE stop keeps what precedes it)
+                self._hand_on((read_at_us, chunk))
             self._error = exc
         finally:
             self._put_done()
@@ -125,8 +127,8 @@ class BatchPump:
         read_at_us = self._pending_read_at_us
         while True:
             if item is _DONE:
-                if self._error is not None:
-                    raise self._error
+                if self._error is not None and not events and upto is None:
+                    raise self._error  # after what came before it was delivered (the next read)
                 if not events and upto is None:
                     raise EOFError(f"stream `{self.stream}` ended")
                 break

@@ -35,9 +35,10 @@ from actors.core.conflicts import (
     row_bytes,
 )
 from actors.core.encoding import encode_row
-from actors.core.errors import ConfigError, RowRefused, SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.errors import ColumnMissing, ConfigError, RowRefused, SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.events import UNSENT_NUMBER
-from actors.core.typemap import TableSchema
+from actors.core.table_events import TableOp
+from actors.core.typemap import TableSchema, loss
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def check_columns(subject: str, schema: TableSchema, columns: Iterable[str]) -> 
     for name in columns:
         column = schema.column(name)
         if column is None:
-            raise SinkError(f"{subject}: table `{schema.namespace}` has no column `{name}`")
+            raise ColumnMissing(f"{subject}: table `{schema.namespace}` has no column `{name}`", schema.namespace, name)
         if column.generated:
             raise SinkError(
                 f"{subject}: table `{schema.namespace}`: column `{name}` is generated and cannot be written"
@@ -397,6 +398,89 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         rows = [[namespace, digest, encode_stored(state)] for (namespace, digest), state in stores.items()]
         keys = [{"namespace": namespace} for namespace, _ in stores]
         return list(chunked("worker_sync_versions", self._store_versions_sql, rows, keys))
+
+    def _truncate_sql(self, namespace: str) -> str:
+        raise SinkError(f"{self.subject}: TRUNCATE is not supported on this engine (table `{namespace}`)")
+
+    def _add_column_sql(self, op: TableOp) -> str:
+        raise SinkError(f"{self.subject}: adding columns is not supported on this engine (table `{op.namespace}`)")
+
+    def _missing_rights(self, conn: Conn, namespace: str, *, truncate: bool, alter: bool) -> list[str]:
+        """What the user lacks for `truncate: apply` / `schema_changes: apply` (engines that support them say)."""
+        return [f"`truncate: apply` and `schema_changes: apply` are not supported on {self.engine} targets"]
+
+    def check_table_rights(self, namespace: str, *, truncate: bool, alter: bool) -> None:
+        """SinkError (at start-up) naming the grants `truncate: apply` / `schema_changes: apply` need and the
+        user lacks, instead of a shard retrying a refused TRUNCATE or ALTER for ever."""
+        try:
+            conn = self._connection()
+            self._table(conn, namespace)
+            try:
+                missing = self._missing_rights(conn, namespace, truncate=truncate, alter=alter)
+            except WorkerSyncError:
+                raise
+            except Exception as exc:
+                raise self._translate(exc, f"reading the rights on `{namespace}`") from None
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+        if missing:
+            raise SinkError(f"{self.subject}: table `{namespace}`: " + "; ".join(missing))
+
+    def apply_table_op(self, op: TableOp) -> None:
+        """A TRUNCATE or an added column (actors.core.table_events), alone in a transaction of its own, between
+        the row changes before and after it. Idempotent, as replays need: a TRUNCATE empties the table again
+        (and the changes after it follow it again); a column the table has already is not added twice. The
+        cached table (and whatever is derived from it) is forgotten, so the next slice sees the new column.
+
+        An added column is checked like the start-up mapping check (actors.core.typemap.loss): under the link's
+        ``lossy_types: refuse`` a target column that cannot hold every source value is a SinkError."""
+        try:
+            conn = self._connection()
+            self.forget(op.namespace)
+            added = op.added
+            if added is None:
+                self._table(conn, op.namespace)  # a missing table: a SinkError naming it
+                sql, doing = self._truncate_sql(op.namespace), "truncating"
+            elif self._schema(self._table(conn, op.namespace)).column(op.column) is None:
+                sql, doing = self._add_column_sql(op), f"adding column `{op.column}`"
+            else:
+                sql, doing = "", ""
+            if sql:
+                try:
+                    with self._transaction(conn, commit=True) as execute:
+                        execute(sql, [])
+                except WorkerSyncError:
+                    raise
+                except Exception as exc:
+                    error = self._translate(exc, f"{doing} `{op.namespace}`")
+                    self.forget(op.namespace)
+                    # Every shard adds the column: another may have added it between our look and our ALTER.
+                    if added is None or self._schema(self._table(conn, op.namespace)).column(op.column) is None:
+                        raise error from None
+                else:
+                    log.info("%s: %s `%s` (link `%s`)", self.subject, doing, op.namespace, op.link)
+                self.forget(op.namespace)
+            if added is not None:
+                self._check_added(conn, op)
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+
+    def _check_added(self, conn: Conn, op: TableOp) -> None:
+        assert op.added is not None
+        column = self._schema(self._table(conn, op.namespace)).column(op.column)
+        if column is None:
+            raise SinkError(f"{self.subject}: table `{op.namespace}`: column `{op.column}` was added but is not there")
+        problem = loss(op.added.type, column.type)
+        if problem is None:
+            return
+        text = f"{self.subject}: table `{op.namespace}`: added column `{op.column}`: {problem}"
+        if op.lossy_types == "refuse":
+            raise SinkError(
+                f"{text} - change the column's type at the target, or set `lossy_types: warn` on link `{op.link}`"
+            )
+        log.warning("lossy type mapping accepted (`lossy_types: warn`): %s", text)
 
     def schema(self, namespace: str) -> TableSchema:
         """The target table's schema as the writer uses it (cached), e.g. for the start-up mapping check.

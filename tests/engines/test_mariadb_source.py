@@ -201,14 +201,18 @@ def test_inserts_updates_deletes_arrive_once_in_order_with_boundaries(
         (Op.UPDATE, {"id": 2}, {"id": 2, "v": "b", "n": 20}, {"id": 2, "v": "b", "n": 21}),
         (Op.UPDATE, {"id": 30}, {"id": 3, "v": "c", "n": 30}, {"id": 30, "v": "c", "n": 30}),
         (Op.DELETE, {"id": 1}, {"id": 1, "v": "a", "n": 11}, None),
+        (Op.SCHEMA, {}, None, events[8].after),  # the added column, before the first row that has it
         (Op.UPDATE, {"id": 4}, {"id": 4, "v": "d", "n": 40, "extra": "x"}, {"id": 4, "v": "d", "n": 40, "extra": "y"}),
     ]
+    added = events[8].added_column
+    assert added is not None
+    assert (added.name, added.type_text, added.type.family, added.default) == ("extra", "varchar(5)", "text", "'x'")
     assert all(e.node == "maria" and e.engine == "mariadb" and e.namespace == f"{db.database}.t" for e in events)
 
     # Boundaries: snapshot end, then one TxnEnd per transaction (also the uncaptured one and the DDL).
     items = tap.items[tap.items.index(snapshot_end) + 1 :]
     shape = ["E" if isinstance(i, ChangeEvent) else "T" for i in items]
-    assert "".join(shape) == "EEET" + "EEEEE" + "T" + "T" + "T" + "ET"
+    assert "".join(shape) == "EEET" + "EEEEE" + "T" + "T" + "T" + "EET"
     assert_strictly_increasing(tap.items)
     # Every event of a transaction has its TxnEnd's txid (the GTID) and commit time; resume points are the
     # previous transaction's end.

@@ -32,7 +32,7 @@ import contextlib
 import logging
 import select
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,8 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from actors.core.batches import TxnEnd
 from actors.core.errors import OffsetLost, SourceMisconfigured, SourceUnavailable
-from actors.core.events import ChangeEvent, Op, Position, Row
+from actors.core.events import AddedColumn, ChangeEvent, Op, Position, Row, added_column_row
+from actors.core.schema_changes import ColumnWatch
 from actors.engines.base import Change
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs, translate
 from actors.engines.mariadb.positions import (
@@ -63,6 +64,7 @@ from actors.engines.mariadb.positions import (
 )
 from actors.engines.mariadb.rows_decoder import LeanRows
 from actors.engines.mariadb.schema import TableInfo, split_namespace
+from actors.engines.mariadb.statements import truncated_table
 from actors.engines.mariadb.values import RowPlan, binlog_plan
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,8 @@ class _TablePlan:
     rows: RowPlan
     #: Rows decoded from the event's bytes (actors/engines/mariadb/rows_decoder.py); None: by the library.
     lean: LeanRows | None = None
+    #: Columns of the table map the table no longer has (a replay after they were dropped): left out.
+    gone: frozenset[str] = frozenset()
 
     def images(self, event: Any, kind: type) -> Iterator[tuple[Op, Row | None, Row | None, Row]]:
         """(op, before, after, the row the key is read from) of each row of a rows event."""
@@ -161,10 +165,18 @@ class BinlogStream:
         heartbeat_s: float = 0.5,
         echo_table: str | None = None,
         lean_rows: bool = True,
+        describe: Callable[[str], Mapping[str, AddedColumn]] | None = None,
     ) -> None:
         """``echo_table`` ("database.table"): Worker-Sync's echo marker table (actors/engines/mariadb/
         versions.py); the changes of a transaction that writes it are echoes (``origin`` set). ``lean_rows``:
-        decode rows of supported tables ourselves (False: always through mysql-replication)."""
+        decode rows of supported tables ourselves (False: always through mysql-replication).
+
+        ``describe`` reads a table's columns now, as AddedColumns: called when a table map's columns differ
+        from those seen so far (actors.core.schema_changes); columns added then go out as Op.SCHEMA events."""
+        self._describe = describe
+        self._watch = ColumnWatch(subject, {ns: [c.name for c in info.columns] for ns, info in tables.items()})
+        #: (namespace, column) added, seen in the last table map: handed out before its rows.
+        self._added: list[tuple[str, AddedColumn]] = []
         self._params = params
         self._subject = subject
         self._node = node
@@ -315,8 +327,43 @@ class BinlogStream:
                     f"{self._subject}: table `{namespace}` no longer has the primary key capture relies on; "
                     "restore it, then re-snapshot the table"
                 )
+        gone = self._columns_seen(namespace, [c.name for c in event.columns])
         lean = LeanRows.for_table(event.columns, info) if self._lean_rows else None
-        return _TablePlan(namespace, info.primary_key, binlog_plan(event.columns, info, self._flavor), lean)
+        rows = binlog_plan(event.columns, info, self._flavor)
+        return _TablePlan(namespace, info.primary_key, rows, lean, gone)
+
+    def _columns_seen(self, namespace: str, names: list[str]) -> frozenset[str]:
+        """Compare a table map's columns with those seen (actors.core.schema_changes): added ones queue up as
+        events; a dropped or renamed one is TableChanged. Returns the names to leave out of rows."""
+        describe = self._describe
+        if describe is None or self._watch.knows(namespace, names, complete=True):
+            return frozenset()
+        seen = self._watch.check(
+            namespace,
+            names,
+            complete=True,
+            catalog=lambda: describe(namespace),
+            resync_hint="`worker-sync sync --manual --stream NAME`",
+        )
+        self._added.extend((namespace, added) for added in seen.added)
+        return seen.gone
+
+    def _table_event(
+        self, namespace: str, op: Op, added: AddedColumn | None, *, commit_time_us: int, txid: str, position: Position
+    ) -> ChangeEvent:
+        """A TRUNCATE or an added column (actors.core.events.Op) at its place in the binlog."""
+        return ChangeEvent(
+            node=self._node,
+            engine=self._flavor,
+            namespace=namespace,
+            op=op,
+            key={},
+            before=None,
+            after=None if added is None else added_column_row(added),
+            commit_time_us=commit_time_us,
+            txid=txid,
+            position=position,
+        )
 
     def _translate(
         self, reader: BinLogStreamReader, start: BinlogPoint, server: str, stop: threading.Event
@@ -368,6 +415,8 @@ class BinlogStream:
                 prefix = order_prefix(seq, event.packet.log_pos)
                 namespace, key_columns = plan.namespace, plan.primary_key
                 for op, before, after, keyed in plan.images(event, kind):
+                    if plan.gone:
+                        before, after = _without(before, plan.gone), _without(after, plan.gone)
                     yield ChangeEvent(
                         node=node,
                         engine=engine,
@@ -384,6 +433,17 @@ class BinlogStream:
                     index += 1
             elif kind is TableMapEvent:
                 plans[event.table_id] = self._plan_for(event)
+                if self._added:  # columns added: before the rows of this table map
+                    if not in_txn:
+                        begin(f"{file}:{event.packet.log_pos}", event.timestamp, True, "")
+                    prefix = order_prefix(seq, event.packet.log_pos)
+                    for namespace, added in self._added:
+                        position = Position(prefix + index.to_bytes(8, "big"), resume)
+                        yield self._table_event(
+                            namespace, Op.SCHEMA, added, commit_time_us=commit_time_us, txid=txid, position=position
+                        )
+                        index += 1
+                    self._added = []
             elif kind is XidEvent:
                 if in_txn:
                     yield end(event)
@@ -412,9 +472,22 @@ class BinlogStream:
                     # A DDL may change a key or a JSON column: re-read tables before the next new plan
                     # (the altered table comes back with a new table id, hence a new plan).
                     self._stale = True
+                    schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema or "")
+                    truncated = truncated_table(event.query, schema)
+                    if truncated is not None and truncated in self._tables:
+                        position = Position(order_prefix(seq, event.packet.log_pos) + index.to_bytes(8, "big"), resume)
+                        yield self._table_event(
+                            truncated, Op.TRUNCATE, None, commit_time_us=commit_time_us, txid=txid, position=position
+                        )
+                        index += 1
                     yield end(event)
                 # else: SAVEPOINT and the like inside a transaction
             elif kind is RotateEvent and event.next_binlog != file:
                 file, seq = event.next_binlog, file_sequence(event.next_binlog)
             elif kind is HeartbeatLogEvent:
                 yield None  # idle: the consumer hands on what it holds and looks at its stop flag
+
+
+def _without(row: dict[str, Any] | None, gone: frozenset[str]) -> dict[str, Any] | None:
+    """A decoded row without the ``gone`` columns (dropped since this part of the binlog was written)."""
+    return None if row is None else {name: value for name, value in row.items() if name not in gone}

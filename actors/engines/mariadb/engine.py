@@ -10,7 +10,7 @@ from typing import Any
 import pymysql
 
 from actors.core.errors import DatabaseError, WorkerSyncError
-from actors.core.events import Position
+from actors.core.events import AddedColumn, Position
 from actors.core.retention import Retention
 from actors.core.streams import StreamSpec
 from actors.core.typemap import TableSchema
@@ -78,6 +78,16 @@ class MariaDbEngine(Engine[MySqlNode]):
         conn = self.connect(name, node, node_password(name, node), app="worker-sync:heartbeat")
         try:
             heartbeat.beat(conn, node.database)
+        finally:
+            conn.close()
+
+    def source_columns(self, name: str, node: MySqlNode, namespace: str) -> dict[str, AddedColumn]:
+        from actors.engines.mariadb.connection import connect
+        from actors.engines.mariadb.ddl import describe_columns
+
+        conn = connect(ConnectParams.for_node(node, node_password(name, node)), f"mariadb node `{name}`")
+        try:
+            return describe_columns(conn, namespace)
         finally:
             conn.close()
 

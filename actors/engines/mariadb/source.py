@@ -26,13 +26,14 @@ from typing import Any, Literal
 import pymysql
 
 from actors.core.errors import OffsetLost, SourceMisconfigured
-from actors.core.events import Position
+from actors.core.events import AddedColumn, Position
 from actors.core.streams import StreamSpec
 from actors.engines.base import Change
 from actors.engines.mariadb import checks, snapshot, versions
 from actors.engines.mariadb.binlog import BinlogStream
 from actors.engines.mariadb.checks import ServerFacts
 from actors.engines.mariadb.connection import ConnectParams, connect, translate
+from actors.engines.mariadb.ddl import describe_columns
 from actors.engines.mariadb.positions import BinlogPoint
 from actors.engines.mariadb.schema import TableInfo, load_tables, split_namespace
 from config.model import MySqlNode
@@ -158,6 +159,7 @@ class MariaDbSource:
             heartbeat_s=self.heartbeat_s,
             echo_table=self.echo_table,
             lean_rows=self.lean_rows,
+            describe=self._describe,
         )
         self._track(binlog)
         try:
@@ -208,6 +210,16 @@ class MariaDbSource:
         conn = self._connect()
         try:
             return load_tables(conn, self.tables, flavor=self.flavor)
+        finally:
+            self._release(conn)
+
+    def _describe(self, namespace: str) -> dict[str, AddedColumn]:
+        """A table's columns now (for the binlog reader, when a table map shows its columns changed)."""
+        conn = self._connect()
+        try:
+            return describe_columns(conn, namespace)
+        except pymysql.err.MySQLError as exc:
+            raise translate(exc, self.subject, f"reading table `{namespace}`") from exc
         finally:
             self._release(conn)
 

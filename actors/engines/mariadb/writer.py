@@ -28,8 +28,9 @@ import pymysql
 from actors.core import convert
 from actors.core.changes import TableChanges
 from actors.core.errors import RowRefused
+from actors.core.table_events import TableOp
 from actors.core.typemap import ColumnType, TableSchema
-from actors.engines.mariadb import versions
+from actors.engines.mariadb import ddl, versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
 from actors.engines.mariadb.schema import load_tables, split_namespace
 from actors.engines.mariadb.table_schema import table_schema
@@ -208,6 +209,23 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
 
     def _schema(self, table: _Target) -> TableSchema:
         return table.schema
+
+    def _truncate_sql(self, namespace: str) -> str:
+        return ddl.truncate_sql(namespace)
+
+    def _missing_rights(self, conn: pymysql.Connection, namespace: str, *, truncate: bool, alter: bool) -> list[str]:
+        return ddl.missing_rights(conn, namespace, truncate=truncate, alter=alter)
+
+    def _add_column_sql(self, op: TableOp) -> str:
+        assert op.added is not None
+        return ddl.add_column_sql(op.namespace, op.column, op.added, op.source_engine)
+
+    def forget(self, namespace: str | None = None) -> None:
+        super().forget(namespace)
+        if namespace is None:
+            self._captured.clear()
+        else:
+            self._captured.pop(namespace, None)
 
     def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
         if isinstance(exc, pymysql.err.InterfaceError | OSError):

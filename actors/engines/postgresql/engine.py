@@ -9,7 +9,7 @@ import msgspec
 import psycopg
 
 from actors.core.errors import DatabaseError, SourceMisconfigured, SourceUnavailable, WorkerSyncError
-from actors.core.events import Position
+from actors.core.events import AddedColumn, Position
 from actors.core.retention import Retention
 from actors.core.streams import StreamSpec
 from actors.core.typemap import TableSchema
@@ -74,6 +74,16 @@ class PostgresEngine(Engine[PostgresNode]):
 
         with self.connect(name, node, node_password(name, node), app="worker-sync:retention") as conn:
             return slot_retention(conn, node.slot_name, started=position is not None)
+
+    def source_columns(self, name: str, node: PostgresNode, namespace: str) -> dict[str, AddedColumn]:
+        from actors.engines.postgresql.ddl import describe_columns
+
+        conninfo = conninfo_for(node, node_password(name, node), application_name="worker-sync:preflight")
+        try:
+            with psycopg.connect(conninfo) as conn:
+                return describe_columns(conn, namespace)
+        except psycopg.OperationalError as exc:
+            raise SourceUnavailable(f"postgresql node `{name}`: cannot connect: {exc}") from None
 
     def source_schema(self, name: str, node: PostgresNode, namespace: str) -> TableSchema:
         from actors.engines.postgresql.schema import table_schema

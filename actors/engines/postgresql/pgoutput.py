@@ -10,18 +10,25 @@ Insert, Update, Delete, Truncate, Message. A Relation message describes a table 
 each session and again after its shape changes; changes refer to it by OID. Positions are the same as the
 wal2json decoder's (commit LSN and the change's index; a restart resumes at the commit's end LSN), so a
 stream can be read by either decoder from the same slot position.
+
+Table-wide events are the wal2json decoder's (actors.core.events): a Truncate message becomes one
+``Op.TRUNCATE`` event per captured table; a Relation message whose columns differ from those seen is checked
+by actors.core.schema_changes (it lists every column, as the table was at that point of the WAL): each added
+column goes out as an ``Op.SCHEMA`` event before the changes that carry it, a dropped or renamed column raises
+TableChanged, and values of columns dropped since (a replay) are left out.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from actors.core.batches import TxnEnd
-from actors.core.errors import SourceMisconfigured
-from actors.core.events import UNCHANGED, ChangeEvent, Op, Position, Row
+from actors.core.errors import TableChanged
+from actors.core.events import UNCHANGED, AddedColumn, ChangeEvent, Op, Position, Row, added_column_row
+from actors.core.schema_changes import ColumnWatch
 from actors.engines.postgresql.catalog import TableInfo
 from actors.engines.postgresql.lsn import format_lsn
 from actors.engines.postgresql.wal2json import order_of
@@ -57,6 +64,8 @@ class _Relation:
     converters: tuple[Callable[[Any], Any] | None, ...]
     #: Per column: part of the replica identity (the only columns a key-only old tuple carries).
     identity: tuple[bool, ...]
+    #: Per column: dropped from the table since this point of the WAL (a replay): its value is left out.
+    gone: tuple[bool, ...] = ()
 
 
 def _cstring(buf: bytes, offset: int) -> tuple[str, int]:
@@ -75,9 +84,17 @@ class PgOutputDecoder:
         tables: dict[str, TableInfo],
         start_lsn: int,
         echo_origin: Callable[[str], str | None] = lambda _name: None,
+        catalog: Callable[[str], tuple[TableInfo, Mapping[str, AddedColumn]]] | None = None,
     ) -> None:
         """``echo_origin`` maps a replication origin's name to the Worker-Sync writer it marks (None for the
-        node's own users' changes and other tools' origins): those changes become echoes (``origin`` set)."""
+        node's own users' changes and other tools' origins): those changes become echoes (``origin`` set).
+
+        ``catalog`` reads a table's definition now (its TableInfo, and each column as an AddedColumn): called
+        when a Relation message's columns differ from those seen. Without it, such a message is TableChanged."""
+        self.catalog = catalog
+        self.watch = ColumnWatch(f"postgresql stream `{stream}`", {ns: t.columns for ns, t in tables.items()})
+        #: Events to hand out after the message just decoded (columns added): see :meth:`take`.
+        self.pending: list[ChangeEvent] = []
         self.stream = stream
         self.node = node
         self.tables = tables
@@ -116,7 +133,42 @@ class PgOutputDecoder:
         if kind == ord("R"):
             self._relation(payload)
             return None
-        return None  # "Y" (type), "M" (logical message), "T" (truncate: not replicated, see README)
+        if kind == ord("T"):
+            self._truncate(payload)
+            return None
+        return None  # "Y" (type), "M" (logical message)
+
+    def take(self) -> Iterator[ChangeEvent]:
+        """The table-wide events the last message made (TRUNCATEs, columns added), once, in order."""
+        pending, self.pending = self.pending, []
+        return iter(pending)
+
+    def _table_event(self, namespace: str, op: Op, added: AddedColumn | None = None) -> ChangeEvent:
+        """A TRUNCATE or an added column (actors.core.events.Op), at its own place in the transaction."""
+        self._index += 1
+        return ChangeEvent(
+            node=self.node,
+            engine="postgresql",
+            namespace=namespace,
+            op=op,
+            key={},
+            before=None,
+            after=None if added is None else added_column_row(added),
+            commit_time_us=self._commit_us,
+            txid=self._txid,
+            position=Position(order_of(self._commit_lsn, self._index), self._resume),
+            origin=self._origin,
+        )
+
+    def _truncate(self, buf: bytes) -> None:
+        (count,) = _U32.unpack_from(buf, 1)
+        offset = 6  # after the relation count and the options byte (CASCADE, RESTART IDENTITY)
+        for _ in range(count):
+            (oid,) = _U32.unpack_from(buf, offset)
+            offset += 4
+            table = self._relations[oid].table
+            if table is not None:  # a table of the publication this stream captures
+                self.pending.append(self._table_event(table.namespace, Op.TRUNCATE))
 
     def _relation(self, buf: bytes) -> None:
         (oid,) = _RELATION_HEAD.unpack_from(buf, 1)
@@ -133,18 +185,42 @@ class PgOutputDecoder:
             offset += _COLUMN_TAIL.size  # type OID and typmod: the catalog gave the types
             names.append(column)
             identity.append(bool(flags & 1))
-        table = self.tables.get(f"{schema}.{name}")
+        namespace = f"{schema}.{name}"
+        gone: frozenset[str] = frozenset()
+        if namespace in self.tables and not self.watch.knows(namespace, names, complete=True):
+            gone = self._columns_changed(namespace, names)
+        table = self.tables.get(namespace)
         converters: list[Callable[[Any], Any] | None] = []
         if table is not None:
-            unknown = [column for column in names if column not in table.converters]
-            if unknown:
-                raise SourceMisconfigured(
-                    f"postgresql stream `{self.stream}`: table `{table.namespace}` now has column(s) "
-                    f"{', '.join(unknown)} it did not have when the stream started (a schema change); "
-                    "add them at the target and restart the stream"
-                )
-            converters = [table.converters[column] for column in names]
-        self._relations[oid] = _Relation(table, tuple(names), tuple(converters), tuple(identity))
+            converters = [table.converters.get(column) for column in names]
+        dropped = tuple(column in gone for column in names)
+        self._relations[oid] = _Relation(table, tuple(names), tuple(converters), tuple(identity), dropped)
+
+    def _columns_changed(self, namespace: str, names: list[str]) -> frozenset[str]:
+        """A Relation message whose columns are not the ones seen so far (actors.core.schema_changes): columns
+        added go out as events (in ``pending``), the table is read again; returns the columns dropped since."""
+        catalog = self.catalog
+        if catalog is None:
+            raise TableChanged(f"postgresql stream `{self.stream}`: table `{namespace}` changed its columns")
+        fresh: list[TableInfo] = []
+
+        def current() -> Mapping[str, AddedColumn]:
+            info, columns = catalog(namespace)
+            fresh.append(info)
+            return columns
+
+        seen = self.watch.check(
+            namespace,
+            names,
+            complete=True,
+            catalog=current,
+            resync_hint=f"`worker-sync sync --manual --stream {self.stream}`",
+        )
+        if fresh:
+            self.tables[namespace] = fresh[0]
+        for added in seen.added:
+            self.pending.append(self._table_event(namespace, Op.SCHEMA, added))
+        return seen.gone
 
     def _tuple(self, buf: bytes, offset: int, relation: _Relation, *, identity_only: bool) -> tuple[Row, int]:
         (count,) = _U16.unpack_from(buf, offset)
@@ -168,7 +244,7 @@ class PgOutputDecoder:
                 value = UNCHANGED
             else:
                 raise ValueError(f"pgoutput: unexpected tuple column kind {kind!r} (binary mode is not asked for)")
-            if not identity_only or relation.identity[i]:
+            if (not identity_only or relation.identity[i]) and not (relation.gone and relation.gone[i]):
                 row[names[i]] = value
         return row, offset
 

@@ -11,10 +11,11 @@ import psycopg
 
 from actors.core.batches import TxnEnd
 from actors.core.errors import SourceMisconfigured, SourceUnavailable
-from actors.core.events import Position
+from actors.core.events import AddedColumn, Position
 from actors.engines.base import Change
 from actors.engines.postgresql.catalog import TableInfo, load_table
 from actors.engines.postgresql.checks import check_readable, check_server
+from actors.engines.postgresql.ddl import describe_columns
 from actors.engines.postgresql.lsn import format_lsn, parse_lsn
 from actors.engines.postgresql.pgoutput import PLUGIN as PGOUTPUT
 from actors.engines.postgresql.pgoutput import PgOutputDecoder, plugin_options
@@ -187,7 +188,12 @@ class PostgresSource:
         if self.plugin == PGOUTPUT:
             replication.start(self.slot, start_lsn, plugin_options(self.publication))
             decoder = PgOutputDecoder(
-                stream=self.stream, node=self.node, tables=tables, start_lsn=start_lsn, echo_origin=_echo_origin_name
+                stream=self.stream,
+                node=self.node,
+                tables=tables,
+                start_lsn=start_lsn,
+                echo_origin=_echo_origin_name,
+                catalog=self._catalog,
             )
         else:
             replication = self._start_wal2json(replication, start_lsn)
@@ -198,6 +204,7 @@ class PostgresSource:
                 start_lsn=start_lsn,
                 echo_origin=self._echo_origin,
                 numbers_as_text=self._numbers_as_text,
+                catalog=self._catalog,
             )
         while not stop.is_set():
             with self._lock:
@@ -210,6 +217,7 @@ class PostgresSource:
                 if message is None:
                     continue
             item = decoder.decode(message[1])
+            yield from decoder.take()  # columns added, before the change that showed them
             if item is not None:
                 yield item
 
@@ -235,6 +243,12 @@ class PostgresSource:
             del options[NUMBERS_AS_TEXT]
             replication.start(self.slot, start_lsn, options)
         return replication
+
+    def _catalog(self, namespace: str) -> tuple[TableInfo, dict[str, AddedColumn]]:
+        """A table's definition now (for the decoder, when a change shows its columns changed)."""
+        with self._connect() as conn:
+            info = load_table(conn, namespace, stream=self.stream)
+            return info, describe_columns(conn, namespace)
 
     def _echo_origin(self, ident: int) -> str | None:
         """The Worker-Sync writer a replication origin id stands for (None: not one of ours); the catalog

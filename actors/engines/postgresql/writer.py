@@ -22,8 +22,9 @@ from psycopg.types.json import Json, Jsonb
 from actors.core import convert
 from actors.core.changes import TableChanges
 from actors.core.errors import SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.table_events import TableOp
 from actors.core.typemap import ColumnType, TableSchema
-from actors.engines.postgresql import versions
+from actors.engines.postgresql import ddl, versions
 from actors.engines.postgresql.catalog import TableInfo
 from actors.engines.postgresql.catalog import load_table as load_captured_table
 from actors.engines.postgresql.connection import conninfo_for
@@ -190,6 +191,25 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
 
     def _schema(self, table: _Target) -> TableSchema:
         return table.schema
+
+    def _truncate_sql(self, namespace: str) -> str:
+        return ddl.truncate_sql(namespace)
+
+    def _missing_rights(
+        self, conn: psycopg.Connection[Any], namespace: str, *, truncate: bool, alter: bool
+    ) -> list[str]:
+        return ddl.missing_rights(conn, namespace, truncate=truncate, alter=alter)
+
+    def _add_column_sql(self, op: TableOp) -> str:
+        assert op.added is not None
+        return ddl.add_column_sql(op.namespace, op.column, op.added, op.source_engine)
+
+    def forget(self, namespace: str | None = None) -> None:
+        super().forget(namespace)
+        if namespace is None:
+            self._captured.clear()
+        else:
+            self._captured.pop(namespace, None)
 
     def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
         if isinstance(exc, psycopg.Error) and authentication_failed(exc):  # a wrong password: not retryable
