@@ -551,3 +551,29 @@ def test_a_shard_adds_a_column_whose_event_was_lost_from_the_source_definition(
             shard.apply(frozenset(), batch(2, {"id": 2, "v": "b", "qty": 6, "nope": 1}))
     finally:
         shard.close()
+
+
+def test_a_column_added_to_a_table_sent_with_columns_include_is_not_sent_and_nothing_stops(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.items (id bigint PRIMARY KEY, v text, secret text)")
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE items (id bigint PRIMARY KEY, v longtext)")
+    target = f"{fresh_mariadb_db.database}.items"
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, [("public.items", target)])
+    text = text.replace(f"target: {target}}}", f"target: {target}, columns_include: [v]}}")
+    config = parse_config(text, source="test config")  # schema_changes: stop (the default)
+    with running(config) as supervisor:
+        wait_ready(supervisor)
+        with fresh_pg_db.connect("admin") as conn:
+            conn.execute("INSERT INTO public.items VALUES (1, 'a', 's1')")
+            conn.execute("ALTER TABLE public.items ADD COLUMN qty integer")
+            conn.execute("INSERT INTO public.items VALUES (2, 'b', 's2', 20)")
+            conn.execute("UPDATE public.items SET qty = 10, v = 'a2' WHERE id = 1")
+        want = {1: ("a2", None), 2: ("b", None)}
+        wait_until(lambda: rows(fresh_mariadb_db, target, qty=False) == want, timeout_s=60, what="rows 1 and 2")
+        assert stream_error(supervisor) is None
+    with fresh_mariadb_db.connect("admin") as conn, conn.cursor() as cursor:
+        cursor.execute(f"SHOW COLUMNS FROM {target}")
+        assert [row[0] for row in cursor.fetchall()] == ["id", "v"]
