@@ -43,6 +43,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,30 @@ from bench import report
 from bench.control_plane import Run, ray_process_kind
 from bench.peer_chameleon import fingerprint
 from bench.report import say
+from bench.spy import Spy, grouped, top_table
 from bench.sync_lag import LINKS, build_config
 from bench.sync_workload import MIX, ORDERS_DDL, TXN_SIZES, TXN_WEIGHTS, LoadProcess, create_table, namespace, qualified
 
 NAME = "backlog"
 ROOT = Path(__file__).resolve().parents[1]
 READERS = ("plain_loop", "worker_sync", "worker_sync_audit")
+#: Costs issue 19's profile names, by the frames they pass through (shares of all Worker-Sync samples).
+PROFILE_GROUPS = {
+    "mariadb_writer_rows_to_sql_text": (
+        "pymysql/converters.py",
+        "_mogrify (pymysql",
+        "escape (pymysql",
+        "converted (actors/engines/sink.py",
+        "mariadb/literals.py",
+        "_number (actors/engines/mariadb/writer.py",
+        "_datetime (actors/engines/mariadb/writer.py",
+    ),
+    "postgresql_writer_execute": ("actors/engines/postgresql/writer.py",),
+    "batch_encode_decode": ("msgspec", "encoding.py"),
+    "wal2json_decoding": ("wal2json.py",),
+    "binlog_decoding": ("pymysqlreplication",),
+    "per_key_collapse": ("row_id (actors/core/changes.py", "collapse (actors/core/changes.py"),
+}
 NOTES = [
     "seconds: from the reader's command (Popen of `worker-sync run`; spawn of the plain loop's process) until "
     "its copy's fingerprint equals the source's (polled every poll_ms; the plain loop's end is its last "
@@ -140,6 +159,8 @@ class LinkBacklog:
             "runs": [],
         }
         self.configs: dict[str, Path] = {}
+        #: With --py-spy: collapsed stacks per process kind, summed over the runs (audit-off reader only).
+        self.stacks: dict[str, Counter[str]] = {}
         self.load: LoadProcess | None = None
         self.ok = True
 
@@ -158,6 +179,8 @@ class LinkBacklog:
                 self.result["runs"].append(self._measure(index))
                 self.result["median"] = summarize(self.result["runs"], self.readers)
             self._compare()
+            if self.stacks:
+                self._write_profile()
         finally:
             self.load.close()
             self._drop_slots()
@@ -312,11 +335,20 @@ class LinkBacklog:
         copy = qualified(self.target, self.copies[reader])
         poll_s = self.args.poll_ms / 1000
         started = time.time()
-        run = self._start(reader, f"drain-{len(self.result['runs']) + 1}")
+        label = f"drain-{len(self.result['runs']) + 1}"
+        run = self._start(reader, label)
+        spy = None
+        if self.args.py_spy and reader == "worker_sync":
+            spy = Spy(self.args.py_spy, self.tmp / "profiles", f"{self.prefix}-{reader}-{label}")
+            spy.watch(run.process.pid, "supervisor")
         first_at = 0.0
+        scanned = 0.0
         try:
             deadline = time.monotonic() + self.args.timeout_s
             while not first_at:  # the first applied change, from /status (cheap to poll)
+                if spy is not None and time.monotonic() - scanned > 0.1:
+                    spy.watch_actors(cluster_processes(self.cluster.temp_dir))
+                    scanned = time.monotonic()
                 if (run.applied() or 0) > 0:
                     first_at = time.time()
                     break
@@ -325,6 +357,8 @@ class LinkBacklog:
                     raise RuntimeError(f"{reader}: nothing applied in {self.args.timeout_s:.0f}s: {run.tail()}")
                 time.sleep(0.02)
             while True:
+                if spy is not None:
+                    spy.watch_actors(cluster_processes(self.cluster.temp_dir))
                 now = time.time()
                 if fingerprint(self.target, copy) == want:
                     equal_at = now
@@ -333,8 +367,14 @@ class LinkBacklog:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{reader}: copy not equal after {self.args.timeout_s:.0f}s: {run.tail()}")
                 time.sleep(poll_s)
+            if spy is not None:
+                spy.stop()
+                for kind, stacks in spy.samples().items():
+                    self.stacks.setdefault(kind, Counter()).update(stacks)
             memory = memory_by_group(run.process.pid, self.cluster)
         finally:
+            if spy is not None:
+                spy.stop()
             code = run.stop()
         if code != 0:
             raise RuntimeError(f"{reader}: `worker-sync run` exited with code {code} when stopped: {run.tail()}")
@@ -343,6 +383,25 @@ class LinkBacklog:
             "startup_to_first_apply_s": round(first_at - started, 3),
             "first_apply_to_equal_s": round(equal_at - first_at, 3),
             "memory": memory,
+        }
+
+    def _write_profile(self) -> None:
+        """The top table of the sampled drains (results/NAME_profile_LINK.md) and the shares of the costs
+        issue 19 names (in the JSON)."""
+        title = (
+            f"py-spy, {self.link}: Worker-Sync (audit off) draining {self.args.changes:,} changes x "
+            f"{self.args.runs} runs, {self.args.shards} shards, samples of the GIL holder at 100/s"
+        )
+        path = report.RESULTS / f"{self.args.name}_profile_{self.link}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(top_table(self.stacks, title) + "\n")
+        everything: Counter[str] = Counter()
+        for stacks in self.stacks.values():
+            everything.update(stacks)
+        self.result["profile"] = {
+            "top_table": path.name,
+            "samples": {kind: sum(stacks.values()) for kind, stacks in sorted(self.stacks.items())},
+            "share_of_worker_sync_samples": grouped(everything, PROFILE_GROUPS),
         }
 
     def _drop_slot(self, slot: str) -> None:
@@ -463,6 +522,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-audit", dest="audit", action="store_false", help="skip the audit-on Worker-Sync")
     parser.add_argument("--poll-ms", type=float, default=100.0, help="fingerprint poll of a copy, ms (default 100)")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="give up on a drain after this (default 900)")
+    parser.add_argument(
+        "--py-spy",
+        help="py-spy binary: profile the audit-off Worker-Sync drains (supervisor and actors) into "
+        "results/NAME_profile_LINK.md; its timings are then those of a profiled run",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 changes, one run")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
     report.add_results_dir(parser)
@@ -485,6 +549,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "links": args.links,
         "applier_shards": args.shards,
         "audit_variant": args.audit,
+        "profiled_with_py_spy": bool(args.py_spy),
         "poll_ms": args.poll_ms,
         "ray": "one `ray start --head --num-cpus=2` node of the bench's own",
         "workload": {"mix": MIX, "transaction_sizes": list(TXN_SIZES), "transaction_size_weights": list(TXN_WEIGHTS)},
