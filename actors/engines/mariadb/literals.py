@@ -122,8 +122,10 @@ def _timestamp(general: Literal) -> Literal:
     def literal(value: Any) -> str:
         if type(value) is _datetime:
             zone = value.tzinfo
+            if zone is _UTC:  # the capture's timestamptz: isoformat ends in "+00:00" (no copy to drop it)
+                return "'" + value.isoformat(" ")[:-6] + "'"
             if zone is not None:  # convert.utc_naive
-                value = value.replace(tzinfo=None) if zone is _UTC else value.astimezone(_UTC).replace(tzinfo=None)
+                value = value.astimezone(_UTC).replace(tzinfo=None)
             return "'" + value.isoformat(" ") + "'"  # pymysql's escape_datetime, in C
         return general(value)
 
