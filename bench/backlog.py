@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -376,6 +377,9 @@ class LinkBacklog:
             if spy is not None:
                 spy.stop()
             code = run.stop()
+            if self.args.logs:  # `worker-sync run`'s own log (start-up steps with their times)
+                Path(self.args.logs).mkdir(parents=True, exist_ok=True)
+                shutil.copy(run.log, Path(self.args.logs) / run.log.name)
         if code != 0:
             raise RuntimeError(f"{reader}: `worker-sync run` exited with code {code} when stopped: {run.tail()}")
         return {
@@ -527,6 +531,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="py-spy binary: profile the audit-off Worker-Sync drains (supervisor and actors) into "
         "results/NAME_profile_LINK.md; its timings are then those of a profiled run",
     )
+    parser.add_argument("--logs", help="copy each `worker-sync run` log (JSON lines) into this directory")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 changes, one run")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
     report.add_results_dir(parser)
