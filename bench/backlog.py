@@ -383,6 +383,7 @@ class LinkBacklog:
         if code != 0:
             raise RuntimeError(f"{reader}: `worker-sync run` exited with code {code} when stopped: {run.tail()}")
         return {
+            "started_at": round(started, 3),  # time.time() of the command, to read its log's times against
             "seconds": round(equal_at - started, 3),
             "startup_to_first_apply_s": round(first_at - started, 3),
             "first_apply_to_equal_s": round(equal_at - first_at, 3),
