@@ -210,3 +210,106 @@ def mariadb_to_pg(
     finally:
         writer.close()
     return _timings(seen, started, first_write, first_changes, last_write)
+
+
+def mariadb_to_pg_bare(
+    mariadb: Endpoint,
+    log_file: str,
+    log_pos: int,
+    table: str,
+    pg: Endpoint,
+    target_table: str,
+    expected: int,
+    timeout_s: float = 600,
+) -> dict[str, float]:
+    """MariaDB -> PostgreSQL as a user would write it well with mysql-replication (issue 19's yardstick).
+
+    One blocking ``BinLogStreamReader`` from file:pos with ``freeze_schema=True`` (each table map parsed
+    once) and ``only_events`` = the write/update/delete rows events of the one table; every ``BATCH_ROWS``
+    changes, each key's last change per table is applied with psycopg's ``executemany`` (one ``DELETE ...
+    WHERE id = %s`` and one ``INSERT ... ON CONFLICT (id) DO UPDATE``, pipelined by psycopg) and committed.
+    It stops once ``expected`` changes are read (a real loop would run on and flush on idle)."""
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    target = qualified(pg, target_table)
+    upsert = (
+        f"INSERT INTO {target} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
+        "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")
+    )
+    delete = f"DELETE FROM {target} WHERE id = %s"
+    writer = pg.connect("apply", autocommit=False)
+    writer.execute("SET TIME ZONE 'UTC'")  # MariaDB DATETIME values are UTC wall times
+    writer.commit()
+    creds = mariadb.capture
+    reader = BinLogStreamReader(
+        connection_settings={"host": mariadb.host, "port": mariadb.port, "user": creds.user, "passwd": creds.password},
+        server_id=4398,
+        blocking=True,
+        resume_stream=True,
+        log_file=log_file,
+        log_pos=log_pos,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_schemas=[mariadb.database],
+        only_tables=[table],
+        freeze_schema=True,
+    )
+    started = time.perf_counter()
+    first_write = last_write = 0.0
+    seen = first_changes = pending = 0
+    latest: dict[Any, Any] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        for event in reader:
+            if isinstance(event, DeleteRowsEvent):
+                for row in event.rows:
+                    latest[row["values"]["id"]] = None
+            else:
+                image = "after_values" if isinstance(event, UpdateRowsEvent) else "values"
+                for row in event.rows:
+                    values = row[image]
+                    latest[values["id"]] = tuple(values[c] for c in COLUMNS)
+            seen += len(event.rows)
+            pending += len(event.rows)
+            if pending >= BATCH_ROWS or seen >= expected:
+                with writer.cursor() as cursor:
+                    deletes = [(key,) for key, values in latest.items() if values is None]
+                    upserts = [values for values in latest.values() if values is not None]
+                    if deletes:
+                        cursor.executemany(delete, deletes)
+                    if upserts:
+                        cursor.executemany(upsert, upserts)
+                writer.commit()
+                latest.clear()
+                pending = 0
+                last_write = time.perf_counter()
+                if not first_write:
+                    first_write, first_changes = last_write, seen
+            if seen >= expected:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bare loop mariadb->pg: {seen} of {expected} changes after {timeout_s}s")
+    finally:
+        reader.close()
+        writer.close()
+    return _timings(seen, started, first_write, first_changes, last_write)
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set (VmHWM), KiB."""
+    for line in open("/proc/self/status"):  # noqa: SIM115 (a tiny /proc file, read once)
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_child(pipe: Any, loop: str, kwargs: dict[str, Any]) -> None:
+    """Entry of a spawned process running one loop (``loop`` names a function of this module); sends back
+    its timings, the wall time (time.time()) of its last commit and its peak RSS."""
+    try:
+        timings = globals()[loop](**kwargs)
+        pipe.send(("ok", {**timings, "last_commit_at": time.time(), "peak_rss_kib": peak_rss_kib()}))
+    except BaseException as exc:  # reported by the parent, which fails the run
+        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        pipe.close()

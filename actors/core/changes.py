@@ -38,7 +38,10 @@ RowId = tuple[str, Hashable]
 
 def row_id(change: RowChange) -> RowId:
     """(namespace, key) as a hashable value; equal keys give equal ids whatever the dict order."""
-    return change.namespace, tuple(sorted(change.key.items(), key=itemgetter(0)))
+    key = change.key
+    if len(key) == 1:  # the common single-column key: nothing to sort (called for every change)
+        return change.namespace, tuple(key.items())
+    return change.namespace, tuple(sorted(key.items(), key=itemgetter(0)))
 
 
 def _merge(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +111,9 @@ def by_table(changes: Sequence[RowChange]) -> list[TableChanges]:
     """
     deletes: dict[str, list[dict[str, Any]]] = {}
     upserts: dict[str, dict[tuple[str, ...], list[tuple[dict[str, Any], dict[str, Any]]]]] = {}
+    #: Column names in a row's own order -> sorted: rows of one table mostly share their order, so each
+    #: distinct order is sorted once per slice instead of once per row.
+    column_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
     for change in collapse(changes):
         deletes.setdefault(change.namespace, [])
         groups = upserts.setdefault(change.namespace, {})
@@ -116,5 +122,9 @@ def by_table(changes: Sequence[RowChange]) -> list[TableChanges]:
             continue
         written = {name: value for name, value in (change.row or {}).items() if value is not UNCHANGED}
         written.update(change.key)
-        groups.setdefault(tuple(sorted(written)), []).append((change.key, written))
+        names = tuple(written)
+        column_set = column_sets.get(names)
+        if column_set is None:
+            column_set = column_sets[names] = tuple(sorted(names))
+        groups.setdefault(column_set, []).append((change.key, written))
     return [TableChanges(ns, deletes[ns], upserts[ns]) for ns in deletes]

@@ -81,6 +81,9 @@ def _wire(value: Any) -> Any:
     return _ext(value)
 
 
+_DECIMAL = decimal.Decimal
+
+
 def _wire_row(row: Row | None) -> Row | None:
     """The row with non-msgpack values as extensions; the row itself when it has none (the hot path)."""
     if row is None:
@@ -94,7 +97,8 @@ def _wire_row(row: Row | None) -> Row | None:
             continue
         if wired is None:
             wired = dict(row)
-        wired[name] = _wire(value)
+        # Decimal (every numeric column) straight to its extension, as _ext makes it: the common case.
+        wired[name] = msgspec.msgpack.Ext(_EXT_DECIMAL, str(value).encode()) if kind is _DECIMAL else _wire(value)
     return row if wired is None else wired
 
 

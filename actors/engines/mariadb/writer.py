@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pymysql
+from pymysql.constants import SERVER_STATUS
 
 from actors.core import convert
 from actors.core.changes import TableChanges
@@ -32,6 +33,7 @@ from actors.core.table_events import TableOp
 from actors.core.typemap import ColumnType, TableSchema
 from actors.engines.mariadb import ddl, versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
+from actors.engines.mariadb.literals import Literal, Sql, column_literal, escape, row_literal
 from actors.engines.mariadb.schema import load_tables, split_namespace
 from actors.engines.mariadb.table_schema import table_schema
 from actors.engines.mariadb.values import SnapshotQuery, snapshot_query
@@ -145,6 +147,16 @@ class _Target:
         self.qualified = f"{quote(database)}.{quote(table)}"
         self.order = {c.name: i for i, c in enumerate(schema.columns)}
         self.converters = {c.name: value_converter(c.type) for c in schema.columns}
+        self.literals = {c.name: column_literal(c.type, self.converters[c.name]) for c in schema.columns}
+        #: Column list -> each column's literal function (a slice's upserts come in a few column sets).
+        self._plans: dict[tuple[str, ...], tuple[tuple[str, Literal], ...]] = {}
+
+    def plan(self, columns: Sequence[str]) -> tuple[tuple[str, Literal], ...]:
+        names = tuple(columns)
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plans[names] = tuple((name, self.literals[name]) for name in names)
+        return plan
 
 
 class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
@@ -176,6 +188,9 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
         self._captured: dict[str, SnapshotQuery] = {}
         #: The server's max_allowed_packet (read at connect; MariaDB's default until then).
         self._max_packet = 16 << 20
+        #: Rows are rendered as SQL literals here (actors.engines.mariadb.literals) unless the session has
+        #: NO_BACKSLASH_ESCAPES, where pymysql's own binding (which quotes differently then) is kept.
+        self._literal_rows = True
 
     @classmethod
     def for_node(
@@ -197,6 +212,8 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
                 cursor.execute(_ISOLATION)
                 cursor.execute("SELECT @@max_allowed_packet")
                 (self._max_packet,) = cursor.fetchone() or (self._max_packet,)
+            status: int = conn.server_status  # type: ignore[attr-defined]  # missing from types-PyMySQL
+            self._literal_rows = not status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
             return conn
         except (pymysql.MySQLError, OSError) as exc:
             raise self._translate(exc, f"connecting to {self._params.host}:{self._params.port}") from None
@@ -245,7 +262,10 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
             with conn.cursor() as cur:
 
                 def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-                    cur.execute(sql, params)
+                    if params and type(params[0]) is Sql:  # rows rendered already: splice them in
+                        cur.execute(sql % tuple(params))
+                    else:
+                        cur.execute(sql, params)
                     return list(cur.fetchall()) if cur.description is not None else []
 
                 yield execute
@@ -294,21 +314,50 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
 
     def _statements(self, table: _Target, changes: TableChanges) -> tuple[list[Statement], list[Statement]]:
         ns, key = table.schema.namespace, table.schema.primary_key
+        literal = self._literal_rows
         deletes: list[Statement] = []
+        rows: list[list[Any]]
         if changes.deletes:
             check_keys(self.subject, table.schema, changes.deletes)
-            rows = [converted(self.subject, ns, k, k, table.converters, key) for k in changes.deletes]
-            deletes.extend(chunked(ns, _delete_sql(table), rows, changes.deletes))
+            if literal:
+                plan = table.plan(key)
+                rows = [[self._row(table, plan, k, k)] for k in changes.deletes]
+            else:
+                rows = [converted(self.subject, ns, k, k, table.converters, key) for k in changes.deletes]
+            deletes.extend(chunked(ns, _delete_sql(table, literal), rows, changes.deletes))
         upserts: list[Statement] = []
         for names, group in changes.upserts.items():
             check_columns(self.subject, table.schema, names)
             check_keys(self.subject, table.schema, (k for k, _ in group))
             columns = sorted(names, key=table.order.__getitem__)
-            rows = [converted(self.subject, ns, k, row, table.converters, columns) for k, row in group]
-            for (k, _), row in zip(group, rows, strict=True):
-                self._check_packet(ns, k, row)
-            upserts.extend(chunked(ns, _upsert_sql(table, columns), rows, [k for k, _ in group]))
+            if literal:
+                plan = table.plan(columns)
+                rows = [[self._row(table, plan, k, row)] for k, row in group]
+                # A literal is never shorter than row_size's estimate minus 16 per column: check the rare
+                # long row exactly, on its parameters.
+                limit = self._max_packet * PACKET_SHARE - 16 * len(columns)
+                for (k, values), (text,) in zip(group, rows, strict=True):
+                    if len(text) > limit:
+                        self._check_packet(ns, k, converted(self.subject, ns, k, values, table.converters, columns))
+            else:
+                rows = [converted(self.subject, ns, k, values, table.converters, columns) for k, values in group]
+                for (k, _), params in zip(group, rows, strict=True):
+                    self._check_packet(ns, k, params)
+            upserts.extend(chunked(ns, _upsert_sql(table, columns, literal), rows, [k for k, _ in group]))
         return deletes, upserts
+
+    def _row(
+        self, table: _Target, plan: tuple[tuple[str, Literal], ...], key: dict[str, Any], values: dict[str, Any]
+    ) -> Sql:
+        """One row's ``(...)`` literal; a value the fast path cannot render goes through ``converted``, which
+        raises the RowRefused (naming the column) that the row would have met before."""
+        try:
+            return row_literal(plan, values)
+        except Exception:  # whatever it was, the reference path below raises it, or renders the row its way
+            params = converted(
+                self.subject, table.schema.namespace, key, values, table.converters, [n for n, _ in plan]
+            )
+            return Sql("(" + ",".join([escape(p) for p in params]) + ")")
 
     def _check_packet(self, namespace: str, key: dict[str, Any], row: list[Any]) -> None:
         """A row the server would refuse as a whole packet: the server only says "gone away" (2006) and drops
@@ -328,17 +377,26 @@ def _rows(n: int, width: int) -> str:
     return ", ".join([row] * n)
 
 
-def _delete_sql(table: _Target) -> Callable[[int], str]:
+def _values_sql(width: int, literal: bool) -> Callable[[int], str]:
+    """The VALUES list for n rows: rendered rows (one ``%s`` each) or ``width`` parameters per row."""
+    if literal:
+        return lambda n: ", ".join(["%s"] * n)
+    return lambda n: _rows(n, width)
+
+
+def _delete_sql(table: _Target, literal: bool = False) -> Callable[[int], str]:
     key = table.schema.primary_key
+    rows = _values_sql(len(key), literal)
     prefix = f"DELETE FROM {table.qualified} WHERE ({', '.join(quote(k) for k in key)}) IN ("
-    return lambda n: prefix + _rows(n, len(key)) + ")"
+    return lambda n: prefix + rows(n) + ")"
 
 
-def _upsert_sql(table: _Target, columns: list[str]) -> Callable[[int], str]:
+def _upsert_sql(table: _Target, columns: list[str], literal: bool = False) -> Callable[[int], str]:
     key = table.schema.primary_key
     updates = [f"{quote(c)} = VALUES({quote(c)})" for c in columns if c not in key]
     if not updates:  # only key columns: nothing to update, but the statement must not fail on a duplicate
         updates = [f"{quote(key[0])} = {quote(key[0])}"]
+    rows = _values_sql(len(columns), literal)
     prefix = f"INSERT INTO {table.qualified} ({', '.join(quote(c) for c in columns)}) VALUES "
     suffix = " ON DUPLICATE KEY UPDATE " + ", ".join(updates)
-    return lambda n: prefix + _rows(n, len(columns)) + suffix
+    return lambda n: prefix + rows(n) + suffix

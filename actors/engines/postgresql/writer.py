@@ -6,12 +6,18 @@ to its column's type *without* modifiers (``varchar``, not ``varchar(64)``): an 
 ``varchar(64)`` would silently truncate, whereas the assignment to the column raises on a value too long.
 The session runs in UTC; values are made UTC in Python anyway (naive datetimes into timestamptz are taken
 as UTC).
+
+Row statements are written with PostgreSQL's own ``$n`` placeholders and run through a ``RawCursor``:
+psycopg caches its ``%s`` -> ``$n`` rewrite only for statements of at most 50 parameters, so a 1,000-row
+upsert was re-parsed by psycopg's Python tokenizer every time (over half of an applier shard's CPU in the
+MariaDB -> PostgreSQL drain, issue 19). The rendered text per (casts, rows) is cached instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -59,6 +65,26 @@ def authentication_failed(exc: psycopg.Error) -> bool:
 def quote(identifier: str) -> str:
     """A double-quoted identifier, with % doubled for psycopg's placeholder syntax."""
     return '"' + identifier.replace('"', '""').replace("%", "%%") + '"'
+
+
+def quote_native(identifier: str) -> str:
+    """A double-quoted identifier for a statement with ``$n`` placeholders (% is not special there)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class NativeSql(str):
+    """A statement with ``$n`` placeholders: run by a RawCursor, which passes it to PostgreSQL as it is."""
+
+    __slots__ = ()
+
+
+@functools.lru_cache(maxsize=256)
+def native_rows(casts: tuple[str, ...], rows: int) -> str:
+    """``($1::c1, $2::c2), ($3::c1, $4::c2), ...`` for ``rows`` rows of parameters cast to ``casts``."""
+    width = len(casts)
+    return ", ".join(
+        "(" + ", ".join(f"${row * width + i}::{cast}" for i, cast in enumerate(casts, 1)) + ")" for row in range(rows)
+    )
 
 
 def _json(value: Any) -> Json:
@@ -130,6 +156,8 @@ class _Target:
         self.order = {c.name: i for i, c in enumerate(table.schema.columns)}
         self.converters = {c.name: value_converter(c.type) for c in table.schema.columns}
         self.placeholder = {name: f"%s::{cast.replace('%', '%%')}" for name, cast in table.casts.items()}
+        self.casts = table.casts
+        self.native = f"{quote_native(schema)}.{quote_native(name)}"
 
 
 class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
@@ -225,11 +253,12 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
 
     @contextlib.contextmanager
     def _transaction(self, conn: psycopg.Connection[Any], *, commit: bool) -> Iterator[Execute]:
-        with conn.transaction(force_rollback=not commit), conn.cursor() as cur:
+        with conn.transaction(force_rollback=not commit), conn.cursor() as cur, psycopg.RawCursor(conn) as raw:
 
             def execute(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-                cur.execute(sql, params, prepare=False)
-                return cur.fetchall() if cur.description is not None else []
+                run = raw if type(sql) is NativeSql else cur
+                run.execute(sql, params, prepare=False)
+                return run.fetchall() if run.description is not None else []
 
             yield execute
 
@@ -268,12 +297,11 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
         ns, key = table.schema.namespace, table.schema.primary_key
         deletes: list[Statement] = []
         if changes.deletes:
-            key_sql = ", ".join(quote(k) for k in key)
-            row_sql = "(" + ", ".join(table.placeholder[k] for k in key) + ")"
-            prefix = f"DELETE FROM {table.qualified} WHERE ({key_sql}) IN ("
+            casts = tuple(table.casts[k] for k in key)
+            prefix = f"DELETE FROM {table.native} WHERE ({', '.join(quote_native(k) for k in key)}) IN ("
 
             def render_delete(n: int) -> str:
-                return prefix + ", ".join([row_sql] * n) + ")"
+                return NativeSql(prefix + native_rows(casts, n) + ")")
 
             check_keys(self.subject, table.schema, changes.deletes)
             rows = [converted(self.subject, ns, k, k, table.converters, key) for k in changes.deletes]
@@ -296,15 +324,15 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
 
 def _upsert_sql(table: _Target, columns: list[str]) -> Any:
     key = table.schema.primary_key
-    names = ", ".join(quote(c) for c in columns)
-    row_sql = "(" + ", ".join(table.placeholder[c] for c in columns) + ")"
+    names = ", ".join(quote_native(c) for c in columns)
+    casts = tuple(table.casts[c] for c in columns)
     overriding = " OVERRIDING SYSTEM VALUE" if table.table.identity_always & set(columns) else ""
-    updates = [f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in key]
+    updates = [f"{quote_native(c)} = EXCLUDED.{quote_native(c)}" for c in columns if c not in key]
     action = "DO UPDATE SET " + ", ".join(updates) if updates else "DO NOTHING"
-    prefix = f"INSERT INTO {table.qualified} ({names}){overriding} VALUES "
-    suffix = f" ON CONFLICT ({', '.join(quote(k) for k in key)}) {action}"
+    prefix = f"INSERT INTO {table.native} ({names}){overriding} VALUES "
+    suffix = f" ON CONFLICT ({', '.join(quote_native(k) for k in key)}) {action}"
 
     def render(n: int) -> str:
-        return prefix + ", ".join([row_sql] * n) + suffix
+        return NativeSql(prefix + native_rows(casts, n) + suffix)
 
     return render
