@@ -202,7 +202,12 @@ class LinkBacklog:
         supervisor = msgspec.structs.replace(
             config.supervisor, ray_address=self.cluster.gcs, state_dir=str(self.tmp / f"state-{self.prefix}-{reader}")
         )
-        pg_node = msgspec.structs.replace(config.databases.postgresql, slot_name=f"ws_{self.prefix}_{reader}")
+        slot = f"ws_{self.prefix}_{reader}"
+        pg_node = msgspec.structs.replace(config.databases.postgresql, slot_name=slot, decoder=self.args.decoder)
+        if self.args.decoder == "pgoutput" and self.source.engine == "postgresql":
+            with self.pg.connect("admin") as admin:  # what `worker-sync init --admin-user` makes
+                admin.execute(f"DROP PUBLICATION IF EXISTS {slot}")
+                admin.execute(f"CREATE PUBLICATION {slot} FOR TABLE {namespace(self.source, self.table)}")
         databases = msgspec.structs.replace(config.databases, postgresql=pg_node)
         config = msgspec.structs.replace(config, links=[link], supervisor=supervisor, databases=databases)
         if reader == "worker_sync_audit":
@@ -524,6 +529,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="backlogs per link; medians reported (default 3)")
     parser.add_argument("--links", default=",".join(LINKS), help=f"comma list of {', '.join(LINKS)}")
     parser.add_argument("--shards", type=int, default=2, help="applier shards (default 2)")
+    parser.add_argument(
+        "--decoder",
+        choices=("wal2json", "pgoutput"),
+        default="wal2json",
+        help="output plugin of Worker-Sync's PostgreSQL capture (default wal2json; the plain loop polls wal2json)",
+    )
     parser.add_argument("--no-audit", dest="audit", action="store_false", help="skip the audit-on Worker-Sync")
     parser.add_argument("--poll-ms", type=float, default=100.0, help="fingerprint poll of a copy, ms (default 100)")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="give up on a drain after this (default 900)")
@@ -554,6 +565,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "runs": args.runs,
         "links": args.links,
         "applier_shards": args.shards,
+        "postgresql_decoder": args.decoder,
         "audit_variant": args.audit,
         "profiled_with_py_spy": bool(args.py_spy),
         "poll_ms": args.poll_ms,
