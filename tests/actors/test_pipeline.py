@@ -71,8 +71,19 @@ def wait_ready(supervisor, timeout_s: float = 60) -> None:
 class Load:
     """A mixed write load on PostgreSQL in a thread: inserts, updates, deletes, key changes."""
 
-    def __init__(self, pg: Endpoint, changes: int, *, txn: int = 50, seed: int = 3, first_id: int = 1) -> None:
+    def __init__(
+        self,
+        pg: Endpoint,
+        changes: int,
+        *,
+        txn: int = 50,
+        seed: int = 3,
+        first_id: int = 1,
+        per_second: float | None = None,
+    ) -> None:
+        """``per_second``: a steady rate (paced per transaction); None writes as fast as the server takes it."""
         self.pg, self.target, self.txn, self.first_id = pg, changes, txn, first_id
+        self.per_second = per_second
         self.rng = random.Random(seed)
         self.done = 0
         self.error: BaseException | None = None
@@ -82,8 +93,13 @@ class Load:
         try:
             live: list[int] = []
             next_id = self.first_id
+            started = time.monotonic()
             with self.pg.connect("admin", autocommit=False) as conn:
                 while self.done < self.target:
+                    if self.per_second:
+                        ahead = started + self.done / self.per_second - time.monotonic()
+                        if ahead > 0:
+                            time.sleep(ahead)
                     for _ in range(self.txn):
                         roll = self.rng.random()
                         if roll < 0.55 or len(live) < 20:

@@ -185,10 +185,12 @@ def test_writes_under_a_worker_sync_origin_are_echoes_and_others_are_not(fresh_p
     db = fresh_pg_db
     with db.connect("admin") as conn:
         conn.execute("CREATE TABLE public.items (id int PRIMARY KEY)")
+    # Origins are the server's, not the database's: names of this test's own.
+    ours, theirs = f"worker_sync_{db.database}"[:60], f"other_{db.database}"[:60]
     pump = BatchPump(pg_source(db, ["public.items"], decoder="pgoutput"), resume_after=None)
     try:
         drain = _drain_after_snapshot(pump)
-        for ident, origin in ((1, "worker_sync_pg_0"), (2, "someone_else"), (3, None)):
+        for ident, origin in ((1, ours), (2, theirs), (3, None)):
             with db.connect("admin") as conn:
                 if origin is not None:
                     conn.execute("SELECT pg_replication_origin_create(%s)", (origin,))
@@ -198,7 +200,7 @@ def test_writes_under_a_worker_sync_origin_are_echoes_and_others_are_not(fresh_p
     finally:
         pump.close()
         with db.connect("admin") as conn:
-            for origin in ("worker_sync_pg_0", "someone_else"):
+            for origin in (ours, theirs):
                 with contextlib.suppress(psycopg.Error):  # not created when the test failed early
                     conn.execute("SELECT pg_replication_origin_drop(%s)", (origin,))
-    assert [(event.key["id"], event.origin) for event in events] == [(1, "worker_sync_pg_0"), (2, None), (3, None)]
+    assert [(event.key["id"], event.origin) for event in events] == [(1, ours), (2, None), (3, None)]
