@@ -26,9 +26,8 @@ from actors.engines.mariadb.schema import load_tables
 from actors.engines.mariadb.table_schema import table_schema as mariadb_schema
 from actors.engines.mariadb.values import snapshot_query
 from actors.engines.mariadb.writer import MariaDbWriter
-from actors.engines.postgresql.catalog import load_table
+from actors.engines.postgresql.catalog import load_table, row_from_text
 from actors.engines.postgresql.schema import table_schema as pg_schema
-from actors.engines.postgresql.wal2json import row_from_text
 from actors.engines.postgresql.writer import PostgresWriter
 from actors.engines.sink import BatchWriter
 from actors.harness import Endpoint

@@ -43,6 +43,11 @@ class TableInfo:
         return row
 
 
+def row_from_text(table: TableInfo, values: tuple[Any, ...]) -> dict[str, Any]:
+    """A row whose every column was read as its text output (the snapshot's SELECT) converted like a streamed one."""
+    return {name: table.convert(name, value) for name, value in zip(table.columns, values, strict=True)}
+
+
 #: Types with NaN (and, but numeric before PostgreSQL 14, ±Infinity).
 SPECIAL_NUMBER_TYPES = frozenset({"numeric", "real", "double precision"})
 

@@ -21,24 +21,20 @@ TableChanged, and values of columns dropped since (a replay) are left out.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from actors.core.batches import TxnEnd
-from actors.core.errors import TableChanged
-from actors.core.events import UNCHANGED, AddedColumn, ChangeEvent, Op, Position, Row, added_column_row
-from actors.core.schema_changes import ColumnWatch
+from actors.core.events import UNCHANGED, ChangeEvent, Op, Row
 from actors.engines.postgresql.catalog import TableInfo
-from actors.engines.postgresql.lsn import format_lsn
-from actors.engines.postgresql.wal2json import order_of
+from actors.engines.postgresql.decoding import Catalog, TransactionState
 
 #: The output plugin's name in CREATE_REPLICATION_SLOT.
 PLUGIN = "pgoutput"
 
 # Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
 _PG_EPOCH_US = 946_684_800_000_000
-_TXN_END_INDEX = 2**64 - 1
 _BEGIN = struct.Struct("!QqI")
 _COMMIT = struct.Struct("!BQQq")
 _U32 = struct.Struct("!I")
@@ -73,7 +69,7 @@ def _cstring(buf: bytes, offset: int) -> tuple[str, int]:
     return buf[offset:end].decode(), end + 1
 
 
-class PgOutputDecoder:
+class PgOutputDecoder(TransactionState):
     """Stateful: tracks relations by OID and the current transaction to number its changes."""
 
     def __init__(
@@ -84,48 +80,26 @@ class PgOutputDecoder:
         tables: dict[str, TableInfo],
         start_lsn: int,
         echo_origin: Callable[[str], str | None] = lambda _name: None,
-        catalog: Callable[[str], tuple[TableInfo, Mapping[str, AddedColumn]]] | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         """``echo_origin`` maps a replication origin's name to the Worker-Sync writer it marks (None for the
         node's own users' changes and other tools' origins): those changes become echoes (``origin`` set).
-
-        ``catalog`` reads a table's definition now (its TableInfo, and each column as an AddedColumn): called
-        when a Relation message's columns differ from those seen. Without it, such a message is TableChanged."""
-        self.catalog = catalog
-        self.watch = ColumnWatch(f"postgresql stream `{stream}`", {ns: t.columns for ns, t in tables.items()})
-        #: Events to hand out after the message just decoded (columns added): see :meth:`take`.
-        self.pending: list[ChangeEvent] = []
-        self.stream = stream
-        self.node = node
-        self.tables = tables
+        ``catalog``: see TransactionState."""
+        super().__init__(stream=stream, node=node, tables=tables, start_lsn=start_lsn, catalog=catalog)
         self.echo_origin = echo_origin
-        #: End LSN of the last complete transaction: where a restart must begin.
-        self.restart_lsn = start_lsn
-        self._resume = format_lsn(start_lsn)  # the restart point as text, made once per transaction
         self._relations: dict[int, _Relation] = {}
-        self._commit_lsn = 0
-        self._index = 0
-        self._txid = ""
-        self._commit_us = 0
-        self._origin: str | None = None
 
     def decode(self, payload: bytes) -> ChangeEvent | TxnEnd | None:
         kind = payload[0]
         if kind in _OPS:
             return self._change(_OPS[kind], payload)
         if kind == ord("B"):
-            self._commit_lsn, commit_ts, xid = _BEGIN.unpack_from(payload, 1)
-            self._index = 0
-            self._txid = str(xid)
-            self._commit_us = commit_ts + _PG_EPOCH_US
-            self._origin = None
+            commit_lsn, commit_ts, xid = _BEGIN.unpack_from(payload, 1)
+            self._begin(commit_lsn, str(xid), commit_ts + _PG_EPOCH_US, None)  # an Origin message may follow
             return None
         if kind == ord("C"):
             _, _, end_lsn, _ = _COMMIT.unpack_from(payload, 1)
-            self.restart_lsn = end_lsn
-            self._resume = format_lsn(end_lsn)
-            position = Position(order_of(self._commit_lsn, _TXN_END_INDEX), self._resume)
-            return TxnEnd(position, self._txid, self._commit_us)
+            return TxnEnd(self._commit(end_lsn), self._txid, self._commit_us)
         if kind == ord("O"):
             name, _ = _cstring(payload, 9)  # after the origin's own commit LSN
             self._origin = self.echo_origin(name)
@@ -137,28 +111,6 @@ class PgOutputDecoder:
             self._truncate(payload)
             return None
         return None  # "Y" (type), "M" (logical message)
-
-    def take(self) -> Iterator[ChangeEvent]:
-        """The table-wide events the last message made (TRUNCATEs, columns added), once, in order."""
-        pending, self.pending = self.pending, []
-        return iter(pending)
-
-    def _table_event(self, namespace: str, op: Op, added: AddedColumn | None = None) -> ChangeEvent:
-        """A TRUNCATE or an added column (actors.core.events.Op), at its own place in the transaction."""
-        self._index += 1
-        return ChangeEvent(
-            node=self.node,
-            engine="postgresql",
-            namespace=namespace,
-            op=op,
-            key={},
-            before=None,
-            after=None if added is None else added_column_row(added),
-            commit_time_us=self._commit_us,
-            txid=self._txid,
-            position=Position(order_of(self._commit_lsn, self._index), self._resume),
-            origin=self._origin,
-        )
 
     def _truncate(self, buf: bytes) -> None:
         (count,) = _U32.unpack_from(buf, 1)
@@ -188,39 +140,13 @@ class PgOutputDecoder:
         namespace = f"{schema}.{name}"
         gone: frozenset[str] = frozenset()
         if namespace in self.tables and not self.watch.knows(namespace, names, complete=True):
-            gone = self._columns_changed(namespace, names)
+            gone = self._columns_changed(namespace, names, complete=True)
         table = self.tables.get(namespace)
         converters: list[Callable[[Any], Any] | None] = []
         if table is not None:
             converters = [table.converters.get(column) for column in names]
         dropped = tuple(column in gone for column in names)
         self._relations[oid] = _Relation(table, tuple(names), tuple(converters), tuple(identity), dropped)
-
-    def _columns_changed(self, namespace: str, names: list[str]) -> frozenset[str]:
-        """A Relation message whose columns are not the ones seen so far (actors.core.schema_changes): columns
-        added go out as events (in ``pending``), the table is read again; returns the columns dropped since."""
-        catalog = self.catalog
-        if catalog is None:
-            raise TableChanged(f"postgresql stream `{self.stream}`: table `{namespace}` changed its columns")
-        fresh: list[TableInfo] = []
-
-        def current() -> Mapping[str, AddedColumn]:
-            info, columns = catalog(namespace)
-            fresh.append(info)
-            return columns
-
-        seen = self.watch.check(
-            namespace,
-            names,
-            complete=True,
-            catalog=current,
-            resync_hint=f"`worker-sync sync --manual --stream {self.stream}`",
-        )
-        if fresh:
-            self.tables[namespace] = fresh[0]
-        for added in seen.added:
-            self.pending.append(self._table_event(namespace, Op.SCHEMA, added))
-        return seen.gone
 
     def _tuple(self, buf: bytes, offset: int, relation: _Relation, *, identity_only: bool) -> tuple[Row, int]:
         (count,) = _U16.unpack_from(buf, offset)
@@ -266,7 +192,6 @@ class PgOutputDecoder:
         if op is Op.UPDATE and before is None:
             assert after is not None  # an update carries its new row
             before = {name: after[name] for name in table.key}  # the key did not change: no old tuple sent
-        self._index += 1
         source_row = after if after is not None else before
         assert source_row is not None, "a captured table has a primary key: a delete carries its identity"
         return ChangeEvent(
@@ -279,6 +204,6 @@ class PgOutputDecoder:
             after=after,
             commit_time_us=self._commit_us,
             txid=self._txid,
-            position=Position(order_of(self._commit_lsn, self._index), self._resume),
+            position=self._next_position(),
             origin=self._origin,
         )

@@ -13,11 +13,11 @@ from typing import Any
 import psycopg
 
 from actors.core.typemap import Column, TableSchema
-from actors.engines.postgresql.catalog import TableInfo
+from actors.engines.postgresql.catalog import TableInfo, row_from_text
 from actors.engines.postgresql.catalog import load_table as load_captured_table
+from actors.engines.postgresql.decoding import order_of
 from actors.engines.postgresql.lsn import parse_lsn
 from actors.engines.postgresql.schema import load_table, split_namespace
-from actors.engines.postgresql.wal2json import order_of, row_from_text
 from actors.engines.postgresql.writer import _Target, quote
 from actors.engines.rows import RowReader, TableView
 

@@ -19,8 +19,8 @@ import psycopg
 from psycopg import sql
 
 from actors.core.events import ChangeEvent, Op, Position
-from actors.engines.postgresql.catalog import TableInfo
-from actors.engines.postgresql.wal2json import order_of, row_from_text
+from actors.engines.postgresql.catalog import TableInfo, row_from_text
+from actors.engines.postgresql.decoding import order_of
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from actors.engines.base import Change
 from actors.engines.postgresql.catalog import TableInfo, load_table
 from actors.engines.postgresql.checks import check_readable, check_server
 from actors.engines.postgresql.ddl import describe_columns
+from actors.engines.postgresql.decoding import order_of
 from actors.engines.postgresql.lsn import format_lsn, parse_lsn
 from actors.engines.postgresql.pgoutput import PLUGIN as PGOUTPUT
 from actors.engines.postgresql.pgoutput import PgOutputDecoder, plugin_options
@@ -23,7 +24,7 @@ from actors.engines.postgresql.publication import ensure_publication
 from actors.engines.postgresql.replication import ReplicationStream
 from actors.engines.postgresql.snapshot import read_snapshot
 from actors.engines.postgresql.versions import ORIGIN_PREFIX
-from actors.engines.postgresql.wal2json import NUMBERS_AS_TEXT, PLUGIN_OPTIONS, Wal2JsonDecoder, order_of
+from actors.engines.postgresql.wal2json import NUMBERS_AS_TEXT, PLUGIN_OPTIONS, Wal2JsonDecoder
 
 log = logging.getLogger(__name__)
 

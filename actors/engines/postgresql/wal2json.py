@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from actors.core.batches import TxnEnd
-from actors.core.events import UNCHANGED, UNSENT_NUMBER, AddedColumn, ChangeEvent, Op, Position, added_column_row
-from actors.core.schema_changes import ColumnWatch
+from actors.core.events import UNCHANGED, UNSENT_NUMBER, ChangeEvent, Op
 from actors.engines.postgresql.catalog import TableInfo
-from actors.engines.postgresql.lsn import format_lsn, parse_lsn
+from actors.engines.postgresql.decoding import Catalog, TransactionState
+from actors.engines.postgresql.lsn import parse_lsn
 
 #: Options for START_REPLICATION (or the SQL functions) that this decoder expects.
 #: Numbers as their text output, as the snapshot reads them: JSON has no NaN or ±Infinity, which wal2json
@@ -44,8 +43,6 @@ PLUGIN_OPTIONS = {
     "actions": "insert,update,delete,truncate",
 }
 
-_ORDER = struct.Struct("!QQ")
-_TXN_END_INDEX = 2**64 - 1
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -71,16 +68,11 @@ class Message(msgspec.Struct):
 _decoder = msgspec.json.Decoder(Message, float_hook=decimal.Decimal)
 
 
-def order_of(lsn: int, index: int) -> bytes:
-    """Position order: commit LSN, then the change's index within its transaction."""
-    return _ORDER.pack(lsn, index)
-
-
 def timestamp_us(text: str) -> int:
     return (dt.datetime.fromisoformat(text) - _EPOCH) // dt.timedelta(microseconds=1)
 
 
-class Wal2JsonDecoder:
+class Wal2JsonDecoder(TransactionState):
     """Stateful: tracks the current transaction to number its changes and find its restart point."""
 
     def __init__(
@@ -92,32 +84,16 @@ class Wal2JsonDecoder:
         start_lsn: int,
         echo_origin: Callable[[int], str | None] = lambda _ident: None,
         numbers_as_text: bool = True,
-        catalog: Callable[[str], tuple[TableInfo, Mapping[str, AddedColumn]]] | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         """``echo_origin`` maps a replication origin id to the Worker-Sync writer it marks (None for the
         node's own users' changes and other tools' origins): those changes become echoes (``origin`` set).
-
-        ``catalog`` reads a table's definition now (its TableInfo, and each column as an AddedColumn): called
-        when a change's columns differ from what the stream has seen (actors.core.schema_changes). Without it,
-        a change naming an unknown column is an error."""
-        self.catalog = catalog
-        self.watch = ColumnWatch(f"postgresql stream `{stream}`", {ns: t.columns for ns, t in tables.items()})
-        #: Events to hand out before the change just decoded (columns added): see :meth:`take`.
-        self.pending: list[ChangeEvent] = []
-        self.stream = stream
+        ``catalog``: see TransactionState."""
+        super().__init__(stream=stream, node=node, tables=tables, start_lsn=start_lsn, catalog=catalog)
         self.echo_origin = echo_origin
         #: False with wal2json before 2.6 (no ``numeric-data-types-as-string``): NaN and ±Infinity arrive
         #: as null, told apart from NULL only in NOT NULL columns (see TableInfo.special_numbers).
         self.numbers_as_text = numbers_as_text
-        self.node = node
-        self.tables = tables
-        #: End LSN of the last complete transaction: where a restart must begin.
-        self.restart_lsn = start_lsn
-        self._commit_lsn = 0
-        self._index = 0
-        self._txid = ""
-        self._commit_us = 0
-        self._origin: str | None = None
 
     def decode(self, payload: bytes) -> ChangeEvent | TxnEnd | None:
         message = _decoder.decode(payload)
@@ -125,81 +101,28 @@ class Wal2JsonDecoder:
         if action == "B":
             # PLUGIN_OPTIONS asks for them: include-lsn, include-timestamp.
             assert message.lsn is not None and message.timestamp is not None
-            self._commit_lsn = parse_lsn(message.lsn)
-            self._index = 0
-            self._txid = str(message.xid)
-            self._commit_us = timestamp_us(message.timestamp)
-            self._origin = self.echo_origin(message.origin) if message.origin else None
+            origin = self.echo_origin(message.origin) if message.origin else None
+            self._begin(parse_lsn(message.lsn), str(message.xid), timestamp_us(message.timestamp), origin)
             return None
         if action == "C":
             assert message.nextlsn is not None  # include-lsn
-            self.restart_lsn = parse_lsn(message.nextlsn)
-            position = Position(order_of(self._commit_lsn, _TXN_END_INDEX), format_lsn(self.restart_lsn))
-            return TxnEnd(position, self._txid, self._commit_us)
+            return TxnEnd(self._commit(parse_lsn(message.nextlsn)), self._txid, self._commit_us)
         if action in ("I", "U", "D"):
             return self._change(message)
         if action == "T":
             return self._table_event(f"{message.schema}.{message.table}", Op.TRUNCATE)
         return None  # "M" (logical messages)
 
-    def take(self) -> Iterator[ChangeEvent]:
-        """The events decoded along with the last change that go before it (columns added), once."""
-        pending, self.pending = self.pending, []
-        return iter(pending)
-
-    def _table_event(self, namespace: str, op: Op, added: AddedColumn | None = None) -> ChangeEvent:
-        """A TRUNCATE or an added column (actors.core.events.Op), at its own place in the transaction."""
-        self._index += 1
-        return ChangeEvent(
-            node=self.node,
-            engine="postgresql",
-            namespace=namespace,
-            op=op,
-            key={},
-            before=None,
-            after=None if added is None else added_column_row(added),
-            commit_time_us=self._commit_us,
-            txid=self._txid,
-            position=Position(order_of(self._commit_lsn, self._index), format_lsn(self.restart_lsn)),
-            origin=self._origin,
-        )
-
-    def _columns_changed(self, message: Message, namespace: str) -> None:
-        """A change whose columns are not the ones seen so far (actors.core.schema_changes): columns added go out
-        as events first (in ``pending``), the table is read again, values of columns gone since are left out."""
-        if self.catalog is None:
-            return
-        catalog = self.catalog
-        fresh: list[TableInfo] = []
-
-        def current() -> Mapping[str, AddedColumn]:
-            info, columns = catalog(namespace)
-            fresh.append(info)
-            return columns
-
-        names = [c.name for c in message.columns]
-        seen = self.watch.check(
-            namespace,
-            names,
-            complete=message.action == "I",
-            catalog=current,
-            resync_hint=f"`worker-sync sync --manual --stream {self.stream}`",
-        )
-        if fresh:
-            self.tables[namespace] = fresh[0]
-        for added in seen.added:
-            self.pending.append(self._table_event(namespace, Op.SCHEMA, added))
-        if seen.gone:
-            message.columns = [c for c in message.columns if c.name not in seen.gone]
-
     def _change(self, message: Message) -> ChangeEvent:
         namespace = f"{message.schema}.{message.table}"
-        if message.action != "D" and not self.watch.knows(
-            namespace, [c.name for c in message.columns], complete=message.action == "I"
-        ):
-            self._columns_changed(message, namespace)
+        if message.action != "D":
+            names = [c.name for c in message.columns]
+            complete = message.action == "I"
+            if not self.watch.knows(namespace, names, complete=complete):
+                gone = self._columns_changed(namespace, names, complete=complete)
+                if gone:  # dropped since this change was made (a replay): nowhere to write them
+                    message.columns = [c for c in message.columns if c.name not in gone]
         table = self.tables[namespace]
-        self._index += 1
         after = None
         before = None
         if message.action != "D":
@@ -228,11 +151,6 @@ class Wal2JsonDecoder:
             after=after,
             commit_time_us=self._commit_us,
             txid=self._txid,
-            position=Position(order_of(self._commit_lsn, self._index), format_lsn(self.restart_lsn)),
+            position=self._next_position(),
             origin=self._origin,
         )
-
-
-def row_from_text(table: TableInfo, values: tuple[Any, ...]) -> dict[str, Any]:
-    """A snapshot row (every column selected as text) converted like a streamed one."""
-    return {name: table.convert(name, value) for name, value in zip(table.columns, values, strict=True)}

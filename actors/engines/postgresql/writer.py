@@ -31,11 +31,10 @@ from actors.core.errors import SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.table_events import TableOp
 from actors.core.typemap import ColumnType, TableSchema
 from actors.engines.postgresql import ddl, versions
-from actors.engines.postgresql.catalog import TableInfo
+from actors.engines.postgresql.catalog import TableInfo, row_from_text
 from actors.engines.postgresql.catalog import load_table as load_captured_table
 from actors.engines.postgresql.connection import conninfo_for
 from actors.engines.postgresql.schema import PgTable, load_table, split_namespace
-from actors.engines.postgresql.wal2json import row_from_text
 from actors.engines.sink import (
     BatchWriter,
     Converter,
