@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from actors.core.errors import TableChanged
 from actors.core.events import AddedColumn
+from actors.core.typemap import TableSchema
 
 #: A default Worker-Sync can rebuild at any target: a number, or a quoted string, optionally with a
 #: PostgreSQL cast (``'n/a'::character varying``) that is left out.
@@ -49,6 +50,27 @@ def constant_default(text: str | None) -> str | None:
     if _STRING.match(value):
         return value
     raise ValueError(f"default `{text}` is not a constant")
+
+
+def added_columns(schema: TableSchema, defaults: Mapping[str, str | None]) -> dict[str, AddedColumn]:
+    """Every column of a source table as an AddedColumn (what a target needs to add it), from its schema and the
+    catalog's text of each column's default."""
+    columns = {}
+    for column in schema.columns:
+        text = defaults.get(column.name)
+        try:
+            default, expression = constant_default(text), None
+        except ValueError:
+            default, expression = None, text
+        columns[column.name] = AddedColumn(
+            name=column.name,
+            type=column.type,
+            type_text=column.type_text,
+            nullable=column.nullable,
+            default=default,
+            expression_default=expression,
+        )
+    return columns
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from actors.core.errors import SinkError
 from actors.core.events import AddedColumn
-from actors.core.schema_changes import constant_default
+from actors.core.schema_changes import added_columns
 from actors.core.typemap import ColumnType
 from actors.engines.mariadb.schema import quote, split_namespace
 from actors.engines.mariadb.table_schema import table_schema
@@ -33,22 +33,7 @@ def describe_columns(conn: Any, namespace: str) -> dict[str, AddedColumn]:
     with conn.cursor() as cur:
         cur.execute(_DEFAULTS_SQL, split_namespace(namespace))
         defaults = {str(name): text for name, text in cur.fetchall()}
-    columns = {}
-    for column in schema.columns:
-        text = defaults.get(column.name)
-        try:
-            default, expression = constant_default(text), None
-        except ValueError:
-            default, expression = None, text
-        columns[column.name] = AddedColumn(
-            name=column.name,
-            type=column.type,
-            type_text=column.type_text,
-            nullable=column.nullable,
-            default=default,
-            expression_default=expression,
-        )
-    return columns
+    return added_columns(schema, defaults)
 
 
 def _labels(labels: tuple[str, ...]) -> str:

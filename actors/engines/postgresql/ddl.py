@@ -13,7 +13,7 @@ import psycopg
 
 from actors.core.errors import SinkError
 from actors.core.events import AddedColumn
-from actors.core.schema_changes import constant_default
+from actors.core.schema_changes import added_columns
 from actors.core.typemap import ColumnType
 from actors.engines.postgresql.schema import load_table, split_namespace
 
@@ -37,22 +37,7 @@ def describe_columns(conn: psycopg.Connection[Any], namespace: str) -> dict[str,
     """Every column of a source table as an AddedColumn (what a target needs to add it), read now."""
     schema = load_table(conn, namespace).schema
     defaults = dict(conn.execute(_DEFAULTS_SQL, (qualified(namespace),)).fetchall())
-    columns = {}
-    for column in schema.columns:
-        text = defaults.get(column.name)
-        try:
-            default, expression = constant_default(text), None
-        except ValueError:
-            default, expression = None, text
-        columns[column.name] = AddedColumn(
-            name=column.name,
-            type=column.type,
-            type_text=column.type_text,
-            nullable=column.nullable,
-            default=default,
-            expression_default=expression,
-        )
-    return columns
+    return added_columns(schema, defaults)
 
 
 def _type_sql(t: ColumnType) -> str | None:
