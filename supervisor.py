@@ -15,6 +15,7 @@ never skip a change or an audit entry. The capture actor then persists it and le
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -95,6 +96,9 @@ class Supervisor:
         self.heartbeats: HeartbeatWriter | None = None
         self._ray_error: str | None = None
         self._commit_at = self._publish_at = 0.0
+        #: Start-up figures for the log line at the first applied change (see _started).
+        self._ray_s: float | None = None
+        self._first_applied = False
 
     # -- topology -----------------------------------------------------------------------------
 
@@ -103,7 +107,9 @@ class Supervisor:
 
         if not ray.is_initialized():
             address = self.config.supervisor.ray_address
+            began = time.monotonic()
             context = ray.init(address=address, namespace="worker-sync", log_to_driver=False, configure_logging=False)
+            self._ray_s = time.monotonic() - began
             if context.dashboard_url:  # with the `dashboard` extra (or on a cluster that runs one)
                 log.info("Ray dashboard (actor health): http://%s", context.dashboard_url)
             self._gcs_watch = GcsWatch(ray.get_runtime_context().gcs_address, self._lost_ray)
@@ -115,21 +121,22 @@ class Supervisor:
         targets |= {r.source_node: nodes[r.source_node] for r in self.routes if r.schema_changes == "apply"}
         placement = Placement(settings.actor_cpus, settings.actor_memory_bytes)
         shards = Shards(self.routes, targets, self._calls, placement, self.dead_letters, self.run_id, self._backoff)
-        shards.start(settings.applier_shards)
         specs = stream_specs(self.config, self.routes)
-        audit = None
-        if self.config.audit.enabled:
-            audit = AuditFeed(self.config, self._calls, self.run_id, self._backoff)
-            audit.start(specs)
-        audit_feed = None if audit is None else audit.feed
-        streams = Streams(self.config, self._calls, placement, self.plan, shards.feeds, audit_feed, self.run_id)
+        audit = AuditFeed(self.config, self._calls, self.run_id, self._backoff) if self.config.audit.enabled else None
+        streams = Streams(self.config, self._calls, placement, self.plan, shards.feeds, self.run_id)
+        with placement.one_look():
+            # Capture actors first: Ray starts a few worker processes at a time, and theirs is the longest
+            # way to a first applied change (connect, start the stream, read).
+            streams.start(specs)
+            shards.start(settings.applier_shards)
+            if audit is not None:
+                streams.audit_feed = audit.start(specs)
         store = ConflictStore(settings.state_dir) if self.groups else None
         conflicts = Conflicts(store, self.plan, shards.feeds)
         conflicts.audit = audit
         shards.streams, shards.conflicts = streams, conflicts
         if audit is not None:
             audit.streams = streams
-        streams.start(specs)
         self._streams, self._shards, self._audit, self._conflicts = streams, shards, audit, conflicts
         self._resyncs = Resyncs(streams, audit, self.run_id)
         self.retention = RetentionWatch(streams)
@@ -185,6 +192,8 @@ class Supervisor:
             if self._gcs_watch is not None:
                 self._gcs_watch.announced.set()
             raise
+        if not self._first_applied and any(s.progress.applied_events for s in streams.states.values()):
+            self._started()
         now = time.monotonic()
         if now >= self._commit_at:
             self._commit_at = now + COMMIT_EVERY_S
@@ -192,6 +201,17 @@ class Supervisor:
         if now >= self._publish_at:
             self._publish_at = now + PUBLISH_EVERY_S
             board.publish()
+
+    def _started(self) -> None:
+        """The first change is applied: say how long start-up took (and how much of it was Ray's), and
+        show it on /status now rather than at the next publish."""
+        self._first_applied = True
+        self._publish_at = 0.0
+        age = process_age_s()
+        if age is None:
+            return
+        ray_part = "" if self._ray_s is None else f" ({self._ray_s:.2f} s of it starting or joining Ray)"
+        log.info("started: first change applied %.2f s after the process started%s", age, ray_part)
 
     def drain(self, timeout_s: float = 30.0) -> None:
         """Stop polling; finish what is in flight, commit it, and close the capture actors."""
@@ -297,6 +317,16 @@ class Supervisor:
 
     def verify_list(self) -> list[dict[str, Any]]:
         return self.verify_results.views()
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux: /proc), interpreter start-up and imports included."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def install_signal_handlers(supervisor: Supervisor) -> None:

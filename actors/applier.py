@@ -21,7 +21,7 @@ from actors.core.changes import RowChange
 from actors.core.conflicts import ConflictRecord, Decision, Offer, Version, record_of
 from actors.core.dead_letters import DeadLetter, Kind, decode_change, decode_offer, encode_change, encode_offer, row_key
 from actors.core.encoding import decode_batch
-from actors.core.errors import ColumnMissing, RowRefused, SinkError
+from actors.core.errors import ColumnMissing, RowRefused, SinkError, WorkerSyncError
 from actors.core.events import Op
 from actors.core.routing import Route, routes_by_source, to_offer, to_row_change
 from actors.core.table_events import TableOp, table_op
@@ -84,6 +84,21 @@ class ApplierShard:
             writer = build_writer(node_name, self.targets[node_name], echo_writer=echo_writer)
             self.writers[node_name] = writer
         return writer
+
+    def prepare(self) -> None:
+        """Connect to the targets and read their tables' schemas while the capture actors start: the first
+        apply then only writes. A failure here is logged and left to the first apply, which reports and
+        retries it as it would any other."""
+        targets: dict[str, list[str]] = defaultdict(list)
+        for route in self.all_routes:
+            targets[route.target_node].append(route.target_namespace)
+        for node_name, namespaces in targets.items():
+            try:
+                self._writer(node_name).prepare(sorted(set(namespaces)))
+            except WorkerSyncError as exc:
+                log.info(
+                    "applier shard %d: preparing %s failed; the first apply tries again: %s", self.shard, node_name, exc
+                )
 
     def apply(self, blocked: frozenset[str], *parts: bytes) -> Applied:
         """Apply consecutive parts (encoded batches) in one transaction per target node.

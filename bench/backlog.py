@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -200,7 +201,9 @@ class LinkBacklog:
         ]
         link = msgspec.structs.replace(link, name=f"bl-{self.prefix}-{reader.replace('_', '-')}", tables=tables)
         supervisor = msgspec.structs.replace(
-            config.supervisor, ray_address=self.cluster.gcs, state_dir=str(self.tmp / f"state-{self.prefix}-{reader}")
+            config.supervisor,
+            ray_address=None if self.args.local_ray else self.cluster.gcs,
+            state_dir=str(self.tmp / f"state-{self.prefix}-{reader}"),
         )
         slot = f"ws_{self.prefix}_{reader}"
         pg_node = msgspec.structs.replace(config.databases.postgresql, slot_name=slot, decoder=self.args.decoder)
@@ -287,12 +290,15 @@ class LinkBacklog:
     def _line(figures: dict[str, Any]) -> str:
         text = f"{figures['seconds']:.2f} s from the command to an equal copy ({figures['per_s']:,}/s)"
         if "startup_to_first_apply_s" in figures:
+            text += f"; first applied change after {figures['startup_to_first_apply_s']:.2f} s"
+            if "own_startup_s" in figures:
+                text += f" (Ray {figures['log_ray_s']:.2f} s of it, Worker-Sync's own {figures['own_startup_s']:.2f} s)"
             memory = figures["memory"]
-            text += (
-                f"; first applied change after {figures['startup_to_first_apply_s']:.2f} s; peak RSS Worker-Sync "
-                f"{memory['worker_sync_peak_mib']:,.0f} MiB {memory['actors_peak_mib']}, Ray's own "
-                f"{memory['ray_own_rss_mib']:,.0f} MiB"
-            )
+            if memory:
+                text += (
+                    f"; peak RSS Worker-Sync {memory['worker_sync_peak_mib']:,.0f} MiB {memory['actors_peak_mib']}, "
+                    f"Ray's own {memory['ray_own_rss_mib']:,.0f} MiB"
+                )
         else:
             text += f"; peak RSS {figures['peak_rss_mib']:,.0f} MiB"
         return text
@@ -344,7 +350,7 @@ class LinkBacklog:
         label = f"drain-{len(self.result['runs']) + 1}"
         run = self._start(reader, label)
         spy = None
-        if self.args.py_spy and reader == "worker_sync":
+        if self.args.py_spy and reader == "worker_sync" and not self.args.local_ray:
             spy = Spy(self.args.py_spy, self.tmp / "profiles", f"{self.prefix}-{reader}-{label}")
             spy.watch(run.process.pid, "supervisor")
         first_at = 0.0
@@ -377,7 +383,8 @@ class LinkBacklog:
                 spy.stop()
                 for kind, stacks in spy.samples().items():
                     self.stacks.setdefault(kind, Counter()).update(stacks)
-            memory = memory_by_group(run.process.pid, self.cluster)
+            # With --local-ray the actors run under the run's own Ray, which the state API here does not see.
+            memory = None if self.args.local_ray else memory_by_group(run.process.pid, self.cluster)
         finally:
             if spy is not None:
                 spy.stop()
@@ -387,13 +394,14 @@ class LinkBacklog:
                 shutil.copy(run.log, Path(self.args.logs) / run.log.name)
         if code != 0:
             raise RuntimeError(f"{reader}: `worker-sync run` exited with code {code} when stopped: {run.tail()}")
-        return {
+        figures = {
             "started_at": round(started, 3),  # time.time() of the command, to read its log's times against
             "seconds": round(equal_at - started, 3),
             "startup_to_first_apply_s": round(first_at - started, 3),
             "first_apply_to_equal_s": round(equal_at - first_at, 3),
             "memory": memory,
         }
+        return figures | startup_from_log(run.log)
 
     def _write_profile(self) -> None:
         """The top table of the sampled drains (results/NAME_profile_LINK.md) and the shares of the costs
@@ -443,6 +451,19 @@ class LinkBacklog:
                 say(f"{self.link}: {reader}'s copy DIFFERS FROM the source: {differences[:3]}")
 
 
+STARTED_LINE = re.compile(r"first change applied ([0-9.]+) s after the process started \(([0-9.]+) s of it")
+
+
+def startup_from_log(log: Path) -> dict[str, float]:
+    """The supervisor's own start-up line (seconds from its process start to the first applied change, and
+    how many of them went to starting or joining Ray): Worker-Sync's own start-up is their difference."""
+    found = STARTED_LINE.search(log.read_text(errors="replace"))
+    if found is None:
+        return {}
+    to_first, ray_s = float(found[1]), float(found[2])
+    return {"log_process_to_first_apply_s": to_first, "log_ray_s": ray_s, "own_startup_s": round(to_first - ray_s, 3)}
+
+
 def summarize(runs: list[dict[str, Any]], readers: list[str]) -> dict[str, Any]:
     def med(values: list[float]) -> float | None:
         return round(statistics.median(values), 3) if values else None
@@ -456,8 +477,11 @@ def summarize(runs: list[dict[str, Any]], readers: list[str]) -> dict[str, Any]:
             median["plain_loop_peak_rss_mib"] = med([f["peak_rss_mib"] for f in done])
             continue
         median[f"{reader}_startup_to_first_apply_s"] = med([f["startup_to_first_apply_s"] for f in done])
-        median[f"{reader}_peak_mib"] = med([f["memory"]["worker_sync_peak_mib"] for f in done])
-        median[f"{reader}_ray_own_rss_mib"] = med([f["memory"]["ray_own_rss_mib"] for f in done])
+        median[f"{reader}_own_startup_s"] = med([f["own_startup_s"] for f in done if "own_startup_s" in f])
+        median[f"{reader}_ray_start_in_run_s"] = med([f["log_ray_s"] for f in done if "log_ray_s" in f])
+        measured = [f["memory"] for f in done if f["memory"]]
+        median[f"{reader}_peak_mib"] = med([m["worker_sync_peak_mib"] for m in measured])
+        median[f"{reader}_ray_own_rss_mib"] = med([m["ray_own_rss_mib"] for m in measured])
         ratios = [r["plain_loop"]["seconds"] / r[reader]["seconds"] for r in runs if reader in r and "plain_loop" in r]
         median[f"ratio_{reader}"] = med(ratios)
         median[f"ratio_{reader}_per_run"] = [round(v, 3) for v in ratios]
@@ -517,8 +541,14 @@ def answer_line(link: str, data: dict[str, Any], ray_start_s: float | None) -> s
         if median.get(f"{reader}_seconds") is not None:
             text += (
                 f"; {reader.replace('_', ' ')} {median[f'{reader}_seconds']} s = {median[f'ratio_{reader}']:.2f}x "
-                f"(first applied change after {median[f'{reader}_startup_to_first_apply_s']} s)"
+                f"(first applied change after {median[f'{reader}_startup_to_first_apply_s']} s"
             )
+            if median.get(f"{reader}_own_startup_s") is not None:
+                text += (
+                    f"; Worker-Sync's own start-up {median[f'{reader}_own_startup_s']} s, Ray's start within `run` "
+                    f"{median[f'{reader}_ray_start_in_run_s']} s"
+                )
+            text += ")"
     text += f"; Ray's own start {ray_start_s} s"
     return text
 
@@ -544,6 +574,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "results/NAME_profile_LINK.md; its timings are then those of a profiled run",
     )
     parser.add_argument("--logs", help="copy each `worker-sync run` log (JSON lines) into this directory")
+    parser.add_argument(
+        "--local-ray",
+        action="store_true",
+        help="each `worker-sync run` starts a Ray of its own, as `run` without `supervisor.ray_address` does on "
+        "a laptop (Ray's start then counts in the drain; the run's log splits it out); no memory figures",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 changes, one run")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
     report.add_results_dir(parser)
@@ -569,7 +605,9 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "audit_variant": args.audit,
         "profiled_with_py_spy": bool(args.py_spy),
         "poll_ms": args.poll_ms,
-        "ray": "one `ray start --head --num-cpus=2` node of the bench's own",
+        "ray": "a Ray started by each `worker-sync run` itself"
+        if args.local_ray
+        else "one `ray start --head --num-cpus=2` node of the bench's own",
         "workload": {"mix": MIX, "transaction_sizes": list(TXN_SIZES), "transaction_size_weights": list(TXN_WEIGHTS)},
     }
 

@@ -49,6 +49,7 @@ class CaptureHandle(Protocol):
 class ApplierHandle(Protocol):
     """A handle of actors.applier.ApplierShard."""
 
+    prepare: RemoteMethod[None]
     apply: RemoteMethod[Applied]
     reapply: RemoteMethod[list[str | None]]
 

@@ -3,6 +3,8 @@ the supervisor (its checkpoint export directory is mounted where the supervisor 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -17,6 +19,8 @@ class Placement:
 
     def __init__(self, cpus: float = 0.0, memory_bytes: int = 0) -> None:
         self._placed = 0
+        #: Set inside one_look(): the alive nodes, asked for once.
+        self._nodes: list[str] | None = None
         self._resources: dict[str, float] = {}
         if cpus:
             self._resources["num_cpus"] = cpus
@@ -29,16 +33,32 @@ class Placement:
 
     def next_node(self) -> Any:
         """A scheduling strategy for the next capture or applier actor."""
-        import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if self._resources:
             return "SPREAD"
-        nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
+        nodes = self._nodes if self._nodes is not None else self._alive_nodes()
         if len(nodes) < 2:
             return "DEFAULT"
         self._placed += 1
         return NodeAffinitySchedulingStrategy(node_id=nodes[self._placed % len(nodes)], soft=False)
+
+    @contextmanager
+    def one_look(self) -> Iterator[None]:
+        """Place the actors started inside on the nodes alive as it began: `ray.nodes()` is a GCS round trip
+        returning every node's details, ~50 ms, once per start-up instead of once per actor. (An actor
+        created anew later, after a node died, looks again.)"""
+        self._nodes = None if self._resources else self._alive_nodes()
+        try:
+            yield
+        finally:
+            self._nodes = None
+
+    @staticmethod
+    def _alive_nodes() -> list[str]:
+        import ray
+
+        return sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
 
     @staticmethod
     def this_node() -> Any:

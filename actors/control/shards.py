@@ -61,7 +61,9 @@ class Shards:
 
         name = f"applier:{index}:{self._run_id}" + (f":{generation}" if generation else "")
         options = {"name": name, "scheduling_strategy": self._placement.next_node(), **self._placement.resources()}
-        return cast(ApplierHandle, start_actor(ApplierShard, index, self._routes, self._targets, **options))
+        shard = cast(ApplierHandle, start_actor(ApplierShard, index, self._routes, self._targets, **options))
+        shard.prepare.remote()  # connects while the capture actors start; what fails, the first apply reports
+        return shard
 
     def submit(self) -> None:
         for feed in self.feeds:

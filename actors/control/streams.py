@@ -104,7 +104,6 @@ class Streams:
         placement: Placement,
         plan: RoutingPlan,
         shards: list[Feed[Any]],
-        audit: Feed[Any] | None,
         run_id: str,
     ) -> None:
         self._config = config
@@ -112,7 +111,8 @@ class Streams:
         self._placement = placement
         self._plan = plan
         self._shards = shards
-        self._audit = audit
+        #: The audit actor's feed (None: audit is off); set once that actor is started.
+        self.audit_feed: Feed[Any] | None = None
         self._run_id = run_id
         self.offsets = FileOffsetStore(config.supervisor.state_dir)
         self.states: dict[str, StreamState] = {}
@@ -134,7 +134,7 @@ class Streams:
         name = f"capture:{spec.stream}:{self._run_id}" + (f":{generation}" if generation else "")
         strategy = self._placement.next_node()
         options = {"name": name, "scheduling_strategy": strategy, **self._placement.resources()}
-        actor = start_actor(CaptureActor, spec, self._plan, self._audit is not None, **options)
+        actor = start_actor(CaptureActor, spec, self._plan, self._config.audit.enabled, **options)
         return cast(CaptureHandle, actor)
 
     # -- polling ------------------------------------------------------------------------------------
@@ -209,9 +209,9 @@ class Streams:
             (self._shards[index], BatchPart(name, seq, state.epoch, piece.payload, piece.events))
             for index, piece in captured.slices.items()
         ]
-        if self._audit is not None and captured.audited is not None:
+        if self.audit_feed is not None and captured.audited is not None:
             audited = captured.audited
-            parts.append((self._audit, BatchPart(name, seq, state.epoch, audited.payload, audited.events)))
+            parts.append((self.audit_feed, BatchPart(name, seq, state.epoch, audited.payload, audited.events)))
         oldest = min(captured.commit_times_us, default=0)
         state.progress.received(seq, captured.upto, len(parts), captured.events, oldest)
         state.commit_times[seq] = captured.commit_times_us
@@ -257,7 +257,7 @@ class Streams:
         module docstring)."""
         state = self.states[stream]
         state.epoch += 1
-        for feed in [*self._shards, *([self._audit] if self._audit is not None else [])]:
+        for feed in [*self._shards, *([self.audit_feed] if self.audit_feed is not None else [])]:
             feed.drop_stream(stream)
         applied = state.progress.applied_events
         state.progress = StreamProgress(state.progress.committed)

@@ -494,6 +494,17 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
             self._disconnect()
             raise
 
+    def prepare(self, namespaces: Sequence[str]) -> None:
+        """Connect and read the tables' schemas ahead of the first apply (start-up, off its critical path).
+        Raises what apply would (SourceUnavailable, SinkError); apply then simply tries again."""
+        try:
+            conn = self._connection()
+            for namespace in namespaces:
+                self._table(conn, namespace)
+        except SourceUnavailable:
+            self._disconnect()
+            raise
+
     def forget(self, namespace: str | None = None) -> None:
         """Drop cached table schemas (all, or one) so the next apply reads them again (after DDL)."""
         if namespace is None:
