@@ -7,6 +7,10 @@ is `worker_sync_<what>_<unit>`, counters ending in `_total`. Labels are bounded:
 
 from __future__ import annotations
 
+import bisect
+import collections
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -117,3 +121,17 @@ VERIFY_LAST_RUN = Gauge(
     ["link"],
     registry=REGISTRY,
 )
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """``histogram.observe(a)`` for each of ``amounts``, taking each bucket's lock once instead of once per
+    value: the supervisor observes every applied change's lag, and per value that was a fifth of its CPU.
+    (Reaches into prometheus-client's Histogram, pinned by the lock; tests/core/test_metrics.py checks it
+    exports exactly what observe() would.)"""
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds
+    per_bucket = collections.Counter(bisect.bisect_left(bounds, amount) for amount in amounts)
+    histogram._sum.inc(sum(amounts))
+    for index, count in per_bucket.items():
+        histogram._buckets[index].inc(count)
