@@ -75,13 +75,14 @@ class Statement:
         return Statement(self.namespace, self.render, [self.rows[index]], [self.keys[index]])
 
 
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, str | bytes) else 16
-
-
 def row_size(row: Sequence[Any]) -> int:
-    """Roughly how many bytes a row's parameters take in a statement."""
-    return sum(_size(value) for value in row)
+    """Roughly how many bytes a row's parameters take in a statement: a string's or bytes' length, 16 for any
+    other value. (A plain loop: it runs for every row a shard writes.)"""
+    size = 0
+    for value in row:
+        kind = type(value)
+        size += len(value) if kind is str or kind is bytes else 16
+    return size
 
 
 def chunked(
