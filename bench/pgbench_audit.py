@@ -1,12 +1,16 @@
-"""The cost of auditing at the source: pgbench TPS alone, while Worker-Sync captures and audits, and with triggers.
+"""The cost of auditing at the source: pgbench TPS alone, while Worker-Sync captures and audits, with triggers,
+and while a bare logical-decoding client streams (the floor any logical-decoding CDC tool pays).
 
     python bench/pgbench_audit.py [--scale 2] [--clients 2] [--jobs 2] [--duration 20] [--repeat 3]
-                                  [--pin] [--decoder wal2json|pgoutput] [--quick] [--results-dir DIR]
+                                  [--pin] [--decoder wal2json|pgoutput] [--audit-store source|separate]
+                                  [--variants alone,worker_sync,trigger_audit,logical_floor]
+                                  [--quick] [--results-dir DIR]
 
 Starts throwaway PostgreSQL and MariaDB servers (actors.harness, in a temp dir) and a local Ray,
 initializes pgbench's tables in PostgreSQL (``pgbench -i -s SCALE``, the pgbench that ships with the
 harness's PostgreSQL: found in the same bin directory, actors.harness.postgres.find_bindir), and runs the
-built-in TPC-B-like script (``pgbench -n -c CLIENTS -j JOBS -T DURATION``) in three variants:
+built-in TPC-B-like script (``pgbench -n -c CLIENTS -j JOBS -T DURATION``) in four variants (``--variants``
+picks some of them, ``alone`` always among them):
 
 (a) ``alone``: nothing else runs.
 (b) ``worker_sync``: Worker-Sync captures the four pgbench tables (PostgreSQL -> MariaDB link, wal2json,
@@ -16,22 +20,35 @@ built-in TPC-B-like script (``pgbench -n -c CLIENTS -j JOBS -T DURATION``) in th
 (c) ``trigger_audit``: a classic audit table instead: an AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW
     trigger on each pgbench table writes (table, operation, time, user, old row, new row as jsonb) to
     ``audit_trail``; created before the run, dropped after.
+(d) ``logical_floor``: no Worker-Sync; PostgreSQL's own C client ``pg_recvlogical`` (beside pgbench) streams a
+    slot of the same output plugin as Worker-Sync's capture in this invocation (``--decoder``: wal2json with the
+    capture's options and table list, or pgoutput ``proto_version=1`` on the publication of the four tables) to
+    /dev/null. Its slot is created before the run and dropped after; it is started and caught up (its walsender
+    has sent all WAL written so far) before pgbench starts, and stopped after (the seconds the walsender needed to
+    send what pgbench wrote are reported). This is the floor: the walsender's decoding and sending, which any
+    logical-decoding CDC tool costs the source, with nothing of Worker-Sync's (no parsing, applying, auditing,
+    no queries against the source). Feedback as a real consumer gives it: a status update every second (``-s 1``,
+    Worker-Sync's interval) and the confirmed position advanced once a second (``-F 1``; /dev/null is never
+    fsynced). (b)/(d) is what Worker-Sync costs beyond the floor.
 
 pgbench_history has no primary key, which capture needs (Worker-Sync refuses keyless tables); the bench
 adds one to it once, before any run (``ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY``),
-so all three variants run on the same schema: the key costs each of them the same sequence call per
+so all variants run on the same schema: the key costs each of them the same sequence call per
 insert. pgbench's script names its columns, so it is unaffected.
 
-Each repeat runs the three variants in a rotated order; the figures are the medians of ``--repeat`` runs,
-reported as (b)/(a) and (c)/(a). At the end MariaDB's copy of the four tables is compared with PostgreSQL
-row by row (actors.harness.compare.diff_tables) after a last catch-up. Exit codes: 0 ok, 1 a run failed or
-the copy differs, 2 bad usage, 3 servers or pgbench missing, 130 Ctrl-C. JSON on stdout and in
-bench/results/pgbench_audit.json, a plot in bench/results/pgbench_audit.png, progress on stderr.
+Each repeat runs the variants in a rotated order; the figures are the medians of ``--repeat`` runs,
+reported as (b)/(a), (c)/(a), (d)/(a) and (b)/(d). At the end MariaDB's copy of the four tables is compared
+with PostgreSQL row by row (actors.harness.compare.diff_tables) after a last catch-up. Exit codes: 0 ok, 1 a run
+failed or the copy differs, 2 bad usage, 3 servers, pgbench or pg_recvlogical (for logical_floor) missing,
+130 Ctrl-C. JSON on stdout and in bench/results/pgbench_audit.json, a plot in bench/results/pgbench_audit.png,
+progress on stderr.
 ``--quick``: scale 1, one client, 2 s runs, one repeat (the smoke test).
 
 ``--pin`` measures the cost as a DBA sees it on a database host: PostgreSQL (every server process) and pgbench
-run on CPU 0, while Worker-Sync (this process, Ray and its actors) and the target MariaDB run on CPU 1, so the
-figure is what capture takes from the source, not what two programs sharing two cores take from each other.
+run on CPU 0, while Worker-Sync (this process, Ray and its actors), the target MariaDB and pg_recvlogical (which
+stands for the consumer in (d)) run on CPU 1, so the figure is what capture takes from the source, not what two
+programs sharing two cores take from each other. The walsenders, which (b) and (d) start after the pinning, are
+forked by the postmaster and inherit its CPU: each run checks it (``walsender_cpus`` in the JSON).
 Without it everything shares the cores (the co-located figure). ``--decoder`` picks the capture's output plugin.
 """
 
@@ -41,6 +58,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,7 +76,7 @@ from bench import report
 from bench.report import say
 
 NAME = "pgbench_audit"
-VARIANTS = ("alone", "worker_sync", "trigger_audit")
+VARIANTS = ("alone", "worker_sync", "trigger_audit", "logical_floor")
 AUDIT_SCHEMA = "worker_sync_audit"
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 MARIADB_DDL = (
@@ -101,12 +119,20 @@ def pgbench_path() -> Path:
     return find_bindir() / "pgbench"
 
 
+def recvlogical_path() -> Path:
+    return find_bindir() / "pg_recvlogical"
+
+
 #: With --pin: the source's CPU (PostgreSQL and pgbench) and Worker-Sync's (with the target).
 SOURCE_CPU, SYNC_CPU = 0, 1
 
 
 def pin_to_source_cpu() -> None:
     os.sched_setaffinity(0, {SOURCE_CPU})
+
+
+def pin_to_sync_cpu() -> None:
+    os.sched_setaffinity(0, {SYNC_CPU})
 
 
 def _processes() -> dict[int, tuple[int, list[str]]]:
@@ -172,6 +198,173 @@ def fingerprint(endpoint: Endpoint) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
+#: Worker-Sync's slot (and, with pgoutput, its publication of the four tables, named like the slot).
+SLOT = PUBLICATION = "ws_pgbench"
+#: logical_floor's own slot, created before each of its runs and dropped after.
+FLOOR_SLOT = "floor_pgbench"
+#: pg_recvlogical's feedback in logical_floor. -s 1: a standby status update every second, as Worker-Sync's
+#: stream sends one (actors.engines.postgresql.replication.FEEDBACK_INTERVAL_S), instead of the default 10 s.
+#: -F 1: /dev/null is no regular file, so pg_recvlogical never fsyncs it; the interval only sets how often the
+#: flush position it reports catches up with what it received: once a second, like a consumer confirming what it
+#: has handled in batches (the default 10 s would hold the slot's confirmed position further back than Worker-Sync
+#: does; 0 would confirm everything on every loop, which no consumer that writes somewhere does).
+FLOOR_STATUS_INTERVAL_S = 1
+FLOOR_FSYNC_INTERVAL_S = 1
+
+
+def walsender_cpus(pg: Endpoint, slot: str, pin: bool) -> list[int]:
+    """The CPUs the walsender streaming ``slot`` may use. A walsender is a backend the postmaster forks when the
+    consumer connects, so it inherits the postmaster's affinity (pin_postgres): with --pin it must be on
+    SOURCE_CPU like every PostgreSQL process, which this checks rather than assumes."""
+    with pg.connect("admin") as conn:
+        row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+    if row is None or row[0] is None:
+        raise BenchError(f"no walsender streams slot {slot}")
+    cpus = sorted(os.sched_getaffinity(row[0]))
+    if pin and cpus != [SOURCE_CPU]:
+        raise BenchError(f"--pin: slot {slot}'s walsender (PID {row[0]}) may run on CPUs {cpus}, not {SOURCE_CPU}")
+    return cpus
+
+
+class LogicalFloor:
+    """The logical_floor variant's consumer: PostgreSQL's own C client pg_recvlogical streams a slot of the same
+    output plugin and options as Worker-Sync's capture (wal2json with its options and table list, or pgoutput
+    protocol 1 on the publication of the four tables) to /dev/null. With --pin it runs on SYNC_CPU, standing
+    for the consumer; its walsender is a PostgreSQL process, on SOURCE_CPU."""
+
+    def __init__(self, pg: Endpoint, decoder: str, tmp: Path, *, pin: bool) -> None:
+        self.pg, self.decoder, self.pin = pg, decoder, pin
+        self.log_path = tmp / "pg_recvlogical.log"
+        #: wal2json 2.6+ takes Worker-Sync's numbers-as-text option; probed on the first slot (as the capture
+        #: falls back without it).
+        self.numbers_as_text: bool | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def options(self) -> dict[str, str]:
+        if self.decoder == "pgoutput":
+            from actors.engines.postgresql.pgoutput import plugin_options
+
+            return plugin_options(PUBLICATION)
+        from actors.engines.postgresql.wal2json import NUMBERS_AS_TEXT, PLUGIN_OPTIONS
+
+        options = dict(PLUGIN_OPTIONS, **{"add-tables": ",".join(f"public.{t}" for t in TABLES)})
+        if self.numbers_as_text:
+            options[NUMBERS_AS_TEXT] = "1"
+        return options
+
+    def command(self) -> list[str]:
+        options = [arg for key, value in self.options().items() for arg in ("-o", f"{key}={value}")]
+        return [
+            str(recvlogical_path()),
+            *("-h", self.pg.host, "-p", str(self.pg.port), "-U", self.pg.capture.user, "-d", self.pg.database),
+            "-w",  # the password comes from PGPASSWORD: never prompt
+            "-n",  # exit on a lost connection instead of reconnecting: the run fails rather than measuring less
+            *("--slot", FLOOR_SLOT, "--start", "-f", "/dev/null"),
+            *("-s", str(FLOOR_STATUS_INTERVAL_S), "-F", str(FLOOR_FSYNC_INTERVAL_S)),
+            *options,
+        ]
+
+    def start(self) -> list[int]:
+        """Create the slot and start pg_recvlogical (caught_up says when it streams); the CPUs it may use."""
+        from actors.engines.postgresql.replication import SESSION_OPTIONS
+
+        with self.pg.connect("admin") as conn:
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)", (FLOOR_SLOT, self.decoder))
+        if self.decoder == "wal2json" and self.numbers_as_text is None:
+            self.numbers_as_text = self._takes_numbers_as_text()
+        env = {**os.environ, "PGPASSWORD": self.pg.capture.password, "PGOPTIONS": SESSION_OPTIONS}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+                preexec_fn=pin_to_sync_cpu if self.pin else None,
+            )
+        return sorted(os.sched_getaffinity(self.proc.pid))
+
+    def _takes_numbers_as_text(self) -> bool:
+        import psycopg
+
+        from actors.engines.postgresql.wal2json import NUMBERS_AS_TEXT
+
+        with self.pg.connect("admin") as conn:
+            try:  # the plugin reads its options when decoding starts, even with nothing to decode
+                conn.execute(
+                    "SELECT count(*) FROM pg_logical_slot_peek_changes(%s, NULL, NULL, %s, '1')",
+                    (FLOOR_SLOT, NUMBERS_AS_TEXT),
+                )
+            except psycopg.Error as exc:
+                if NUMBERS_AS_TEXT not in str(exc):
+                    raise
+                return False
+        return True
+
+    def _check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError(f"pg_recvlogical exited (code {self.proc.returncode}): {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace").strip()[-800:] or "no output"
+        except OSError:
+            return "no output"
+
+    def caught_up(self, timeout_s: float) -> float:
+        """Seconds until the walsender had decoded and sent all the WAL written before this call: past a marker,
+        a logical message in a transaction of its own. Transactional, so that its commit flushes it: the walsender
+        only reads flushed WAL, and a non-transactional message (PostgreSQL 15 has no flush option) waits for
+        whatever flushes next, seconds later on an idle server (measured: 21 s). It costs the consumer a few
+        bytes at most (pgoutput without `messages` does not pass it on)."""
+        started = time.monotonic()
+        with self.pg.connect("admin") as conn:
+            marker = conn.execute("SELECT pg_logical_emit_message(true, 'pgbench_audit', 'marker')::text").fetchone()
+            while True:
+                self._check()
+                row = conn.execute(
+                    "SELECT r.sent_lsn > %s::pg_lsn FROM pg_replication_slots s "
+                    "JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = %s",
+                    (marker[0], FLOOR_SLOT),
+                ).fetchone()
+                if row is not None and row[0]:
+                    return round(time.monotonic() - started, 2)
+                if time.monotonic() - started > timeout_s:
+                    raise BenchError(f"pg_recvlogical's walsender had not caught up in {timeout_s:.0f}s")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop pg_recvlogical (Ctrl-C: it sends its last status and exits 0) and drop the slot."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            self._drop_slot()  # if it was created
+            return
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            code = proc.returncode
+        finally:
+            self._drop_slot()
+        if code != 0:
+            raise BenchError(f"pg_recvlogical exited (code {code}): {self._log_tail()}")
+
+    def _drop_slot(self) -> None:
+        deadline = time.monotonic() + 30
+        with self.pg.connect("admin") as conn:
+            query = "SELECT active FROM pg_replication_slots WHERE slot_name = %s"
+            while (row := conn.execute(query, (FLOOR_SLOT,)).fetchone()) is not None and row[0]:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"slot {FLOOR_SLOT} still active 30s after pg_recvlogical stopped")
+                time.sleep(0.05)
+            if row is not None:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (FLOOR_SLOT,))
+
+
 def build_config(
     pg: Endpoint, mariadb: Endpoint, tmp: Path, decoder: str = "wal2json", audit_db: Endpoint | None = None
 ) -> Any:
@@ -219,7 +412,7 @@ def build_config(
                 username=pg.capture.user,
                 password_file=write_secret_file(tmp, "pg-password", pg.capture.password),
                 tls=Tls(mode="disable"),
-                slot_name="ws_pgbench",
+                slot_name=SLOT,
                 decoder=decoder,  # type: ignore[arg-type]  # one of the config's literals (argparse choices)
             ),
             mysql=MySqlNode(
@@ -260,6 +453,7 @@ class AuditBench:
         self.audit_db = audit_db
         self.result: dict[str, Any] = {"runs": []}
         self.sync: Any = None
+        self.floor = LogicalFloor(pg, args.decoder, tmp, pin=args.pin)
         self.ok = True
 
     def prepare(self) -> None:
@@ -275,7 +469,7 @@ class AuditBench:
             if self.audit_db is None:
                 create_schema(conn, AUDIT_SCHEMA, self.pg.capture.user)
             if args.decoder == "pgoutput":
-                conn.execute(f"CREATE PUBLICATION ws_pgbench FOR TABLE {', '.join(TABLES)}")
+                conn.execute(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {', '.join(TABLES)}")
         with self.mariadb.connect("admin") as conn, conn.cursor() as cursor:
             for ddl in MARIADB_DDL:
                 cursor.execute(ddl)
@@ -325,9 +519,10 @@ class AuditBench:
 
     def run(self) -> None:
         args = self.args
+        variants = args.variants
         for attempt in range(args.repeat):
-            order = VARIANTS[attempt % 3 :] + VARIANTS[: attempt % 3]
-            for variant in order:
+            shift = attempt % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
                 self.result["runs"].append(self._one(variant, attempt))
         self.summarize()
         say("a last catch-up and a row-by-row comparison of MariaDB's copy ...")
@@ -346,6 +541,7 @@ class AuditBench:
             self._start_sync()
             run["catch_up_before_s"] = self._catch_up(timeout_s=900)
             run["start_and_catch_up_s"] = round(time.monotonic() - started, 2)
+            run["walsender_cpus"] = walsender_cpus(self.pg, SLOT, args.pin)
         elif variant == "trigger_audit":
             with self.pg.connect("admin") as conn:
                 for table in TABLES:
@@ -354,6 +550,10 @@ class AuditBench:
                         "FOR EACH ROW EXECUTE FUNCTION audit_trail_row()"
                     )
         try:
+            if variant == "logical_floor":
+                run["consumer_cpus"] = self.floor.start()
+                run["catch_up_before_s"] = self.floor.caught_up(timeout_s=60)
+                run["walsender_cpus"] = walsender_cpus(self.pg, FLOOR_SLOT, args.pin)
             with self.pg.connect("admin") as conn:
                 conn.execute("CHECKPOINT")  # each run starts without the previous one's dirty pages to write
             out = pgbench(
@@ -370,9 +570,13 @@ class AuditBench:
             run["load_average_1m"] = round(os.getloadavg()[0], 2)
             if variant == "worker_sync":
                 run["catch_up_after_s"] = self._catch_up(timeout_s=900)
+            elif variant == "logical_floor":
+                run["catch_up_after_s"] = self.floor.caught_up(timeout_s=900)
         finally:
             if variant == "worker_sync":
                 self._stop_sync()
+            elif variant == "logical_floor":
+                self.floor.stop()
             elif variant == "trigger_audit":
                 with self.pg.connect("admin") as conn:
                     for table in TABLES:
@@ -382,15 +586,28 @@ class AuditBench:
 
     def summarize(self) -> None:
         runs = self.result["runs"]
-        tps = {v: report.median([r["tps"] for r in runs if r["variant"] == v]) for v in VARIANTS}
+        variants = self.args.variants
+        tps = {v: report.median([r["tps"] for r in runs if r["variant"] == v]) for v in variants}
         self.result["tps_median"] = {v: round(t, 1) for v, t in tps.items()}
         if tps["alone"] > 0:
-            self.result["ratio_worker_sync_to_alone"] = round(tps["worker_sync"] / tps["alone"], 3)
-            self.result["ratio_trigger_audit_to_alone"] = round(tps["trigger_audit"] / tps["alone"], 3)
-        behind = [r["catch_up_after_s"] for r in runs if r["variant"] == "worker_sync"]
-        self.result["worker_sync_catch_up_after_run_s_median"] = report.median(behind)
+            for variant in variants:
+                if variant != "alone":
+                    self.result[f"ratio_{variant}_to_alone"] = round(tps[variant] / tps["alone"], 3)
+        if tps.get("logical_floor", 0) > 0 and "worker_sync" in tps:
+            # What Worker-Sync costs beyond what any logical-decoding consumer costs.
+            self.result["ratio_worker_sync_to_logical_floor"] = round(tps["worker_sync"] / tps["logical_floor"], 3)
+        if "logical_floor" in variants:
+            self.result["settings"]["logical_floor"]["plugin_options"] = self.floor.options()
+            self.result["settings"]["logical_floor"]["command"] = " ".join(self.floor.command())
+        for variant in ("worker_sync", "logical_floor"):
+            if variant in variants:
+                behind = [r["catch_up_after_s"] for r in runs if r["variant"] == variant]
+                self.result[f"{variant}_catch_up_after_run_s_median"] = report.median(behind)
         with self.pg.connect("admin") as conn:
             self.result["audit_trail_rows"] = conn.execute("SELECT count(*) FROM audit_trail").fetchone()[0]
+            self.result["replication_slots_after_runs"] = [
+                row[0] for row in conn.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1")
+            ]
         with (self.audit_db or self.pg).connect("admin") as conn:
             self.result["worker_sync_audit_entries"] = conn.execute(
                 f"SELECT count(*) FROM {AUDIT_SCHEMA}.entries"
@@ -410,35 +627,46 @@ class AuditBench:
         say(f"MariaDB's copy {'equals' if not differences else 'DIFFERS FROM'} the source")
 
 
+LABELS = {
+    "alone": "(a) pgbench alone",
+    "worker_sync": "(b) + Worker-Sync capture & audit",
+    "trigger_audit": "(c) + trigger audit table",
+    "logical_floor": "(d) + pg_recvlogical to /dev/null (floor)",
+}
+
+
 def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
     medians = result.get("tps_median")
     if not medians:
         return None
-    labels = {
-        "alone": "(a) pgbench alone",
-        "worker_sync": "(b) + Worker-Sync capture & audit",
-        "trigger_audit": "(c) + trigger audit table",
-    }
     settings = result["settings"]
+    shown = [v for v in VARIANTS if v in medians]
     return report.bar_plot(
         name,
         f"pgbench TPS, scale {settings['scale']}, {settings['clients']} clients, {settings['duration_s']} s "
         f"(median of {settings['repeat']})",
-        [labels[v] for v in VARIANTS],
-        [medians[v] for v in VARIANTS],
+        [LABELS[v] for v in shown],
+        [medians[v] for v in shown],
         "transactions/s",
     )
 
 
 def answer(result: dict[str, Any]) -> str:
     medians = result.get("tps_median")
-    if not medians or "ratio_worker_sync_to_alone" not in result:
+    if not medians or any(f"ratio_{v}_to_alone" not in result for v in medians if v != "alone"):
         return f"no figures: {result.get('error', 'n/a')}"
-    return (
-        f"pgbench TPS (median): alone {medians['alone']:,.1f}; with Worker-Sync capturing and auditing "
-        f"{medians['worker_sync']:,.1f} ({result['ratio_worker_sync_to_alone']:.2f}x); with a trigger audit table "
-        f"{medians['trigger_audit']:,.1f} ({result['ratio_trigger_audit_to_alone']:.2f}x)"
-    )
+    what = {
+        "worker_sync": "with Worker-Sync capturing and auditing",
+        "trigger_audit": "with a trigger audit table",
+        "logical_floor": "with pg_recvlogical streaming the same plugin to /dev/null (the floor)",
+    }
+    parts = [f"alone {medians['alone']:,.1f}"] + [
+        f"{what[v]} {medians[v]:,.1f} ({result[f'ratio_{v}_to_alone']:.2f}x)" for v in VARIANTS[1:] if v in medians
+    ]
+    line = f"pgbench TPS (median): {'; '.join(parts)}"
+    if "ratio_worker_sync_to_logical_floor" in result:
+        line += f"; Worker-Sync vs the floor {result['ratio_worker_sync_to_logical_floor']:.2f}x"
+    return line
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -466,6 +694,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the audit store in the source's database (default), or in a PostgreSQL of its own (with --pin: on "
         "Worker-Sync's CPU), as a deployment that keeps the audit trail apart from the audited data would",
     )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated variants to run, `alone` among them (default {','.join(VARIANTS)})",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: scale 1, 1 client, 2 s, one repeat")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
     report.add_results_dir(parser)
@@ -474,6 +707,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.scale, args.clients, args.jobs, args.duration, args.repeat = 1, 1, 1, 2, 1
     if min(args.scale, args.clients, args.jobs, args.duration, args.repeat) < 1:
         parser.error("--scale, --clients, --jobs, --duration and --repeat must be positive")
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown or "alone" not in args.variants or len(set(args.variants)) != len(args.variants):
+        parser.error(f"--variants: distinct names from {', '.join(VARIANTS)}, `alone` among them")
     if args.jobs > args.clients:
         parser.error("--jobs may not exceed --clients (pgbench's rule)")
     if args.pin and not {SOURCE_CPU, SYNC_CPU} <= os.sched_getaffinity(0):
@@ -489,6 +726,13 @@ def main(argv: list[str] | None = None) -> int:
             f"pgbench not found next to PostgreSQL's server ({pgbench_path()}): install postgresql-15", file=sys.stderr
         )
         return 3
+    if "logical_floor" in args.variants and not recvlogical_path().exists():
+        print(
+            f"pg_recvlogical not found next to PostgreSQL's server ({recvlogical_path()}): install postgresql-15 "
+            "(or leave logical_floor out of --variants)",
+            file=sys.stderr,
+        )
+        return 3
     result: dict[str, Any] = {
         "settings": {
             "scale": args.scale,
@@ -497,6 +741,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": args.duration,
             "repeat": args.repeat,
             "script": "pgbench built-in tpcb-like (-n: no vacuum between runs)",
+            "variants": args.variants,
             "worker_sync": {
                 "link": "postgresql -> mariadb",
                 "applier_shards": 2,
@@ -504,21 +749,30 @@ def main(argv: list[str] | None = None) -> int:
                 "decoder": args.decoder,
                 "audit_store": args.audit_store,
             },
+            "logical_floor": {
+                "client": "pg_recvlogical to /dev/null, its own slot created before each run and dropped after",
+                "plugin": args.decoder,
+                "status_interval_s": FLOOR_STATUS_INTERVAL_S,
+                "fsync_interval_s": FLOOR_FSYNC_INTERVAL_S,
+            },
             "pinned": (
-                f"PostgreSQL and pgbench on CPU {SOURCE_CPU}; Worker-Sync, Ray and MariaDB on CPU {SYNC_CPU}"
+                f"PostgreSQL (walsenders included) and pgbench on CPU {SOURCE_CPU}; Worker-Sync, Ray, MariaDB and "
+                f"pg_recvlogical on CPU {SYNC_CPU}"
                 if args.pin
                 else "no: everything shares the cores"
             ),
-            "pgbench_history": "given a primary key (hid bigserial) before any run, in all three variants",
+            "pgbench_history": "given a primary key (hid bigserial) before any run, in all variants",
         },
         "pgbench_version": subprocess.run(
             [str(pgbench_path()), "--version"], capture_output=True, text=True, check=False
         ).stdout.strip(),
         "notes": [
-            "(b) runs while Worker-Sync's capture, two applier shards and the audit actor share the 2 cores with "
-            "PostgreSQL, MariaDB and pgbench; the audit store is in the source database, as in a typical config.",
+            "(b) runs while Worker-Sync's capture, two applier shards and the audit actor run beside PostgreSQL, "
+            "MariaDB and pgbench; the audit store is where settings.worker_sync.audit_store says.",
+            "(d) logical_floor: the walsender decoding the same plugin and sending to a C client that discards "
+            "everything: what any logical-decoding CDC tool costs the source, with nothing of Worker-Sync's.",
             "catch_up_after_s: seconds Worker-Sync needed after pgbench ended until MariaDB's copy equalled the "
-            "source (0 means it kept up).",
+            "source (0 means it kept up); for logical_floor, until the walsender had sent all WAL written by then.",
             "Figures from a shared 2-core machine: noisy; compare the ratios of the same run.",
         ],
     }
