@@ -59,6 +59,13 @@ _XID_EVENT = BINLOG.XID_EVENT
 _MARIADB_GTID = BINLOG.MARIADB_GTID_EVENT
 
 
+class _Dropped(Exception):
+    """The library read a packet handed to it without returning an event, and asked for the next one."""
+
+
+_DROPPED = object()
+
+
 class RowsSlice:
     """A rows event read by the fast path: the rows are ``data[at:end]``, not yet decoded."""
 
@@ -143,23 +150,25 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
     # --- the library's hooks -------------------------------------------------------------------------------
 
     def _library(self, packet: Any) -> Any:
-        """The library's fetchone, handed ``packet`` (already read) as the next one: whatever it makes of it,
-        and of any packets it reads after it when it drops this one (it reads those itself)."""
+        """The library's fetchone, handed ``packet`` (already read) as the next one: the event it makes of it,
+        or _DROPPED when it drops it (a filtered table map, a heartbeat it does not return, ...)."""
         self.library_events += 1
         self._pending = packet
         connection = self._stream_connection
-        connection._read_packet = self._pending_packet  # an instance attribute: shadows the method once
+        connection._read_packet = self._pending_packet  # an instance attribute: shadows the method
         try:
             return super().fetchone()
+        except _Dropped:  # it went on to read the next packet: that one is ours again
+            return _DROPPED
         finally:
             self._pending = None
             connection.__dict__.pop("_read_packet", None)
 
     def _pending_packet(self, *args: Any, **kwargs: Any) -> Any:
+        """The library's read: the packet handed to it; asked again, it is done with that one."""
         packet, self._pending = self._pending, None
-        self._stream_connection.__dict__.pop("_read_packet", None)
-        if packet is None:  # not reached: the override is gone once used
-            return self._stream_connection._read_packet(*args, **kwargs)
+        if packet is None:  # at the top of its loop, before anything of the next event: nothing to undo
+            raise _Dropped
         return packet
 
     def _post_headers_ok(self) -> bool:
@@ -180,8 +189,6 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
         if not self._fast:
             self.library_events += 1
             return super().fetchone()
-        rows_kinds, table_map_type, xid_type, gtid_type = _ROWS, _TABLE_MAP, _XID_EVENT, _MARIADB_GTID
-        unpack_header = _HEADER.unpack_from
         while True:
             if not (self._BinLogStreamReader__connected_stream and self._BinLogStreamReader__connected_ctl):
                 self.library_events += 1
@@ -194,35 +201,39 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
                     self._BinLogStreamReader__connected_stream = False
                     continue
                 raise
-            data = packet._data
-            if data[0] != 0 or len(data) < _HEADER_SIZE or not self._post_headers_ok():
-                return self._library(packet)  # EOF, not OK, or post-headers we do not read
-            timestamp, event_type, server_id, event_size, log_pos, _ = unpack_header(data)
-            end = len(data) - _CHECKSUM_SIZE if self._BinLogStreamReader__use_checksum else len(data)
-            if event_size != len(data) - 1:
-                return self._library(packet)
-            if event_type in rows_kinds:
-                found = self._rows(data, rows_kinds[event_type], timestamp, log_pos, end)
-                if found is None:
-                    return self._library(packet)
-                if found is False:  # a table the library filtered out: skipped, as the library does
-                    self._seen(log_pos)
-                    continue
-                self._seen(log_pos)
-                return found
-            if event_type == table_map_type:
-                if int.from_bytes(data[_HEADER_SIZE : _HEADER_SIZE + 6], "little") in self.table_map:
-                    self._seen(log_pos)  # frozen schema: the library reads the id and drops the event
-                    continue
-                return self._library(packet)
-            if event_type == xid_type and end - _HEADER_SIZE == _XID.size:
-                self._seen(log_pos)
-                return Xid(timestamp, log_pos, _XID.unpack_from(data, _HEADER_SIZE)[0])
-            if event_type == gtid_type and end - _HEADER_SIZE >= _GTID.size:
-                sequence, domain, flags = _GTID.unpack_from(data, _HEADER_SIZE)
-                self._seen(log_pos)
-                return MariadbGtid(timestamp, log_pos, f"{domain}-{server_id}-{sequence}", flags)
+            event = self._event(packet)
+            if event is not _DROPPED:
+                return event
+
+    def _event(self, packet: Any) -> Any:
+        """The event of one packet, by the fast path or the library's; _DROPPED: none (read the next)."""
+        data = packet._data
+        if data[0] != 0 or len(data) < _HEADER_SIZE or not self._post_headers_ok():
+            return self._library(packet)  # EOF, an error, or post-headers we do not read
+        timestamp, event_type, server_id, event_size, log_pos, _ = _HEADER.unpack_from(data)
+        if event_size != len(data) - 1:
             return self._library(packet)
+        end = len(data) - _CHECKSUM_SIZE if self._BinLogStreamReader__use_checksum else len(data)
+        kind = _ROWS.get(event_type)
+        if kind is not None:
+            found = self._rows(data, kind, timestamp, log_pos, end)
+            if found is None:
+                return self._library(packet)
+            self._seen(log_pos)
+            return found  # _DROPPED for a table the library filtered out: skipped, as the library does
+        if event_type == _TABLE_MAP:
+            if int.from_bytes(data[_HEADER_SIZE : _HEADER_SIZE + 6], "little") in self.table_map:
+                self._seen(log_pos)  # frozen schema: the library reads the id and drops the event
+                return _DROPPED
+            return self._library(packet)
+        if event_type == _XID_EVENT and end - _HEADER_SIZE == _XID.size:
+            self._seen(log_pos)
+            return Xid(timestamp, log_pos, _XID.unpack_from(data, _HEADER_SIZE)[0])
+        if event_type == _MARIADB_GTID and end - _HEADER_SIZE >= _GTID.size:
+            sequence, domain, flags = _GTID.unpack_from(data, _HEADER_SIZE)
+            self._seen(log_pos)
+            return MariadbGtid(timestamp, log_pos, f"{domain}-{server_id}-{sequence}", flags)
+        return self._library(packet)
 
     def _seen(self, log_pos: int) -> None:
         """The library's bookkeeping for an event it does not return or drops: the next event's position."""
@@ -231,11 +242,11 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
             self.log_pos = log_pos
 
     def _rows(self, data: bytes, kind: tuple[type, int, bool], timestamp: int, log_pos: int, end: int) -> Any:
-        """A RowsSlice; False: a table the library does not know (skip it); None: leave it to the library."""
+        """A RowsSlice; _DROPPED: a table the library does not know (skip it); None: leave it to the library."""
         at = _HEADER_SIZE
         table_id = int.from_bytes(data[at : at + 6], "little")
         if table_id not in self.table_map:
-            return False
+            return _DROPPED
         if table_id not in self.fast_tables:
             return None
         cls, post_header, v2 = kind

@@ -1,0 +1,164 @@
+"""The binlog fast path (actors/engines/mariadb/fast_events.py) hands out exactly what mysql-replication's event
+objects give: three sources read the same mixed workload, through the library alone (``lean_rows=False``, the
+reference), with lean rows but the library's events (``fast_events=False``), and with the fast path; every
+change and transaction end (positions, resume points, GTIDs, txids, commit times, rows) must be equal, and the
+fast path must have been taken."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.core.batches import TxnEnd
+from actors.core.events import ChangeEvent, Op
+from actors.engines.mariadb import fast_events
+from actors.engines.mariadb.fast_events import FastReader, RowsSlice
+from actors.engines.mariadb.rows_decoder import LeanRows
+from actors.harness import Endpoint
+from tests.engines.test_mariadb_source import Tap, capture_params, run
+
+_VARIANTS = {"library": {"lean_rows": False}, "lean": {"fast_events": False}, "fast": {}}
+
+
+def _workload(admin: Any) -> int:
+    """Writes the mixed workload; returns how many transactions (TxnEnds) it makes."""
+    txns = 0
+    with admin.cursor() as cur:
+
+        def commit() -> None:
+            nonlocal txns
+            admin.commit()
+            txns += 1
+
+        admin.autocommit(False)
+        key = 0
+        for size in (1, 10, 100):  # one statement per row
+            for _ in range(3):
+                for _ in range(size):
+                    key += 1
+                    cur.execute(
+                        "INSERT INTO t (id, v, n, d, at) VALUES (%s, %s, %s, %s, '2026-01-02 03:04:05.123456')",
+                        (key, f"v{key}" * (key % 5), key % 7, key / 100),
+                    )
+                commit()
+        cur.execute("INSERT INTO t (id, v, n, d) SELECT 1000 + seq, md5(seq), seq, seq / 7 FROM seq_1_to_3000")
+        commit()  # one statement, several rows events
+        cur.execute("UPDATE t SET n = n + 1, v = NULL WHERE id % 3 = 0")
+        cur.execute("INSERT INTO other VALUES (1)")  # a table nobody captures, in the same transaction
+        cur.execute("DELETE FROM t WHERE id % 10 = 0")
+        commit()
+        cur.execute("INSERT INTO other VALUES (2)")
+        commit()  # only the uncaptured table: a TxnEnd, no event
+        cur.execute("INSERT INTO geo VALUES (1, POINT(1, 2)), (2, POINT(3, 4))")  # a type the library decodes
+        cur.execute("UPDATE t SET d = -d WHERE id BETWEEN 1000 AND 1200")
+        cur.execute("UPDATE geo SET p = POINT(5, 6) WHERE id = 2")
+        commit()
+        cur.execute("FLUSH BINARY LOGS")  # a rotation: the library forgets its table ids
+        for _ in range(5):
+            key += 1
+            cur.execute("INSERT INTO t (id, v) VALUES (%s, 'after rotation')", (key,))
+            cur.execute("UPDATE t SET n = -1 WHERE id = %s", (key - 1,))
+            commit()
+        cur.execute("ALTER TABLE t ADD COLUMN extra VARCHAR(8) DEFAULT 'x'")  # DDL: its own transaction
+        txns += 1
+        cur.execute("UPDATE t SET extra = 'y' WHERE id < 20")
+        cur.execute("DELETE FROM geo WHERE id = 1")
+        commit()
+        cur.execute("TRUNCATE TABLE geo")
+        txns += 1
+        cur.execute("INSERT INTO geo VALUES (3, POINT(7, 8))")
+        cur.execute("INSERT INTO t (id) VALUES (999999)")
+        commit()
+    admin.autocommit(True)
+    return txns
+
+
+def _after(tap: Tap, start: TxnEnd) -> list[ChangeEvent | TxnEnd]:
+    """What the tap received after the snapshot's end (``start``)."""
+    items = list(tap.items)
+    return items[items.index(start) + 1 :]
+
+
+def test_the_fast_path_equals_the_librarys_events(fresh_mariadb_db: Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = fresh_mariadb_db
+    readers: list[FastReader] = []
+    construct = FastReader.__init__
+
+    def recorded(self: FastReader, *args: Any, **kwargs: Any) -> None:
+        construct(self, *args, **kwargs)
+        readers.append(self)
+
+    monkeypatch.setattr(FastReader, "__init__", recorded)
+    sliced = 0  # rows events the lean decoder took from a RowsSlice
+    images = LeanRows.images
+
+    def counted(self: LeanRows, event: Any, *, update: bool) -> list[Any]:
+        nonlocal sliced
+        sliced += type(event) is RowsSlice
+        return images(self, event, update=update)
+
+    monkeypatch.setattr(LeanRows, "images", counted)
+
+    admin = db.connect("admin")
+    run(
+        admin,
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(200), n INT, d DECIMAL(12,4), at DATETIME(6))",
+        "CREATE TABLE geo (id INT PRIMARY KEY, p POINT)",
+        "CREATE TABLE other (id INT PRIMARY KEY)",
+    )
+    from actors.engines.mariadb import MariaDbSource
+
+    taps = {
+        name: Tap(
+            MariaDbSource(
+                "maria", capture_params(db), [f"{db.database}.t", f"{db.database}.geo"], server_id=9200 + i, **options
+            )
+        )
+        for i, (name, options) in enumerate(_VARIANTS.items())
+    }
+    try:
+        starts = {name: tap.wait_streaming() for name, tap in taps.items()}
+        txns = _workload(admin)
+        streamed = {name: lambda name=name: _after(taps[name], starts[name]) for name in taps}
+        for name, tap in taps.items():
+            tap.wait(
+                lambda name=name: sum(isinstance(i, TxnEnd) for i in streamed[name]()) >= txns,
+                what=f"{txns} transaction ends",
+                timeout_s=60,
+            )
+    finally:
+        for tap in taps.values():
+            tap.close()
+        admin.close()
+
+    reference = streamed["library"]()
+    changes = [i for i in reference if isinstance(i, ChangeEvent)]
+    ends = [i for i in reference if isinstance(i, TxnEnd)]
+    assert len(ends) == txns
+    ops = {op: sum(e.op is op for e in changes) for op in Op}
+    assert ops[Op.INSERT] == 333 + 3000 + 2 + 5 + 2 and ops[Op.TRUNCATE] == 1 and ops[Op.SCHEMA] == 1
+    assert ops[Op.UPDATE] > 1000 and ops[Op.DELETE] > 300
+    for name in ("lean", "fast"):
+        items = streamed[name]()
+        assert len(items) == len(reference), name
+        for ours, theirs in zip(items, reference, strict=True):
+            assert ours == theirs, (name, ours, theirs)
+    # The fast path was taken (only by the fast source), for most events, and rows came through it.
+    assert len(readers) == 1
+    reader = readers[0]
+    assert reader.fast_events > 3 * reader.library_events, (reader.fast_events, reader.library_events)
+    assert sliced > 50
+
+
+def test_the_library_keeps_events_the_fast_path_is_unsure_of() -> None:
+    """Post-header lengths other than the ones the fast path reads send every event to the library."""
+    reader = FastReader.__new__(FastReader)
+    reader._phl_seen = None
+    reader._BinLogStreamReader__post_header_lengths = [0] * 40
+    assert not reader._post_headers_ok()
+    lengths = [0] * 40
+    for kind, size in fast_events._POST_HEADERS.items():
+        lengths[kind - 1] = size
+    reader._BinLogStreamReader__post_header_lengths = lengths
+    assert reader._post_headers_ok()
