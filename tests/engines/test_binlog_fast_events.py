@@ -154,11 +154,15 @@ def test_the_fast_path_equals_the_librarys_events(fresh_mariadb_db: Endpoint, mo
 def test_the_library_keeps_events_the_fast_path_is_unsure_of() -> None:
     """Post-header lengths other than the ones the fast path reads send every event to the library."""
     reader = FastReader.__new__(FastReader)
-    reader._phl_seen = None
     reader._BinLogStreamReader__post_header_lengths = [0] * 40
-    assert not reader._post_headers_ok()
+    reader._check_post_headers()
+    assert not reader._phl_ok
     lengths = [0] * 40
     for kind, size in fast_events._POST_HEADERS.items():
         lengths[kind - 1] = size
     reader._BinLogStreamReader__post_header_lengths = lengths
-    assert reader._post_headers_ok()
+    reader._check_post_headers()
+    assert reader._phl_ok
+    reader._BinLogStreamReader__post_header_lengths = None  # before a format description: the defaults
+    reader._check_post_headers()
+    assert reader._phl_ok

@@ -145,7 +145,7 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
         )
         self._pending: Any = None  # a packet read here, for the library to handle
         self._phl_seen: Any = None  # the post-header lengths _phl_ok was computed for
-        self._phl_ok = False
+        self._phl_ok = True
 
     # --- the library's hooks -------------------------------------------------------------------------------
 
@@ -171,17 +171,12 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
             raise _Dropped
         return packet
 
-    def _post_headers_ok(self) -> bool:
-        """Whether the format description declares the post-header lengths the fast path reads."""
-        lengths = self._BinLogStreamReader__post_header_lengths
-        if lengths is not self._phl_seen:
-            self._phl_seen = lengths
-            ok = True
-            for kind, size in _POST_HEADERS.items():
-                if lengths and 0 <= kind - 1 < len(lengths) and lengths[kind - 1] != size:
-                    ok = False
-            self._phl_ok = ok
-        return self._phl_ok
+    def _check_post_headers(self) -> None:
+        """Whether the format description declares the post-header lengths the fast path reads (_phl_ok)."""
+        lengths = self._phl_seen = self._BinLogStreamReader__post_header_lengths
+        self._phl_ok = not lengths or all(
+            not 0 <= kind - 1 < len(lengths) or lengths[kind - 1] == size for kind, size in _POST_HEADERS.items()
+        )
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -208,38 +203,37 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
     def _event(self, packet: Any) -> Any:
         """The event of one packet, by the fast path or the library's; _DROPPED: none (read the next)."""
         data = packet._data
-        if data[0] != 0 or len(data) < _HEADER_SIZE or not self._post_headers_ok():
+        if self._BinLogStreamReader__post_header_lengths is not self._phl_seen:
+            self._check_post_headers()
+        if data[0] or len(data) < _HEADER_SIZE or not self._phl_ok:
             return self._library(packet)  # EOF, an error, or post-headers we do not read
         timestamp, event_type, server_id, event_size, log_pos, _ = _HEADER.unpack_from(data)
         if event_size != len(data) - 1:
             return self._library(packet)
-        end = len(data) - _CHECKSUM_SIZE if self._BinLogStreamReader__use_checksum else len(data)
-        kind = _ROWS.get(event_type)
-        if kind is not None:
-            found = self._rows(data, kind, timestamp, log_pos, end)
+        if event_type == _TABLE_MAP:  # one per statement: as many as rows events
+            if int.from_bytes(data[_HEADER_SIZE : _HEADER_SIZE + 6], "little") not in self.table_map:
+                return self._library(packet)  # a new table id: the library reads the table map
+            found = _DROPPED  # frozen schema: the library reads the id and drops the event
+        else:
+            end = len(data) - _CHECKSUM_SIZE if self._BinLogStreamReader__use_checksum else len(data)
+            kind = _ROWS.get(event_type)
+            if kind is not None:
+                # _DROPPED for a table the library filtered out: skipped, as the library does.
+                found = self._rows(data, kind, timestamp, log_pos, end)
+            elif event_type == _XID_EVENT and end - _HEADER_SIZE == _XID.size:
+                found = Xid(timestamp, log_pos, _XID.unpack_from(data, _HEADER_SIZE)[0])
+            elif event_type == _MARIADB_GTID and end - _HEADER_SIZE >= _GTID.size:
+                sequence, domain, flags = _GTID.unpack_from(data, _HEADER_SIZE)
+                found = MariadbGtid(timestamp, log_pos, f"{domain}-{server_id}-{sequence}", flags)
+            else:
+                found = None
             if found is None:
                 return self._library(packet)
-            self._seen(log_pos)
-            return found  # _DROPPED for a table the library filtered out: skipped, as the library does
-        if event_type == _TABLE_MAP:
-            if int.from_bytes(data[_HEADER_SIZE : _HEADER_SIZE + 6], "little") in self.table_map:
-                self._seen(log_pos)  # frozen schema: the library reads the id and drops the event
-                return _DROPPED
-            return self._library(packet)
-        if event_type == _XID_EVENT and end - _HEADER_SIZE == _XID.size:
-            self._seen(log_pos)
-            return Xid(timestamp, log_pos, _XID.unpack_from(data, _HEADER_SIZE)[0])
-        if event_type == _MARIADB_GTID and end - _HEADER_SIZE >= _GTID.size:
-            sequence, domain, flags = _GTID.unpack_from(data, _HEADER_SIZE)
-            self._seen(log_pos)
-            return MariadbGtid(timestamp, log_pos, f"{domain}-{server_id}-{sequence}", flags)
-        return self._library(packet)
-
-    def _seen(self, log_pos: int) -> None:
-        """The library's bookkeeping for an event it does not return or drops: the next event's position."""
+        # The library's bookkeeping for these events: the position of the next one.
         self.fast_events += 1
         if log_pos:
             self.log_pos = log_pos
+        return found
 
     def _rows(self, data: bytes, kind: tuple[type, int, bool], timestamp: int, log_pos: int, end: int) -> Any:
         """A RowsSlice; _DROPPED: a table the library does not know (skip it); None: leave it to the library."""
