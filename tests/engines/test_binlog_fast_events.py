@@ -6,15 +6,18 @@ fast path must have been taken."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pymysqlreplication.constants import BINLOG
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from actors.core.batches import TxnEnd
 from actors.core.events import ChangeEvent, Op
 from actors.engines.mariadb import fast_events
-from actors.engines.mariadb.fast_events import FastReader, RowsSlice
+from actors.engines.mariadb.fast_events import _DROPPED, FastReader, MariadbGtid, RowsSlice, Xid
 from actors.engines.mariadb.rows_decoder import LeanRows
 from actors.harness import Endpoint
 from tests.engines.test_mariadb_source import Tap, capture_params, run
@@ -182,3 +185,82 @@ def test_the_library_keeps_events_the_fast_path_is_unsure_of() -> None:
     reader._BinLogStreamReader__post_header_lengths = None  # before a format description: the defaults
     reader._check_post_headers()
     assert reader._phl_ok
+
+
+class _Packet:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+
+def _packet(event_type: int, body: bytes, *, checksum: bool, server_id: int = 7, log_pos: int = 4242) -> _Packet:
+    """An OK byte, the 19-byte header, ``body`` and (with ``checksum``) 4 CRC32 bytes (not checked)."""
+    size = 19 + len(body) + (4 if checksum else 0)
+    header = struct.pack("<xIBIIIH", 1_700_000_000, event_type, server_id, size, log_pos, 0)
+    return _Packet(header + body + (b"\xde\xad\xbe\xef" if checksum else b""))
+
+
+def _reader(checksum: bool) -> tuple[FastReader, list[Any]]:
+    reader = FastReader.__new__(FastReader)
+    reader.table_map = {5: object(), 6: object()}
+    reader.fast_tables = {5}
+    reader.fast_events = reader.library_events = 0
+    reader.log_pos = 0
+    reader._phl_seen = reader._BinLogStreamReader__post_header_lengths = None
+    reader._phl_ok = True
+    reader._BinLogStreamReader__use_checksum = checksum
+    handed: list[Any] = []
+    reader._library = lambda packet: handed.append(packet) or "library"  # type: ignore[method-assign]
+    return reader, handed
+
+
+@pytest.mark.parametrize("checksum", [True, False])
+def test_the_fast_path_reads_the_byte_layout_and_leaves_the_rest_to_the_library(checksum: bool) -> None:
+    reader, handed = _reader(checksum)
+    table = (5).to_bytes(6, "little")
+    rows = b"\x00\x2a\x00\x00\x00" * 2  # two rows of one INT column: null bitmap, value
+    write = reader._event(
+        _packet(BINLOG.WRITE_ROWS_EVENT_V1, table + b"\x01\x00" + b"\x01\x01" + rows, checksum=checksum)
+    )
+    assert isinstance(write, RowsSlice) and write.kind is WriteRowsEvent
+    assert (write.table_id, write.log_pos, write.timestamp, write.present, write.present2) == (
+        5,
+        4242,
+        1_700_000_000,
+        b"\x01",
+        b"\x01",
+    )
+    assert write.data[write.at : write.end] == rows
+    assert reader.log_pos == 4242
+    update = reader._event(
+        _packet(BINLOG.UPDATE_ROWS_EVENT_V2, table + b"\x01\x00\x02\x00" + b"\x02\x03\x01" + rows, checksum=checksum)
+    )
+    assert isinstance(update, RowsSlice) and update.kind is UpdateRowsEvent
+    assert (update.present, update.present2, update.data[update.at : update.end]) == (b"\x03", b"\x01", rows)
+    delete = reader._event(_packet(BINLOG.DELETE_ROWS_EVENT_V1, table + b"\x00\x00\x01\x01" + rows, checksum=checksum))
+    assert isinstance(delete, RowsSlice) and delete.kind is DeleteRowsEvent
+    xid = reader._event(_packet(BINLOG.XID_EVENT, struct.pack("<Q", 99), checksum=checksum))
+    assert isinstance(xid, Xid) and (xid.xid, xid.log_pos) == (99, 4242)
+    gtid = reader._event(
+        _packet(BINLOG.MARIADB_GTID_EVENT, struct.pack("<QIB", 123, 0, 1) + b"\0" * 6, checksum=checksum, server_id=3)
+    )
+    assert isinstance(gtid, MariadbGtid) and (gtid.gtid, gtid.flags, gtid.timestamp) == ("0-3-123", 1, 1_700_000_000)
+    # Skipped as the library skips them: rows and table maps of table ids it knows (table maps: frozen schema),
+    # rows of table ids it does not know (filtered out).
+    assert reader._event(_packet(BINLOG.TABLE_MAP_EVENT, table + b"\x01\x00" + b"rest", checksum=checksum)) is _DROPPED
+    unknown = (8).to_bytes(6, "little")
+    assert (
+        reader._event(_packet(BINLOG.WRITE_ROWS_EVENT_V1, unknown + b"\x01\x00\x01\x01", checksum=checksum)) is _DROPPED
+    )
+    assert not handed and reader.fast_events == 7
+    # The library's: a new table map, rows of a table it decodes, v2 extra row info, a size that does not add
+    # up, any other event.
+    library = [
+        _packet(BINLOG.TABLE_MAP_EVENT, unknown + b"\x01\x00" + b"rest", checksum=checksum),
+        _packet(BINLOG.WRITE_ROWS_EVENT_V1, (6).to_bytes(6, "little") + b"\x01\x00\x01\x01" + rows, checksum=checksum),
+        _packet(BINLOG.WRITE_ROWS_EVENT_V2, table + b"\x01\x00\x05\x00\x01\x02\x03\x01\x01" + rows, checksum=checksum),
+        _Packet(_packet(BINLOG.XID_EVENT, struct.pack("<Q", 1), checksum=checksum)._data + b"\0"),
+        _packet(BINLOG.QUERY_EVENT, b"\0" * 30, checksum=checksum),
+    ]
+    for packet in library:
+        assert reader._event(packet) == "library"
+    assert handed == library and reader.fast_events == 7
