@@ -121,7 +121,9 @@ class MariadbGtid:
 
 
 class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is untyped
-    """``BinLogStreamReader`` with the fast path above; construct it with ``freeze_schema=True``."""
+    """``BinLogStreamReader`` with the fast path above. Only with ``freeze_schema=True`` and without the
+    options whose handling the fast path does not repeat (``end_log_pos``, ``skip_to_timestamp``, ``ignored_*``,
+    ``verify_checksum``); otherwise every event is the library's."""
 
     #: The library's own state (name-mangled private attributes), read and kept as its fetchone does.
     _BinLogStreamReader__connected_stream: bool
@@ -151,7 +153,7 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
 
     def _library(self, packet: Any) -> Any:
         """The library's fetchone, handed ``packet`` (already read) as the next one: the event it makes of it,
-        or _DROPPED when it drops it (a filtered table map, a heartbeat it does not return, ...)."""
+        or _DROPPED when it drops it (the table map of a table it filters out, an event type we do not ask for)."""
         self.library_events += 1
         self._pending = packet
         connection = self._stream_connection
