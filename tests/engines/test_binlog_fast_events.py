@@ -208,6 +208,8 @@ def _reader(checksum: bool) -> tuple[FastReader, list[Any]]:
     reader._phl_seen = reader._BinLogStreamReader__post_header_lengths = None
     reader._phl_ok = True
     reader._BinLogStreamReader__use_checksum = checksum
+    reader._BinLogStreamReader__only_schemas = ["app"]
+    reader._BinLogStreamReader__only_tables = ["t"]
     handed: list[Any] = []
     reader._library = lambda packet: handed.append(packet) or "library"  # type: ignore[method-assign]
     return reader, handed
@@ -244,17 +246,23 @@ def test_the_fast_path_reads_the_byte_layout_and_leaves_the_rest_to_the_library(
         _packet(BINLOG.MARIADB_GTID_EVENT, struct.pack("<QIB", 123, 0, 1) + b"\0" * 6, checksum=checksum, server_id=3)
     )
     assert isinstance(gtid, MariadbGtid) and (gtid.gtid, gtid.flags, gtid.timestamp) == ("0-3-123", 1, 1_700_000_000)
-    # Skipped as the library skips them: rows and table maps of table ids it knows (table maps: frozen schema),
-    # rows of table ids it does not know (filtered out).
+    # Skipped as the library skips them: table maps of table ids it knows (frozen schema) or of tables it filters
+    # out, rows of table ids it does not know (their table maps were filtered out).
     assert reader._event(_packet(BINLOG.TABLE_MAP_EVENT, table + b"\x01\x00" + b"rest", checksum=checksum)) is _DROPPED
     unknown = (8).to_bytes(6, "little")
+    for schema, name in ((b"app", b"other"), (b"else", b"t")):
+        table_map = (
+            unknown + b"\x01\x00" + bytes([len(schema)]) + schema + b"\0" + bytes([len(name)]) + name + b"\0\x01\x03"
+        )
+        assert reader._event(_packet(BINLOG.TABLE_MAP_EVENT, table_map, checksum=checksum)) is _DROPPED
     assert (
         reader._event(_packet(BINLOG.WRITE_ROWS_EVENT_V1, unknown + b"\x01\x00\x01\x01", checksum=checksum)) is _DROPPED
     )
-    assert not handed and reader.fast_events == 7
+    assert not handed and reader.fast_events == 9
     # The library's: a new table map, rows of a table it decodes, v2 extra row info, a size that does not add
     # up, any other event.
     library = [
+        _packet(BINLOG.TABLE_MAP_EVENT, unknown + b"\x01\x00\x03app\0\x01t\0\x01\x03", checksum=checksum),
         _packet(BINLOG.TABLE_MAP_EVENT, unknown + b"\x01\x00" + b"rest", checksum=checksum),
         _packet(BINLOG.WRITE_ROWS_EVENT_V1, (6).to_bytes(6, "little") + b"\x01\x00\x01\x01" + rows, checksum=checksum),
         _packet(BINLOG.WRITE_ROWS_EVENT_V2, table + b"\x01\x00\x05\x00\x01\x02\x03\x01\x01" + rows, checksum=checksum),
@@ -263,4 +271,4 @@ def test_the_fast_path_reads_the_byte_layout_and_leaves_the_rest_to_the_library(
     ]
     for packet in library:
         assert reader._event(packet) == "library"
-    assert handed == library and reader.fast_events == 7
+    assert handed == library and reader.fast_events == 9

@@ -11,7 +11,8 @@ connection itself and, for the events of every transaction, hands back small obj
   not captured, the echo marker, or decoded by ``rows_decoder.LeanRows``): ``RowsSlice``, the rows' bytes
   as offsets into the packet;
 - XID: ``Xid``; MariaDB GTID: ``MariadbGtid``;
-- TABLE_MAP of a table id the library already knows: skipped, as the library does with ``freeze_schema``.
+- TABLE_MAP of a table id the library already knows (as the library does with ``freeze_schema``), or of a
+  table its ``only_schemas``/``only_tables`` filter out: skipped.
 
 A rows event of a table id the library does not know is skipped, as the library skips it (its table map
 was filtered out by ``only_schemas``/``only_tables``, or forgotten at a rotation). Every other event, and
@@ -213,9 +214,11 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
         if event_size != len(data) - 1:
             return self._library(packet)
         if event_type == _TABLE_MAP:  # one per statement: as many as rows events
-            if int.from_bytes(data[_HEADER_SIZE : _HEADER_SIZE + 6], "little") not in self.table_map:
-                return self._library(packet)  # a new table id: the library reads the table map
-            found = _DROPPED  # frozen schema: the library reads the id and drops the event
+            # Dropped as the library drops it: a known table id (frozen schema), or a table it filters out.
+            table_id = int.from_bytes(data[_HEADER_SIZE : _HEADER_SIZE + 6], "little")
+            if table_id not in self.table_map and not self._filtered_out(data, len(data)):
+                return self._library(packet)  # a table it keeps: the library reads the table map
+            found = _DROPPED
         else:
             end = len(data) - _CHECKSUM_SIZE if self._BinLogStreamReader__use_checksum else len(data)
             kind = _ROWS.get(event_type)
@@ -236,6 +239,28 @@ class FastReader(BinLogStreamReader):  # type: ignore[misc]  # the library is un
         if log_pos:
             self.log_pos = log_pos
         return found
+
+    def _filtered_out(self, data: bytes, end: int) -> bool:
+        """Whether the library drops this table map by ``only_schemas``/``only_tables`` (it reads the names
+        after the post-header: a length byte, the schema, a NUL, a length byte, the table)."""
+        at = _HEADER_SIZE + _POST_HEADERS[_TABLE_MAP]
+        if at >= end:
+            return False
+        schema_end = at + 1 + data[at]
+        if schema_end + 1 >= end:
+            return False
+        table_end = schema_end + 2 + data[schema_end + 1]
+        if table_end > end:
+            return False
+        try:
+            schema = data[at + 1 : schema_end].decode()
+            table = data[schema_end + 2 : table_end].decode()
+        except UnicodeDecodeError:  # the library would fail on it: let it
+            return False
+        only_tables, only_schemas = self._BinLogStreamReader__only_tables, self._BinLogStreamReader__only_schemas
+        return (only_tables is not None and table not in only_tables) or (
+            only_schemas is not None and schema not in only_schemas
+        )
 
     def _rows(self, data: bytes, kind: tuple[type, int, bool], timestamp: int, log_pos: int, end: int) -> Any:
         """A RowsSlice; _DROPPED: a table the library does not know (skip it); None: leave it to the library."""
