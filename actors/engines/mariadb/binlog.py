@@ -7,10 +7,11 @@ rows with mysql-replication 1.0.17: see FACTS.md. Blocking reads are fine here: 
 its own thread.)
 
 Events. With ``lean_rows`` (and ``fast_events``, both the default) a ``fast_events.FastReader`` reads the
-events every transaction is made of (rows, XID, MariaDB GTID, table maps of known table ids) straight from
-their packets and hands ``_translate`` small objects (RowsSlice, Xid, MariadbGtid) in place of the library's;
-everything else (connecting, the dump command, rotations, format descriptions, heartbeats, queries, new table
-maps, rows of tables the library decodes) is mysql-replication's, as with ``lean_rows=False``.
+events every transaction is made of (rows, XID, MariaDB GTID; table maps of known table ids or of tables
+filtered out, which it drops as the library does) straight from their packets and hands ``_translate`` small
+objects (RowsSlice, Xid, MariadbGtid) in place of the library's; everything else (connecting, the dump
+command, rotations, format descriptions, heartbeats, queries, new table maps, rows of tables the library
+decodes) is mysql-replication's, as with ``lean_rows=False``.
 
 Reconnects. On a lost connection (2013/2006) mysql-replication silently reconnects, and in GTID mode it
 re-sends the GTID it *started* from, replaying everything since. We refuse that: our connection factory
