@@ -16,7 +16,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 
 from actors.core.batches import TxnEnd
 from actors.core.events import ChangeEvent, Op
-from actors.engines.mariadb import fast_events
+from actors.engines.mariadb import MariaDbSource, fast_events
 from actors.engines.mariadb.fast_events import _DROPPED, FastReader, MariadbGtid, RowsSlice, Xid
 from actors.engines.mariadb.rows_decoder import LeanRows
 from actors.harness import Endpoint
@@ -127,8 +127,6 @@ def _compare(db: Endpoint, admin: Any, readers: list[FastReader], sliced: Callab
         "CREATE TABLE geo (id INT PRIMARY KEY, p POINT)",
         "CREATE TABLE other (id INT PRIMARY KEY)",
     )
-    from actors.engines.mariadb import MariaDbSource
-
     taps = {
         name: Tap(
             MariaDbSource(
