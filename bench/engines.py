@@ -166,6 +166,8 @@ class MariaDbBench:
     engine = "mariadb"
     #: Rows decoded from the events' bytes (actors/engines/mariadb/rows_decoder.py), or by mysql-replication.
     lean_rows = True
+    #: The common events read from their packets (actors/engines/mariadb/fast_events.py), or by mysql-replication.
+    fast_events = True
 
     def __init__(self, base_dir: Path) -> None:
         self.server = LocalMariaDB(base_dir)
@@ -268,6 +270,7 @@ class MariaDbBench:
     def read_source(self, expected: int) -> int:
         source = build_source(self._spec())
         source.lean_rows = self.lean_rows  # type: ignore[attr-defined]  # a MariaDbSource
+        source.fast_events = self.fast_events  # type: ignore[attr-defined]
         pump = BatchPump(source, resume_after=self.resume)
         try:
             return drain(pump, expected)
@@ -313,9 +316,17 @@ class MariaDbLibraryBench(MariaDbBench):
     lean_rows = False
 
 
+class MariaDbLibraryEventsBench(MariaDbBench):
+    """Rows decoded from the events' bytes, but every event read by mysql-replication (before the fast path)."""
+
+    engine = "mariadb-library-events"
+    fast_events = False
+
+
 ENGINES: dict[str, type] = {
     "postgresql": PostgresBench,
     "postgresql-pgoutput": PgOutputBench,
     "mariadb": MariaDbBench,
     "mariadb-library": MariaDbLibraryBench,
+    "mariadb-library-events": MariaDbLibraryEventsBench,
 }

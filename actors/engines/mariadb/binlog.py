@@ -6,6 +6,13 @@ they are committed, and when idle sends a heartbeat, so the loop sees ``stop`` a
 rows with mysql-replication 1.0.17: see FACTS.md. Blocking reads are fine here: the pump iterates us in
 its own thread.)
 
+Events. With ``lean_rows`` (and ``fast_events``, both the default) a ``fast_events.FastReader`` reads the
+events every transaction is made of (rows, XID, MariaDB GTID; table maps of known table ids or of tables
+filtered out, which it drops as the library does) straight from their packets and hands ``_translate`` small
+objects (RowsSlice, Xid, MariadbGtid) in place of the library's; everything else (connecting, the dump
+command, rotations, format descriptions, heartbeats, queries, new table maps, rows of tables the library
+decodes) is mysql-replication's, as with ``lean_rows=False``.
+
 Reconnects. On a lost connection (2013/2006) mysql-replication silently reconnects, and in GTID mode it
 re-sends the GTID it *started* from, replaying everything since. We refuse that: our connection factory
 raises SourceUnavailable on any second stream connection, and the caller restarts from its committed
@@ -54,6 +61,7 @@ from actors.core.events import AddedColumn, ChangeEvent, Op, Position, Row, adde
 from actors.core.schema_changes import ColumnWatch
 from actors.engines.base import Change
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs, translate
+from actors.engines.mariadb.fast_events import FastReader, MariadbGtid, RowsSlice, Xid
 from actors.engines.mariadb.positions import (
     END_OF_TRANSACTION,
     BinlogPoint,
@@ -166,10 +174,13 @@ class BinlogStream:
         echo_table: str | None = None,
         lean_rows: bool = True,
         describe: Callable[[str], Mapping[str, AddedColumn]] | None = None,
+        fast_events: bool = True,
     ) -> None:
         """``echo_table`` ("database.table"): Worker-Sync's echo marker table (actors/engines/mariadb/
         versions.py); the changes of a transaction that writes it are echoes (``origin`` set). ``lean_rows``:
-        decode rows of supported tables ourselves (False: always through mysql-replication).
+        decode rows of supported tables ourselves (False: always through mysql-replication). ``fast_events``
+        (with ``lean_rows``): read the common events from their packets (actors/engines/mariadb/fast_events.py)
+        rather than through mysql-replication's event objects.
 
         ``describe`` reads a table's columns now, as AddedColumns: called when a table map's columns differ
         from those seen so far (actors.core.schema_changes); columns added then go out as Op.SCHEMA events."""
@@ -187,6 +198,7 @@ class BinlogStream:
         self._heartbeat_s = heartbeat_s
         self._echo_table = echo_table
         self._lean_rows = lean_rows
+        self._fast_events = lean_rows and fast_events
         self._closed = threading.Event()
         self._reader: BinLogStreamReader | None = None
         self._stream_connections = 0
@@ -232,7 +244,8 @@ class BinlogStream:
         else:
             # is_mariadb must stay False here: with it, mysql-replication ignores log_file/log_pos.
             position = {"log_file": start.file, "log_pos": start.pos, "resume_stream": True}
-        return BinLogStreamReader(
+        reader_class = FastReader if self._fast_events else BinLogStreamReader
+        return reader_class(
             connection_settings=settings,
             server_id=self._server_id,
             blocking=True,
@@ -374,6 +387,7 @@ class BinlogStream:
         gtids = gtid_state(self._flavor, start.gtid)
         resume = start.encode()  # the restart point of the last completed transaction
         plans: dict[int, _TablePlan | None] = {}
+        fast_tables: set[int] | None = reader.fast_tables if isinstance(reader, FastReader) else None
         # The open transaction.
         in_txn = explicit = False
         txid, commit_time_us, index, pending_gtid = "", 0, 0, ""
@@ -385,9 +399,8 @@ class BinlogStream:
             origin = None
             pending_gtid = gtid
 
-        def end(event: Any) -> TxnEnd:
+        def end(end_pos: int) -> TxnEnd:
             nonlocal in_txn, resume, pending_gtid
-            end_pos = event.packet.log_pos
             if pending_gtid:
                 gtids.advance(pending_gtid)
             resume = BinlogPoint(file, end_pos, str(gtids), server).encode()
@@ -403,18 +416,24 @@ class BinlogStream:
                     return
                 raise SourceUnavailable(f"{subject}: the server ended the binlog stream (shutting down?)")
             kind = type(event)
-            if kind is WriteRowsEvent or kind is UpdateRowsEvent or kind is DeleteRowsEvent:
+            if kind is RowsSlice:  # read by FastReader
+                rows_kind, log_pos = event.kind, event.log_pos
+            elif kind is WriteRowsEvent or kind is UpdateRowsEvent or kind is DeleteRowsEvent:
+                rows_kind, log_pos = kind, event.packet.log_pos
+            else:
+                rows_kind = None
+            if rows_kind is not None:
                 plan = plans.get(event.table_id)
                 if plan is None:
                     continue
                 if not in_txn:  # rows without a GTID/BEGIN before them (mid-transaction start): keep going
-                    begin(f"{file}:{event.packet.log_pos}", event.timestamp, True, "")
+                    begin(f"{file}:{log_pos}", event.timestamp, True, "")
                 if plan is _ECHO_PLAN:
                     origin = ECHO_ORIGIN
                     continue
-                prefix = order_prefix(seq, event.packet.log_pos)
+                prefix = order_prefix(seq, log_pos)
                 namespace, key_columns = plan.namespace, plan.primary_key
-                for op, before, after, keyed in plan.images(event, kind):
+                for op, before, after, keyed in plan.images(event, rows_kind):
                     if plan.gone:
                         before, after = _without(before, plan.gone), _without(after, plan.gone)
                     yield ChangeEvent(
@@ -431,8 +450,20 @@ class BinlogStream:
                         origin=origin,
                     )
                     index += 1
+            elif kind is Xid:  # read by FastReader
+                if in_txn:
+                    yield end(event.log_pos)
+                    if _nothing_waiting(reader):
+                        yield None  # caught up: the consumer hands on what it holds (latency, not 0.5 s)
+            elif kind is MariadbGtid:  # read by FastReader
+                begin(event.gtid, event.timestamp, not event.flags & _MARIADB_STANDALONE, event.gtid)
             elif kind is TableMapEvent:
-                plans[event.table_id] = self._plan_for(event)
+                plan = plans[event.table_id] = self._plan_for(event)
+                if fast_tables is not None:  # rows FastReader may hand out as RowsSlice: all but the library's
+                    if plan is None or plan is _ECHO_PLAN or plan.lean is not None:
+                        fast_tables.add(event.table_id)
+                    else:
+                        fast_tables.discard(event.table_id)
                 if self._added:  # columns added: before the rows of this table map
                     if not in_txn:
                         begin(f"{file}:{event.packet.log_pos}", event.timestamp, True, "")
@@ -446,7 +477,7 @@ class BinlogStream:
                     self._added = []
             elif kind is XidEvent:
                 if in_txn:
-                    yield end(event)
+                    yield end(event.packet.log_pos)
                     if _nothing_waiting(reader):
                         yield None  # caught up: the consumer hands on what it holds (latency, not 0.5 s)
             elif kind is MariadbGtidEvent:
@@ -463,7 +494,7 @@ class BinlogStream:
                 elif statement in ("COMMIT", "ROLLBACK"):
                     # ROLLBACK is logged only when non-transactional changes in it stayed: they count.
                     if in_txn:
-                        yield end(event)
+                        yield end(event.packet.log_pos)
                         if _nothing_waiting(reader):
                             yield None
                 elif not (in_txn and explicit):  # DDL (or any statement on its own): its own transaction
@@ -480,7 +511,7 @@ class BinlogStream:
                             truncated, Op.TRUNCATE, None, commit_time_us=commit_time_us, txid=txid, position=position
                         )
                         index += 1
-                    yield end(event)
+                    yield end(event.packet.log_pos)
                 # else: SAVEPOINT and the like inside a transaction
             elif kind is RotateEvent and event.next_binlog != file:
                 file, seq = event.next_binlog, file_sequence(event.next_binlog)

@@ -8,10 +8,11 @@ over those readers. The values are the final ones (what ``values.binlog_plan`` m
 TIMESTAMP in UTC, TIME exact when negative, YEAR 0, BIT as int, SET as a sorted list (empty: ``[]``), binary
 strings as bytes (BINARY padded), MariaDB JSON text parsed.
 
-Only the format of rows is ours: the library still reads the event header, the table map (column types,
-metadata, names) and the columns-present bitmaps. A table with any other column type (GEOMETRY, MySQL binary
-JSON, pre-5.6 temporal formats, an unknown charset) keeps the library's decoding (``LeanRows.for_table``
-returns None). ``tests/engines/test_rows_decoder.py`` checks both give equal rows for every supported type.
+Only the format of rows is ours: the library still reads the table map (column types, metadata, names), and
+the event header and columns-present bitmaps unless ``fast_events.FastReader`` read them. A table with any
+other column type (GEOMETRY, MySQL binary JSON, pre-5.6 temporal formats, an unknown charset) keeps the
+library's decoding (``LeanRows.for_table`` returns None). ``tests/engines/test_rows_decoder.py`` checks both
+give equal rows for every supported type.
 
 Formats: MySQL internals, "Rows events" and "Date and time data type representation"; DECIMAL as in
 ``decimal2bin``.
@@ -29,6 +30,7 @@ from typing import Any
 from pymysql.charset import charset_by_name
 from pymysqlreplication.constants import FIELD_TYPE
 
+from actors.engines.mariadb.fast_events import RowsSlice
 from actors.engines.mariadb.schema import TableInfo
 
 #: (bytes, offset) -> (value, offset after it).
@@ -342,13 +344,19 @@ class LeanRows:
         return row, at
 
     def images(self, event: Any, *, update: bool) -> list[tuple[Row, Row | None]]:
-        """Each row of a rows event whose header the library has read: (image, after-image of an update)."""
-        packet = event.packet
-        buf = packet.read(event.event_size - packet.read_bytes)
-        first = self._present(event.columns_present_bitmap)
-        second = self._present(event.columns_present_bitmap2) if update else first
+        """Each row of a rows event: (image, after-image of an update). ``event``: the library's, whose header
+        it has read, or a ``fast_events.RowsSlice`` (the rows are a slice of its packet's bytes)."""
+        if type(event) is RowsSlice:
+            buf, at, end = event.data, event.at, event.end
+            first = self._present(event.present)
+            second = self._present(event.present2) if update else first
+        else:
+            packet = event.packet
+            buf = packet.read(event.event_size - packet.read_bytes)
+            at, end = 0, len(buf)
+            first = self._present(event.columns_present_bitmap)
+            second = self._present(event.columns_present_bitmap2) if update else first
         rows: list[tuple[Row, Row | None]] = []
-        at, end = 0, len(buf)
         image = self._image
         while at < end:
             row, at = image(buf, at, first)

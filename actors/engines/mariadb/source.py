@@ -68,6 +68,7 @@ class MariaDbSource:
         echo_table: str | None = None,
         resnapshot: bool = False,
         lean_rows: bool = True,
+        fast_events: bool = True,
     ) -> None:
         for name in tables:
             split_namespace(name)
@@ -88,6 +89,8 @@ class MariaDbSource:
         self.echo_table = echo_table
         #: Decode binlog rows of supported tables ourselves (actors/engines/mariadb/rows_decoder.py).
         self.lean_rows = lean_rows
+        #: With lean_rows: read the common binlog events from their packets (actors/engines/mariadb/fast_events.py).
+        self.fast_events = fast_events
         #: A manual re-sync: re-read every table before streaming on from the committed position.
         self.resnapshot = resnapshot
         self.subject = f"{flavor} node `{node_name}`"
@@ -160,6 +163,7 @@ class MariaDbSource:
             echo_table=self.echo_table,
             lean_rows=self.lean_rows,
             describe=self._describe,
+            fast_events=self.fast_events,
         )
         self._track(binlog)
         try:
