@@ -82,6 +82,8 @@ def _wire(value: Any) -> Any:
 
 
 _DECIMAL = decimal.Decimal
+_DATETIME = dt.datetime
+_Ext = msgspec.msgpack.Ext
 
 
 def _wire_row(row: Row | None) -> Row | None:
@@ -97,8 +99,14 @@ def _wire_row(row: Row | None) -> Row | None:
             continue
         if wired is None:
             wired = dict(row)
-        # Decimal (every numeric column) straight to its extension, as _ext makes it: the common case.
-        wired[name] = msgspec.msgpack.Ext(_EXT_DECIMAL, str(value).encode()) if kind is _DECIMAL else _wire(value)
+        # Decimal (every numeric column) and naive datetimes (MariaDB's DATETIME) straight to their
+        # extensions, as _ext makes them: the common cases.
+        if kind is _DECIMAL:
+            wired[name] = _Ext(_EXT_DECIMAL, str(value).encode())
+        elif kind is _DATETIME:
+            wired[name] = _Ext(_EXT_DATETIME_NAIVE, value.isoformat().encode())
+        else:
+            wired[name] = _wire(value)
     return row if wired is None else wired
 
 

@@ -182,6 +182,9 @@ def _year(buf: bytes, at: int) -> tuple[Any, int]:
     return (stored + 1900 if stored else 0), at + 1
 
 
+_Decimal = decimal.Decimal
+
+
 def _decimal(precision: int, scale: int) -> Reader:
     integral = precision - scale
     whole_int, left_int = divmod(integral, 9)
@@ -189,27 +192,28 @@ def _decimal(precision: int, scale: int) -> Reader:
     head, tail = _DECIMAL_BYTES[left_int], _DECIMAL_BYTES[left_frac]
     size = head + 4 * whole_int + 4 * whole_frac + tail
 
+    # The digits are stored as big-endian groups (head, 9-digit words, 9-digit words, tail) with the sign in the
+    # top bit (set: positive) and every bit inverted when negative. Read as one integer, then split from the
+    # least significant group up into the value's digits as one integer.
+    groups = [(head, left_int)] + [(4, 9)] * (whole_int + whole_frac) + [(tail, left_frac)]
+    plan = [((1 << 8 * width) - 1, 8 * width, 10**digits) for width, digits in reversed(groups) if width]
+    sign_bit = 1 << (8 * size - 1)
+    flip_negative = ((1 << 8 * size) - 1) ^ sign_bit  # every bit inverted, the sign bit left as it is
+
     def read(buf: bytes, at: int) -> tuple[Any, int]:
-        raw = bytearray(buf[at : at + size])
-        negative = not raw[0] & 0x80
-        raw[0] ^= 0x80
-        if negative:
-            raw = bytearray(b ^ 0xFF for b in raw)
-        parts = ["-" if negative else ""]
-        pos = 0
-        if head:
-            parts.append(str(int.from_bytes(raw[:head], "big")))
-            pos = head
-        for _ in range(whole_int):
-            parts.append(f"{int.from_bytes(raw[pos : pos + 4], 'big'):09d}")
-            pos += 4
-        parts.append(".")
-        for _ in range(whole_frac):
-            parts.append(f"{int.from_bytes(raw[pos : pos + 4], 'big'):09d}")
-            pos += 4
-        if tail:
-            parts.append(f"{int.from_bytes(raw[pos : pos + tail], 'big'):0{left_frac}d}")
-        return decimal.Decimal("".join(parts)), at + size
+        stored = int.from_bytes(buf[at : at + size], "big")
+        negative = not stored & sign_bit
+        stored ^= flip_negative if negative else sign_bit
+        digits, weight = 0, 1
+        for mask, bits, span in plan:
+            digits += (stored & mask) * weight
+            stored >>= bits
+            weight *= span
+        text = str(digits)
+        if scale:
+            text = text.rjust(scale + 1, "0")
+            text = text[:-scale] + "." + text[-scale:]
+        return _Decimal("-" + text if negative else text), at + size
 
     return read
 
