@@ -110,17 +110,21 @@ def _wire_row(row: Row | None) -> Row | None:
     return row if wired is None else wired
 
 
+def _text(data: memoryview) -> str:
+    return str(data, "utf-8")  # straight from the buffer (bytes(data).decode() copies it first)
+
+
 _EXT_DECODERS: dict[int, Callable[[memoryview], Any]] = {
-    _EXT_DECIMAL: lambda b: decimal.Decimal(bytes(b).decode()),
-    _EXT_DATETIME_NAIVE: lambda b: dt.datetime.fromisoformat(bytes(b).decode()),
-    _EXT_DATE: lambda b: dt.date.fromisoformat(bytes(b).decode()),
-    _EXT_TIME: lambda b: dt.time.fromisoformat(bytes(b).decode()),
-    _EXT_TIME_TZ: lambda b: dt.time.fromisoformat(bytes(b).decode()),
-    _EXT_TIMEDELTA: lambda b: dt.timedelta(microseconds=int(bytes(b).decode())),
+    _EXT_DECIMAL: lambda b: _DECIMAL(str(b, "utf-8")),
+    _EXT_DATETIME_NAIVE: lambda b: _DATETIME.fromisoformat(str(b, "utf-8")),
+    _EXT_DATE: lambda b: dt.date.fromisoformat(_text(b)),
+    _EXT_TIME: lambda b: dt.time.fromisoformat(_text(b)),
+    _EXT_TIME_TZ: lambda b: dt.time.fromisoformat(_text(b)),
+    _EXT_TIMEDELTA: lambda b: dt.timedelta(microseconds=int(_text(b))),
     _EXT_UUID: lambda b: uuid.UUID(bytes=bytes(b)),
     _EXT_UNCHANGED: lambda b: UNCHANGED,
     _EXT_UNSENT_NUMBER: lambda b: UNSENT_NUMBER,
-    _EXT_BIG_INT: lambda b: int(bytes(b).decode()),
+    _EXT_BIG_INT: lambda b: int(_text(b)),
 }
 
 
