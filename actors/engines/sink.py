@@ -35,7 +35,16 @@ from actors.core.conflicts import (
     row_bytes,
 )
 from actors.core.encoding import encode_row
-from actors.core.errors import ColumnMissing, ConfigError, RowRefused, SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.errors import (
+    ColumnMissing,
+    ConfigError,
+    ObjectMissing,
+    PrivilegeMissing,
+    RowRefused,
+    SinkError,
+    SourceUnavailable,
+    WorkerSyncError,
+)
 from actors.core.events import UNSENT_NUMBER
 from actors.core.table_events import TableOp
 from actors.core.typemap import TableSchema, loss
@@ -618,6 +627,8 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
                         retryable, row_reason = self._reason(exc)
                         if retryable:
                             raise
+                        if _blames_no_row(exc):  # the table is gone or not ours to write: retry the slice
+                            break
                         return RowRefused(
                             f"{subject}, key {describe_key(single.keys[0])}: {row_reason}",
                             statement.namespace,
@@ -634,6 +645,14 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         keys = ", ".join(describe_key(k) for k in statement.keys[:5])
         more = f" and {len(statement.keys) - 5} more" if len(statement.keys) > 5 else ""
         return SinkError(f"{subject}, one of the keys {keys}{more}: {reason}; nothing of the slice was applied")
+
+
+def _blames_no_row(exc: BaseException) -> bool:
+    """A write error about the table (missing, or a privilege the writer lacks), not about a row's values: no
+    row is to be set aside for it (a DBA dropping or revoking while a slice is written)."""
+    from actors.engines.registry import translate
+
+    return isinstance(translate(exc), ObjectMissing | PrivilegeMissing)
 
 
 def winner_write(offer: Offer, state: Stored) -> RowChange:

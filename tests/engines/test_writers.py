@@ -326,6 +326,27 @@ def test_a_refused_row_names_table_and_key_and_rolls_the_slice_back(direction: D
     assert list(table_rows(d.target, d.target_ns)) == [(45,)]
 
 
+def test_a_table_dropped_after_the_writer_read_it_blames_no_row(direction: Direction) -> None:
+    """The writer read the table (an earlier apply, or the shard's prepare() at start-up), then a DBA drops it:
+    the write fails for every row alike, so no row is the culprit. It is a SinkError for the slice (the shard
+    retries it, /readyz goes red), never a RowRefused that would set the first row aside as a dead letter."""
+    d = direction
+    run_sql(d.source, f"INSERT INTO {d.source_ns} VALUES " + ", ".join(d.source_rows()))
+    rows = upserts(d.target_ns, d.captured())
+    d.apply(rows[:1])  # the schema is read and kept (as prepare() at start-up keeps it)
+    table = d.target_ns if d.target.engine == "mariadb" else d.target_ns.split(".", 1)[1]
+    # (PostgreSQL's: without its leading CREATE TYPE, which the drop leaves behind.)
+    definition = MARIADB_FROM_PG if d.target.engine == "mariadb" else PG_FROM_MARIADB.split(";\n", 1)[1]
+    run_sql(d.target, f"DROP TABLE {table}")
+    with pytest.raises(SinkError) as caught:
+        d.apply(rows)
+    assert not isinstance(caught.value, RowRefused), caught.value
+    assert "one of the keys" in str(caught.value), caught.value
+    run_sql(d.target, definition)  # the DBA puts it back: the same slice applies
+    d.apply(rows)
+    d.assert_equal()
+
+
 def _kill_sessions(endpoint: Endpoint) -> None:
     """End every session of the apply user from the admin side (a server restart, as the writer sees it)."""
     if endpoint.engine == "postgresql":
