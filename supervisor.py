@@ -125,10 +125,8 @@ class Supervisor:
         audit = AuditFeed(self.config, self._calls, self.run_id, self._backoff) if self.config.audit.enabled else None
         streams = Streams(self.config, self._calls, placement, self.plan, shards.feeds, self.run_id)
         with placement.one_look():
-            # Capture actors first: Ray starts a few worker processes at a time, and theirs is the longest
-            # way to a first applied change (connect, start the stream, read).
+            shards.start(settings.applier_shards)  # they connect to their targets while the rest starts
             streams.start(specs)
-            shards.start(settings.applier_shards)
             if audit is not None:
                 streams.audit_feed = audit.start(specs)
         store = ConflictStore(settings.state_dir) if self.groups else None
