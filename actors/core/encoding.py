@@ -110,21 +110,18 @@ def _wire_row(row: Row | None) -> Row | None:
     return row if wired is None else wired
 
 
-def _text(data: memoryview) -> str:
-    return str(data, "utf-8")  # straight from the buffer (bytes(data).decode() copies it first)
-
-
+# Text payloads are decoded straight from the buffer: str(b, "utf-8") (bytes(b).decode() copies them first).
 _EXT_DECODERS: dict[int, Callable[[memoryview], Any]] = {
     _EXT_DECIMAL: lambda b: _DECIMAL(str(b, "utf-8")),
     _EXT_DATETIME_NAIVE: lambda b: _DATETIME.fromisoformat(str(b, "utf-8")),
-    _EXT_DATE: lambda b: dt.date.fromisoformat(_text(b)),
-    _EXT_TIME: lambda b: dt.time.fromisoformat(_text(b)),
-    _EXT_TIME_TZ: lambda b: dt.time.fromisoformat(_text(b)),
-    _EXT_TIMEDELTA: lambda b: dt.timedelta(microseconds=int(_text(b))),
+    _EXT_DATE: lambda b: dt.date.fromisoformat(str(b, "utf-8")),
+    _EXT_TIME: lambda b: dt.time.fromisoformat(str(b, "utf-8")),
+    _EXT_TIME_TZ: lambda b: dt.time.fromisoformat(str(b, "utf-8")),
+    _EXT_TIMEDELTA: lambda b: dt.timedelta(microseconds=int(str(b, "utf-8"))),
     _EXT_UUID: lambda b: uuid.UUID(bytes=bytes(b)),
     _EXT_UNCHANGED: lambda b: UNCHANGED,
     _EXT_UNSENT_NUMBER: lambda b: UNSENT_NUMBER,
-    _EXT_BIG_INT: lambda b: int(_text(b)),
+    _EXT_BIG_INT: lambda b: int(str(b, "utf-8")),
 }
 
 
