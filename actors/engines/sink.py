@@ -38,8 +38,6 @@ from actors.core.encoding import encode_row
 from actors.core.errors import (
     ColumnMissing,
     ConfigError,
-    ObjectMissing,
-    PrivilegeMissing,
     RowRefused,
     SinkError,
     SourceUnavailable,
@@ -228,6 +226,12 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
     def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
         """(retryable, reason) for a driver error: True for connection trouble (SourceUnavailable), False
         for a refused write (SinkError); None when ``exc`` is not a driver error (a bug: let it rise)."""
+
+    def _blames_no_row(self, exc: BaseException) -> bool:
+        """A write error about the table (missing, or a privilege the writer lacks), not about a row's values: no
+        row is to be set aside for it (a DBA dropping or revoking while a slice is written). Engines whose errors
+        module tells these apart say so."""
+        return False
 
     @abc.abstractmethod
     def _secrets(self) -> Sequence[str]:
@@ -627,7 +631,7 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
                         retryable, row_reason = self._reason(exc)
                         if retryable:
                             raise
-                        if _blames_no_row(exc):  # the table is gone or not ours to write: retry the slice
+                        if self._blames_no_row(exc):  # the table is gone or not ours to write: retry the slice
                             break
                         return RowRefused(
                             f"{subject}, key {describe_key(single.keys[0])}: {row_reason}",
@@ -645,14 +649,6 @@ class BatchWriter(abc.ABC, Generic[Conn, Table]):
         keys = ", ".join(describe_key(k) for k in statement.keys[:5])
         more = f" and {len(statement.keys) - 5} more" if len(statement.keys) > 5 else ""
         return SinkError(f"{subject}, one of the keys {keys}{more}: {reason}; nothing of the slice was applied")
-
-
-def _blames_no_row(exc: BaseException) -> bool:
-    """A write error about the table (missing, or a privilege the writer lacks), not about a row's values: no
-    row is to be set aside for it (a DBA dropping or revoking while a slice is written)."""
-    from actors.engines.registry import translate
-
-    return isinstance(translate(exc), ObjectMissing | PrivilegeMissing)
 
 
 def winner_write(offer: Offer, state: Stored) -> RowChange:

@@ -28,11 +28,12 @@ from pymysql.constants import SERVER_STATUS
 
 from actors.core import convert
 from actors.core.changes import TableChanges
-from actors.core.errors import RowRefused
+from actors.core.errors import ObjectMissing, PrivilegeMissing, RowRefused
 from actors.core.table_events import TableOp
 from actors.core.typemap import ColumnType, TableSchema
 from actors.engines.mariadb import ddl, versions
 from actors.engines.mariadb.connection import ConnectParams, connect_kwargs
+from actors.engines.mariadb.errors import translate
 from actors.engines.mariadb.literals import Literal, Sql, column_literal, escape, row_literal
 from actors.engines.mariadb.schema import load_tables, split_namespace
 from actors.engines.mariadb.table_schema import table_schema
@@ -243,6 +244,9 @@ class MariaDbWriter(BatchWriter[pymysql.Connection, _Target]):
             self._captured.clear()
         else:
             self._captured.pop(namespace, None)
+
+    def _blames_no_row(self, exc: BaseException) -> bool:
+        return isinstance(translate(exc), ObjectMissing | PrivilegeMissing)
 
     def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
         if isinstance(exc, pymysql.err.InterfaceError | OSError):

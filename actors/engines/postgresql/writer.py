@@ -27,13 +27,14 @@ from psycopg.types.json import Json, Jsonb
 
 from actors.core import convert
 from actors.core.changes import TableChanges
-from actors.core.errors import SinkError, SourceUnavailable, WorkerSyncError
+from actors.core.errors import ObjectMissing, PrivilegeMissing, SinkError, SourceUnavailable, WorkerSyncError
 from actors.core.table_events import TableOp
 from actors.core.typemap import ColumnType, TableSchema
 from actors.engines.postgresql import ddl, versions
 from actors.engines.postgresql.catalog import TableInfo, row_from_text
 from actors.engines.postgresql.catalog import load_table as load_captured_table
 from actors.engines.postgresql.connection import conninfo_for
+from actors.engines.postgresql.errors import translate
 from actors.engines.postgresql.schema import PgTable, load_table, split_namespace
 from actors.engines.sink import (
     BatchWriter,
@@ -237,6 +238,9 @@ class PostgresWriter(BatchWriter[psycopg.Connection[Any], _Target]):
             self._captured.clear()
         else:
             self._captured.pop(namespace, None)
+
+    def _blames_no_row(self, exc: BaseException) -> bool:
+        return isinstance(translate(exc), ObjectMissing | PrivilegeMissing)
 
     def _driver_error(self, exc: BaseException) -> tuple[bool, str] | None:
         if isinstance(exc, psycopg.Error) and authentication_failed(exc):  # a wrong password: not retryable
