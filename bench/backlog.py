@@ -1,6 +1,7 @@
 """Issue 19's cost per change: a backlog drained by `worker-sync run` beside a plain loop, from the command.
 
     python bench/backlog.py [--changes 50000] [--runs 3] [--links pg-to-mariadb,mariadb-to-pg] [--shards 2]
+                            [--batch-max-events 500] [--decoder wal2json|pgoutput] [--local-ray]
                             [--no-audit] [--poll-ms 100] [--quick] [--results-dir DIR] [--name backlog]
 
 Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node of its own (`ray start
@@ -204,6 +205,7 @@ class LinkBacklog:
             config.supervisor,
             ray_address=None if self.args.local_ray else self.cluster.gcs,
             state_dir=str(self.tmp / f"state-{self.prefix}-{reader}"),
+            batch_max_events=self.args.batch_max_events,
         )
         slot = f"ws_{self.prefix}_{reader}"
         pg_node = msgspec.structs.replace(config.databases.postgresql, slot_name=slot, decoder=self.args.decoder)
@@ -560,6 +562,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--links", default=",".join(LINKS), help=f"comma list of {', '.join(LINKS)}")
     parser.add_argument("--shards", type=int, default=2, help="applier shards (default 2)")
     parser.add_argument(
+        "--batch-max-events", type=int, default=500, help="supervisor.batch_max_events of each run (default 500)"
+    )
+    parser.add_argument(
         "--decoder",
         choices=("wal2json", "pgoutput"),
         default="wal2json",
@@ -590,8 +595,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.links) - set(LINKS)
     if unknown:
         parser.error(f"unknown link(s): {', '.join(sorted(unknown))}; choose from {', '.join(LINKS)}")
-    if args.changes < 1 or args.runs < 1 or args.shards < 1 or args.poll_ms <= 0 or args.timeout_s <= 0:
-        parser.error("--changes, --runs, --shards, --poll-ms and --timeout-s must be positive")
+    if min(args.changes, args.runs, args.shards, args.batch_max_events) < 1 or min(args.poll_ms, args.timeout_s) <= 0:
+        parser.error("--changes, --runs, --shards, --batch-max-events, --poll-ms and --timeout-s must be positive")
     return args
 
 
@@ -601,6 +606,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         "runs": args.runs,
         "links": args.links,
         "applier_shards": args.shards,
+        "batch_max_events": args.batch_max_events,
         "postgresql_decoder": args.decoder,
         "audit_variant": args.audit,
         "profiled_with_py_spy": bool(args.py_spy),
