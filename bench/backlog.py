@@ -41,6 +41,7 @@ import contextlib
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
@@ -113,23 +114,33 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
-def memory_by_group(supervisor_pid: int, cluster: LocalRayCluster) -> dict[str, Any]:
-    """Peak RSS of Worker-Sync's processes (supervisor, actors by class) and RSS of Ray's own, in MiB."""
-    actors: dict[int, str] = {}
+def worker_sync_processes(supervisor_pid: int, cluster: LocalRayCluster) -> dict[int, str]:
+    """The processes of one `worker-sync run` and of the Ray node it uses, by kind: "supervisor" (the command
+    and its children), each actor's class name, and "ray" (Ray's own: GCS, raylet, dashboard, agents, idle
+    workers)."""
+    kinds = dict.fromkeys({supervisor_pid} | children_of({supervisor_pid}), "supervisor")
     for actor in cluster.actors():
         if actor.get("state") != "DEAD" and actor.get("pid"):
-            actors[int(actor["pid"])] = actor.get("class_name") or "unknown"
-    supervisor = {supervisor_pid} | children_of({supervisor_pid})
+            kinds.setdefault(int(actor["pid"]), actor.get("class_name") or "unknown")
+    for pid in cluster_processes(cluster.temp_dir):
+        kinds.setdefault(pid, "ray")
+    return kinds
+
+
+def memory_by_group(kinds: dict[int, str]) -> dict[str, Any]:
+    """Peak RSS of Worker-Sync's processes (supervisor, actors by class) and RSS of Ray's own, in MiB."""
     by_class: dict[str, float] = {}
     ray_own: dict[str, float] = {}
-    for pid in cluster_processes(cluster.temp_dir) - supervisor:
+    supervisor_mib = 0.0
+    for pid, kind in kinds.items():
         rss, hwm = memory_kib(pid)
-        if pid in actors:
-            by_class[actors[pid]] = by_class.get(actors[pid], 0.0) + hwm / 1024
+        if kind == "supervisor":
+            supervisor_mib += hwm / 1024
+        elif kind == "ray":
+            own = ray_process_kind(pid)
+            ray_own[own] = ray_own.get(own, 0.0) + rss / 1024
         else:
-            kind = ray_process_kind(pid)
-            ray_own[kind] = ray_own.get(kind, 0.0) + rss / 1024
-    supervisor_mib = sum(memory_kib(pid)[1] for pid in supervisor) / 1024
+            by_class[kind] = by_class.get(kind, 0.0) + hwm / 1024
     return {
         "supervisor_peak_mib": round(supervisor_mib, 1),
         "actors_peak_mib": {k: round(v, 1) for k, v in sorted(by_class.items())},
@@ -137,6 +148,81 @@ def memory_by_group(supervisor_pid: int, cluster: LocalRayCluster) -> dict[str, 
         "ray_own_rss_mib": round(sum(ray_own.values()), 1),
         "ray_own_by_process_rss_mib": {k: round(v, 1) for k, v in sorted(ray_own.items())},
     }
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(user + system ticks of the process itself, those of the children it reaped); zeros when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0, 0
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def listening(port: int) -> set[int]:
+    """The processes holding a listening TCP socket on ``port`` (a server's main process)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                    pids.add(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds each group of processes spent between :meth:`start` and :meth:`read`, the two servers among
+    them: where the machine's cores went during a drain (py-spy's samples count wall time while a thread holds
+    the GIL, which a loaded machine inflates, so they rank functions but do not measure CPU).
+
+    Live processes count by their own time; a server's root process (the postmaster) also by what it reaped
+    from children that exited meanwhile (PostgreSQL's backends); this process by what it reaped (the plain
+    loop's spawned process)."""
+
+    def __init__(self, servers: dict[str, int]) -> None:
+        """``servers``: engine -> the port its server listens on."""
+        self.servers = servers
+        self._before: dict[int, tuple[int, int]] = {}
+        self._reaped_s = 0.0
+
+    def start(self) -> None:
+        self._before = {int(e.name): cpu_ticks(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
+        self._reaped_s = self._reaped_by_us()
+
+    @staticmethod
+    def _reaped_by_us() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def read(self, kinds: dict[int, str], reaped_kind: str | None = None) -> dict[str, float]:
+        """Seconds per kind: ``kinds`` (pid -> kind) and the servers' processes; ``reaped_kind`` names what this
+        process reaped since :meth:`start`."""
+        kinds = dict(kinds)
+        roots: set[int] = set()
+        for engine, port in self.servers.items():
+            found = listening(port)
+            roots |= found
+            for pid in found | children_of(found):
+                kinds.setdefault(pid, engine)
+        seconds: dict[str, float] = {}
+        for pid, kind in kinds.items():
+            own, reaped = cpu_ticks(pid)
+            own_before, reaped_before = self._before.get(pid, (0, 0))
+            ticks = own - own_before + (reaped - reaped_before if pid in roots else 0)
+            seconds[kind] = seconds.get(kind, 0.0) + ticks / _TICKS_PER_S
+        if reaped_kind is not None:
+            seconds[reaped_kind] = seconds.get(reaped_kind, 0.0) + self._reaped_by_us() - self._reaped_s
+        return {kind: round(value, 2) for kind, value in sorted(seconds.items())}
 
 
 # -- one link -------------------------------------------------------------------------------------------
@@ -165,6 +251,7 @@ class LinkBacklog:
         #: With --py-spy: collapsed stacks per process kind, summed over the runs (audit-off reader only).
         self.stacks: dict[str, Counter[str]] = {}
         self.load: LoadProcess | None = None
+        self.cpu = CpuMeter({"postgresql": pg.port, "mariadb": mariadb.port})
         self.ok = True
 
     def run(self) -> dict[str, Any]:
@@ -303,6 +390,8 @@ class LinkBacklog:
                 )
         else:
             text += f"; peak RSS {figures['peak_rss_mib']:,.0f} MiB"
+        if figures.get("cpu_s"):
+            text += f"; CPU s {figures['cpu_s']}"
         return text
 
     def _plain(self, changes: int, want: tuple[int, ...], slot: str, position: tuple[str, int] | None) -> dict:
@@ -321,6 +410,7 @@ class LinkBacklog:
         kwargs["timeout_s"] = self.args.timeout_s
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
+        self.cpu.start()
         started = time.time()
         process = context.Process(target=sync_plain.run_child, args=(child, loop, kwargs), daemon=True)
         process.start()
@@ -336,6 +426,7 @@ class LinkBacklog:
                 process.join()
         if status != "ok":
             raise RuntimeError(f"plain loop {loop} failed: {payload}")
+        cpu = self.cpu.read({}, reaped_kind="plain loop")
         got = fingerprint(self.target, qualified(self.target, copy))
         if got != want:
             raise RuntimeError(f"plain loop {loop}: its copy differs from the source after its last commit")
@@ -343,13 +434,15 @@ class LinkBacklog:
             "seconds": round(payload["last_commit_at"] - started, 3),
             "loop_seconds": round(payload["elapsed_s"], 3),
             "peak_rss_mib": round(payload["peak_rss_kib"] / 1024, 1),
+            "cpu_s": cpu,
         }
 
     def _worker_sync(self, reader: str, changes: int, want: tuple[int, ...]) -> dict[str, Any]:
         copy = qualified(self.target, self.copies[reader])
         poll_s = self.args.poll_ms / 1000
-        started = time.time()
         label = f"drain-{len(self.result['runs']) + 1}"
+        self.cpu.start()
+        started = time.time()
         run = self._start(reader, label)
         spy = None
         if self.args.py_spy and reader == "worker_sync" and not self.args.local_ray:
@@ -386,7 +479,9 @@ class LinkBacklog:
                 for kind, stacks in spy.samples().items():
                     self.stacks.setdefault(kind, Counter()).update(stacks)
             # With --local-ray the actors run under the run's own Ray, which the state API here does not see.
-            memory = None if self.args.local_ray else memory_by_group(run.process.pid, self.cluster)
+            kinds = {} if self.args.local_ray else worker_sync_processes(run.process.pid, self.cluster)
+            cpu = None if self.args.local_ray else self.cpu.read(kinds)
+            memory = memory_by_group(kinds) if kinds else None
         finally:
             if spy is not None:
                 spy.stop()
@@ -402,6 +497,7 @@ class LinkBacklog:
             "startup_to_first_apply_s": round(first_at - started, 3),
             "first_apply_to_equal_s": round(equal_at - first_at, 3),
             "memory": memory,
+            "cpu_s": cpu,
         }
         return figures | startup_from_log(run.log)
 
@@ -475,6 +571,11 @@ def summarize(runs: list[dict[str, Any]], readers: list[str]) -> dict[str, Any]:
         done = [r[reader] for r in runs if reader in r]
         median[f"{reader}_seconds"] = med([f["seconds"] for f in done])
         median[f"{reader}_per_s"] = med([f["per_s"] for f in done])
+        cpus = [f["cpu_s"] for f in done if f.get("cpu_s")]
+        if cpus:
+            kinds = sorted({kind for cpu in cpus for kind in cpu})
+            median[f"{reader}_cpu_s"] = {kind: med([cpu.get(kind, 0.0) for cpu in cpus]) for kind in kinds}
+            median[f"{reader}_cpu_s_total"] = med([sum(cpu.values()) for cpu in cpus])
         if reader == "plain_loop":
             median["plain_loop_peak_rss_mib"] = med([f["peak_rss_mib"] for f in done])
             continue
@@ -552,6 +653,9 @@ def answer_line(link: str, data: dict[str, Any], ray_start_s: float | None) -> s
                 )
             text += ")"
     text += f"; Ray's own start {ray_start_s} s"
+    cpu = [f"{r.replace('_', ' ')} {median[f'{r}_cpu_s_total']}" for r in READERS if median.get(f"{r}_cpu_s_total")]
+    if cpu:
+        text += f"; CPU seconds, servers included: {', '.join(cpu)}"
     return text
 
 
