@@ -2,7 +2,7 @@
 
     python bench/backlog.py [--changes 50000] [--runs 3] [--links pg-to-mariadb,mariadb-to-pg] [--shards 2]
                             [--batch-max-events 500] [--decoder wal2json|pgoutput] [--local-ray]
-                            [--no-audit] [--poll-ms 100] [--quick] [--results-dir DIR] [--name backlog]
+                            [--no-audit] [--poll-ms 20] [--quick] [--results-dir DIR] [--name backlog]
 
 Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node of its own (`ray start
 --head` in a temp dir: its start-up is timed and reported apart, as "Ray's own start"). Per link direction:
@@ -16,16 +16,19 @@ Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node 
 2. Per run: ``--changes`` changes of sync_lag's 60/30/10 insert/update/delete mix (transactions of 1, 10
    and 100) are written while nothing reads. Then each reader alone, in an order rotated per run, drains
    them into its own copy, timed from its command until its copy equals the source (the whole-table
-   count/sum fingerprint of bench/peer_chameleon.py, polled every ``--poll-ms``):
+   count/sum fingerprint of bench/peer_chameleon.py, read once /status, polled every ``--poll-ms``, counts
+   every change applied: each read scans the whole copy, on the cores the drain runs on):
    - Worker-Sync: `worker-sync run` as a process of its own (as deployed; Ray already up). Also timed: from
      the command to the first applied change (its /status), i.e. its own start-up overhead without Ray's.
      When the copy is equal: peak RSS (VmHWM) of the supervisor process and of each actor process (found
      through the Ray state API), and the RSS of Ray's own processes (GCS, raylet, dashboard, agents, idle
-     workers) beside them. Then SIGTERM.
+     workers) beside them; and the CPU seconds (/proc) each of those groups and both servers spent since the
+     command. Then SIGTERM.
    - The plain loop, in a spawned process of its own (timed from the spawn, so interpreter start and imports
      count as they do for `run`): PostgreSQL -> MariaDB bench/sync_plain.py's wal2json polling loop;
      MariaDB -> PostgreSQL its well-written bare mysql-replication loop (``freeze_schema=True``,
-     ``only_events``, ``executemany`` per batch). Its peak RSS is reported too.
+     ``only_events``, ``executemany`` per batch). Its peak RSS and CPU seconds (its own and the servers')
+     are reported too.
 3. At the end every copy is compared with the source row by row (actors.harness.compare); the bench exits
    1 if one differs or a run failed, 130 on Ctrl-C.
 
@@ -83,10 +86,15 @@ PROFILE_GROUPS = {
     "binlog_decoding": ("pymysqlreplication",),
     "per_key_collapse": ("row_id (actors/core/changes.py", "collapse (actors/core/changes.py"),
 }
+#: Seconds between fingerprints of a Worker-Sync copy while /status does not yet count every change applied.
+FINGERPRINT_FALLBACK_S = 3.0
+
 NOTES = [
     "seconds: from the reader's command (Popen of `worker-sync run`; spawn of the plain loop's process) until "
-    "its copy's fingerprint equals the source's (polled every poll_ms; the plain loop's end is its last "
-    "commit). per_s = changes / seconds. ratio_* = plain loop seconds / Worker-Sync seconds (rates).",
+    "its copy's fingerprint equals the source's (the plain loop's end is its last commit; Worker-Sync's: "
+    "/status, polled every poll_ms, counts every change applied (it is published at most every 0.2 s) and "
+    "the fingerprint read then is equal). per_s = changes / seconds. ratio_* = plain loop seconds / "
+    "Worker-Sync seconds (rates).",
     "Worker-Sync connects to the bench's own running Ray node; ray_start_s (`ray start --head`, once) is Ray's "
     "own start, reported apart; *_with_ray_start ratios add it to Worker-Sync's seconds.",
     "startup_to_first_apply_s: from the `worker-sync run` command to the first /status (polled every 20 ms "
@@ -94,6 +102,10 @@ NOTES = [
     "Memory: peak RSS (VmHWM) of the supervisor process (and children) and of each Worker-Sync actor process "
     "(fresh per run); Ray's own processes: current RSS (VmRSS) at the end of the drain, summed by kind "
     "(shared pages are counted in every process that maps them, as RSS does).",
+    "cpu_s: CPU seconds (user + system, /proc) from the reader's command to its equal copy, per group: "
+    "`supervisor` (the `run` process), each actor class, `ray` (Ray's own processes), `postgresql` and "
+    "`mariadb` (the servers, their exited backends included), `plain loop` (its whole process). Actor "
+    "processes that Ray started before the command (idle workers) count only from the command on.",
     "The load generator is idle during the drains; PostgreSQL, MariaDB, Ray and the reader share the cores "
     "(other people's processes too: see load_average_1m).",
 ]
@@ -463,13 +475,19 @@ class LinkBacklog:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{reader}: nothing applied in {self.args.timeout_s:.0f}s: {run.tail()}")
                 time.sleep(0.02)
+            # The fingerprint scans the whole copy (tens of ms of the target's CPU at 200,000 rows, taken from the
+            # cores the drain shares): it is read once /status counts every change applied, else every few
+            # seconds (a fallback, should the counts differ).
+            fingerprinted = time.monotonic()
             while True:
                 if spy is not None:
                     spy.watch_actors(cluster_processes(self.cluster.temp_dir))
                 now = time.time()
-                if fingerprint(self.target, copy) == want:
-                    equal_at = now
-                    break
+                if (run.applied() or 0) >= changes or time.monotonic() - fingerprinted > FINGERPRINT_FALLBACK_S:
+                    fingerprinted = time.monotonic()
+                    if fingerprint(self.target, copy) == want:
+                        equal_at = now
+                        break
                 run.check()
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{reader}: copy not equal after {self.args.timeout_s:.0f}s: {run.tail()}")
@@ -675,7 +693,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="output plugin of Worker-Sync's PostgreSQL capture (default wal2json; the plain loop polls wal2json)",
     )
     parser.add_argument("--no-audit", dest="audit", action="store_false", help="skip the audit-on Worker-Sync")
-    parser.add_argument("--poll-ms", type=float, default=100.0, help="fingerprint poll of a copy, ms (default 100)")
+    parser.add_argument(
+        "--poll-ms", type=float, default=20.0, help="poll of a Worker-Sync run's /status, ms (default 20)"
+    )
     parser.add_argument("--timeout-s", type=float, default=900.0, help="give up on a drain after this (default 900)")
     parser.add_argument(
         "--py-spy",
