@@ -209,10 +209,10 @@ class CpuMeter:
 
     def start(self) -> None:
         self._before = {int(e.name): cpu_ticks(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
-        self._reaped_s = self._reaped_by_us()
+        self._reaped_s = self._reaped_here()
 
     @staticmethod
-    def _reaped_by_us() -> float:
+    def _reaped_here() -> float:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
 
@@ -233,7 +233,7 @@ class CpuMeter:
             ticks = own - own_before + (reaped - reaped_before if pid in roots else 0)
             seconds[kind] = seconds.get(kind, 0.0) + ticks / _TICKS_PER_S
         if reaped_kind is not None:
-            seconds[reaped_kind] = seconds.get(reaped_kind, 0.0) + self._reaped_by_us() - self._reaped_s
+            seconds[reaped_kind] = seconds.get(reaped_kind, 0.0) + self._reaped_here() - self._reaped_s
         return {kind: round(value, 2) for kind, value in sorted(seconds.items())}
 
 
