@@ -50,7 +50,7 @@ from actors.verify_results import VerifyResults
 from config.loader import nodes_by_name
 from config.model import Config
 
-__all__ = ["RayUnreachable", "Supervisor", "install_signal_handlers"]
+__all__ = ["RayUnreachable", "Supervisor", "install_signal_handlers", "join_ray"]
 
 log = logging.getLogger("worker_sync.supervisor")
 
@@ -65,11 +65,15 @@ PUBLISH_EVERY_S = 0.2
 class Supervisor:
     """Owns the topology. Start with :meth:`start`, drive with :meth:`run` until ``stop_requested`` is set."""
 
-    def __init__(self, config: Config) -> None:
-        from actors.ops.probe_table import nodes_with_probe_table
+    def __init__(self, config: Config, probe_nodes: dict[str, str] | None = None) -> None:
+        """``probe_nodes``: the nodes with a probe table, as the start-up checks found them (looked up here
+        when not given)."""
+        if probe_nodes is None:
+            from actors.ops.probe_table import nodes_with_probe_table
 
+            probe_nodes = nodes_with_probe_table(config)
         self.config = config
-        self.routes = build_routes(config, probe_nodes=nodes_with_probe_table(config))
+        self.routes = build_routes(config, probe_nodes=probe_nodes)
         self.groups = build_groups(config)
         self.plan = RoutingPlan(config.supervisor.applier_shards, self.routes, self.groups)
         self.run_id = uuid.uuid4().hex[:8]
@@ -102,16 +106,15 @@ class Supervisor:
 
     # -- topology -----------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, joined_ray_s: float | None = None) -> None:
+        """Start the actors, joining (or starting) Ray first unless this process already did.
+        ``joined_ray_s``: the seconds :func:`join_ray` took when the caller joined Ray itself (`run`)."""
         import ray
 
         if not ray.is_initialized():
-            address = self.config.supervisor.ray_address
-            began = time.monotonic()
-            context = ray.init(address=address, namespace="worker-sync", log_to_driver=False, configure_logging=False)
-            self._ray_s = time.monotonic() - began
-            if context.dashboard_url:  # with the `dashboard` extra (or on a cluster that runs one)
-                log.info("Ray dashboard (actor health): http://%s", context.dashboard_url)
+            joined_ray_s = join_ray(self.config.supervisor.ray_address)
+        if joined_ray_s is not None:  # Ray is this process's own to watch (not a test's)
+            self._ray_s = joined_ray_s
             self._gcs_watch = GcsWatch(ray.get_runtime_context().gcs_address, self._lost_ray)
             self._gcs_watch.start()
         settings = self.config.supervisor
@@ -315,6 +318,19 @@ class Supervisor:
 
     def verify_list(self) -> list[dict[str, Any]]:
         return self.verify_results.views()
+
+
+def join_ray(address: str | None) -> float:
+    """Join the Ray cluster at ``address`` (None: start a local Ray, as on a laptop); the seconds it took.
+    ConnectionError when it cannot be reached."""
+    import ray
+
+    began = time.monotonic()
+    context = ray.init(address=address, namespace="worker-sync", log_to_driver=False, configure_logging=False)
+    seconds = time.monotonic() - began
+    if context.dashboard_url:  # with the `dashboard` extra (or on a cluster that runs one)
+        log.info("Ray dashboard (actor health): http://%s", context.dashboard_url)
+    return seconds
 
 
 def process_age_s() -> float | None:

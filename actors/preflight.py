@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def startup_checks(config: Config) -> dict[str, str]:
+    """All of `run`'s start-up checks, in order; the nodes with a probe table (node -> namespace), which the
+    routes are built with (``Supervisor(config, probe_nodes=...)``). Raises what the checks below raise."""
+    from actors.core.routing import build_routes
+    from actors.ops.probe_table import nodes_with_probe_table
+
+    probe_nodes = nodes_with_probe_table(config)
+    check_routes(config, build_routes(config, probe_nodes=probe_nodes))
+    check_audit(config)
+    check_groups(config)
+    return probe_nodes
+
+
 def check_routes(config: Config, routes: Sequence[Route]) -> list[str]:
     """Warnings to log. Logs in to every route's source and target (the target as its writer does) and reads
     their tables; raises ConfigError (bad mapping), SourceMisconfigured or SinkError (a refused login, a

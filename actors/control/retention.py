@@ -24,14 +24,20 @@ log = logging.getLogger("worker_sync.supervisor")
 
 #: How often each stream's source log is measured.
 RETENTION_EVERY_S = 20.0
+#: The first measurement waits this long: nothing needs it at once, and at start-up its driver import and
+#: queries would take the GIL and a core from the actors' worker processes starting beside it.
+FIRST_AFTER_S = 2.0
 
 
 class RetentionWatch:
     """Measures every stream's source log in a thread; :meth:`latest` is read by the status board."""
 
-    def __init__(self, streams: Streams, every_s: float = RETENTION_EVERY_S) -> None:
+    def __init__(
+        self, streams: Streams, every_s: float = RETENTION_EVERY_S, first_after_s: float = FIRST_AFTER_S
+    ) -> None:
         self._streams = streams
         self._every_s = every_s
+        self._first_after_s = first_after_s
         self._latest: dict[str, Retention] = {}
         #: Per stream, the last (written_bytes, monotonic time): the source's write rate between two checks.
         self._written: dict[str, tuple[int, float]] = {}
@@ -48,6 +54,8 @@ class RetentionWatch:
         return self._latest.get(stream)
 
     def _run(self) -> None:
+        if self._stop.wait(self._first_after_s):
+            return
         while not self._stop.is_set():
             for state in list(self._streams.states.values()):
                 if self._stop.is_set():

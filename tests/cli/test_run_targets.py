@@ -114,3 +114,23 @@ def test_a_missing_target_table_is_a_config_error(
     assert result.returncode == 2, line
     assert "node `mysql`" in line, line
     assert f"{fresh_mariadb_db.database}.orders" in line, line
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_checks_beside_joining_a_cluster_end_the_same_way(
+    fresh_pg_db: Endpoint, fresh_mariadb_db: Endpoint, tmp_path: Path
+) -> None:
+    """With `ray_address` the checks run in a child process while `run` joins the cluster: a refused table is
+    still one line naming the node, and exit 2, and no actor starts."""
+    import ray
+
+    with fresh_pg_db.connect("admin") as conn:
+        conn.execute("CREATE TABLE public.orders (id bigint PRIMARY KEY, note text)")
+    tables = [("public.orders", f"{fresh_mariadb_db.database}.orders")]
+    address = ray.get_runtime_context().gcs_address
+    text = pg_to_mariadb_config_text(fresh_pg_db, fresh_mariadb_db, tmp_path, tables, ray_address=address)
+    result = run_config(text, tmp_path)
+    line = one_line(result)
+    assert result.returncode == 2, line
+    assert "node `mysql`" in line and f"{fresh_mariadb_db.database}.orders" in line, line
+    assert "started" not in result.stdout, result.stdout
