@@ -115,15 +115,12 @@ def http_token(config: Config) -> str | None:
 def start_when_ready(config: Config, standby: Standby, stop: threading.Event, backoff: Backoff) -> Supervisor | None:
     """The supervisor, started once `run`'s start-up checks pass; they are tried again after each refusal,
     waiting ``backoff``'s delay. None when ``stop`` is set while waiting."""
-    from actors.preflight import check_audit, check_groups, check_routes
+    from actors.preflight import startup_checks
     from supervisor import Supervisor
 
     while not stop.is_set():
         try:
-            supervisor = Supervisor(config)
-            check_routes(config, supervisor.routes)
-            check_audit(config)
-            check_groups(config)
+            supervisor = Supervisor(config, probe_nodes=startup_checks(config))
         except WorkerSyncError as exc:
             delay = backoff.failed()
             reason = one_line(str(exc)) or type(exc).__name__

@@ -12,12 +12,16 @@ Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node 
    `worker-sync init` makes it), and the plain loop. Each Worker-Sync variant is a config of its own (own
    slot or binlog position, own state dir), built as bench/sync_lag.py builds it (least-privilege accounts,
    ``--shards`` applier shards, ``supervisor.ray_address`` = the bench's node), and is started once on the
-   empty tables (warm-up: it creates its slot / records its position) and stopped.
+   empty tables (warm-up: it creates its slot / records its position) and stopped. Every reader keeps its
+   slot from run to run, the plain loop's too (created before the warm-ups), as deployed readers do: each
+   decodes whatever else was written to the source server between its drains (the audit variant's log
+   entries, when it is stored there), not only the backlog.
 2. Per run: ``--changes`` changes of sync_lag's 60/30/10 insert/update/delete mix (transactions of 1, 10
-   and 100) are written while nothing reads. Then each reader alone, in an order rotated per run, drains
-   them into its own copy, timed from its command until its copy equals the source (the whole-table
-   count/sum fingerprint of bench/peer_chameleon.py, read once /status, polled every ``--poll-ms``, counts
-   every change applied: each read scans the whole copy, on the cores the drain runs on):
+   and 100) are written while nothing reads. Then each reader alone, in an order rotated per run, once the
+   machine is quiet again (bench/report.py's wait_for_quiet: the servers done flushing and purging what came
+   before; ``quiet_wait_s``), drains them into its own copy, timed from its command until its copy equals the
+   source (the whole-table count/sum fingerprint of bench/peer_chameleon.py, read once /status, polled every
+   ``--poll-ms``, counts every change applied: each read scans the whole copy, on the cores the drain runs on):
    - Worker-Sync: `worker-sync run` as a process of its own (as deployed; Ray already up). Also timed: from
      the command to the first applied change (its /status), i.e. its own start-up overhead without Ray's.
      When the copy is equal: peak RSS (VmHWM) of the supervisor process and of each actor process (found
@@ -260,6 +264,7 @@ class LinkBacklog:
             "runs": [],
         }
         self.configs: dict[str, Path] = {}
+        self.plain_slot = f"plain_{self.prefix}_bl"
         #: With --py-spy: collapsed stacks per process kind, summed over the runs (audit-off reader only).
         self.stacks: dict[str, Counter[str]] = {}
         self.load: LoadProcess | None = None
@@ -275,6 +280,9 @@ class LinkBacklog:
                 self.configs[reader] = self._config(reader)
         self.load = LoadProcess(self.source, self.table, seed=11)
         try:
+            if self.source.engine == "postgresql":  # kept from run to run, as the Worker-Sync readers' slots are
+                with self.source.connect("admin") as conn:
+                    conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.plain_slot,))
             for reader in self.configs:
                 self._warm_up(reader)
             for index in range(self.args.runs):
@@ -355,12 +363,8 @@ class LinkBacklog:
 
     def _measure(self, index: int) -> dict[str, Any]:
         args = self.args
-        plain_slot = f"plain_{self.prefix}_bl"
         position: tuple[str, int] | None = None
-        if self.source.engine == "postgresql":
-            with self.source.connect("admin") as conn:
-                conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (plain_slot,))
-        else:
+        if self.source.engine != "postgresql":  # nothing else writes to this binlog: as good as a kept position
             with self.source.connect("admin") as conn, conn.cursor() as cursor:
                 cursor.execute("SHOW MASTER STATUS")
                 log_file, log_pos = cursor.fetchone()[:2]
@@ -374,16 +378,15 @@ class LinkBacklog:
         }
         order = self.readers[index % len(self.readers) :] + self.readers[: index % len(self.readers)]
         run["order"] = order
-        try:
-            for reader in order:
-                if reader == "plain_loop":
-                    run[reader] = self._plain(written.changes, want, plain_slot, position)
-                else:
-                    run[reader] = self._worker_sync(reader, written.changes, want)
-                run[reader]["per_s"] = round(written.changes / run[reader]["seconds"])
-                say(f"{self.link}: run {index + 1}: {reader}: {self._line(run[reader])}")
-        finally:
-            self._drop_slot(plain_slot)
+        for reader in order:
+            quiet_wait_s = report.wait_for_quiet()
+            if reader == "plain_loop":
+                run[reader] = self._plain(written.changes, want, self.plain_slot, position)
+            else:
+                run[reader] = self._worker_sync(reader, written.changes, want)
+            run[reader]["per_s"] = round(written.changes / run[reader]["seconds"])
+            run[reader]["quiet_wait_s"] = quiet_wait_s
+            say(f"{self.link}: run {index + 1}: {reader}: {self._line(run[reader])}")
         run["load_average_1m"] = round(os.getloadavg()[0], 2)
         return run
 
@@ -552,6 +555,7 @@ class LinkBacklog:
         """Slots left behind would hold WAL (and the other link writes to PostgreSQL)."""
         for reader in self.configs:
             self._drop_slot(f"ws_{self.prefix}_{reader}")
+        self._drop_slot(self.plain_slot)
 
     def _compare(self) -> None:
         from actors.harness.compare import diff_tables

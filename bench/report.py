@@ -150,6 +150,34 @@ def finish(
     return 0 if ok else 1
 
 
+#: wait_for_quiet: the machine counts as quiet below this many cores busy over one window.
+QUIET_BUSY_CORES = 0.15
+QUIET_WINDOW_S = 0.5
+QUIET_MAX_S = 20.0
+
+
+def _busy_and_total_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat's first line."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_for_quiet(max_s: float = QUIET_MAX_S) -> float:
+    """Wait until the cores were busy less than QUIET_BUSY_CORES in all over a QUIET_WINDOW_S window, at most
+    ``max_s``; the seconds waited. What a timed run leaves behind (the servers flushing and purging its writes,
+    its Ray workers exiting) then does not land in the next one's time."""
+    began = time.monotonic()
+    cores = os.cpu_count() or 1
+    while time.monotonic() - began < max_s:
+        busy_before, total_before = _busy_and_total_ticks()
+        time.sleep(QUIET_WINDOW_S)
+        busy, total = _busy_and_total_ticks()
+        if total > total_before and (busy - busy_before) / (total - total_before) * cores < QUIET_BUSY_CORES:
+            break
+    return round(time.monotonic() - began, 2)
+
+
 def say(message: str) -> None:
     """A progress line on stderr, with the time (stdout is for the JSON result)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

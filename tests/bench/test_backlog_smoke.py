@@ -42,6 +42,7 @@ def test_quick_run_reports_both_directions_with_equal_copies(tmp_path: Path) -> 
         for reader in READERS:
             assert data[f"{reader}_equals_source"] is True, (link, reader, data[f"{reader}_differences"])
             assert run[reader]["seconds"] > 0 and run[reader]["per_s"] > 0, (link, reader, run[reader])
+            assert 0 < run[reader]["quiet_wait_s"] <= 20.5, (link, reader, run[reader])  # one window at least
         assert run["plain_loop"]["peak_rss_mib"] > 0
         # The plain loop spent CPU; both servers were found (at 2,000 changes either may stay under a clock tick).
         plain_cpu = run["plain_loop"]["cpu_s"]

@@ -1,0 +1,243 @@
+"""Worker-Sync's own start-up, per applier shard count, side by side (issue 19: ≤ 1 s from `run` to the first
+applied change, Ray's start not counted).
+
+    python bench/startup.py [--runs 9] [--shards 1,2] [--decoder pgoutput|wal2json] [--quick]
+                            [--results-dir DIR] [--name startup]
+
+Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node of its own (`ray start --head
+--num-cpus=2`; its start is timed and reported apart). Per shard count, a PostgreSQL -> MariaDB link of the
+sync bench's orders table with a copy of its own on the target, one config (least-privilege accounts,
+``supervisor.ray_address`` = the bench's node, audit off) and a warm-up run (it creates the slot). Then
+``--runs`` rounds; in each, per shard count (the order rotated per round, so drift hits each alike): 200
+changes written while nothing reads, a wait for a quiet machine (bench/report.py's wait_for_quiet),
+`worker-sync run` started as a process of its own, its `started:` log line read, SIGTERM. That line gives the
+seconds from the process's start (/proc) to the first applied change and how many of them went to joining
+Ray: Worker-Sync's own start-up is their difference.
+
+JSON on stdout and in bench/results/NAME.json, a plot in bench/results/NAME.png, progress on stderr; exit 1
+if a run failed, 130 on Ctrl-C. ``--quick``: one round, one shard (the smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.harness import Endpoint, HarnessError, local_servers
+from actors.harness.ray_cluster import LocalRayCluster, local_ray_cluster
+from bench import report
+from bench.backlog import startup_from_log
+from bench.control_plane import Run
+from bench.report import say
+from bench.sync_lag import build_config
+from bench.sync_workload import ORDERS_DDL, LoadProcess, create_table, namespace
+
+NAME = "startup"
+ROOT = Path(__file__).resolve().parents[1]
+LINK = "pg-to-mariadb"
+CHANGES_PER_RUN = 200
+STARTED_WITHIN_S = 120.0
+BAR_S = 1.0
+
+
+class ShardSetup:
+    """One shard count's table, copy, config and load writer."""
+
+    def __init__(
+        self, shards: int, pg: Endpoint, mariadb: Endpoint, cluster: LocalRayCluster, decoder: str, tmp: Path
+    ) -> None:
+        import msgspec
+
+        from config.model import TableMap
+
+        self.shards, self.pg, self.env = shards, pg, cluster.env
+        self.tmp = tmp / f"shards-{shards}"
+        self.tmp.mkdir()
+        table, copy = f"st{shards}", f"st{shards}_copy"
+        create_table(pg, ORDERS_DDL, table)
+        create_table(mariadb, ORDERS_DDL, copy)
+        config = build_config(LINK, pg, mariadb, [table], shards, self.tmp)
+        self.slot = f"ws_startup_{shards}"
+        (link,) = config.links
+        link = msgspec.structs.replace(
+            link,
+            name=f"startup-{shards}",
+            tables=[TableMap(source=namespace(pg, table), target=namespace(mariadb, copy))],
+        )
+        node = msgspec.structs.replace(config.databases.postgresql, slot_name=self.slot, decoder=decoder)
+        if decoder == "pgoutput":  # what `worker-sync init --admin-user` makes
+            with pg.connect("admin") as admin:
+                admin.execute(f"CREATE PUBLICATION {self.slot} FOR TABLE {namespace(pg, table)}")
+        config = msgspec.structs.replace(
+            config,
+            links=[link],
+            databases=msgspec.structs.replace(config.databases, postgresql=node),
+            supervisor=msgspec.structs.replace(config.supervisor, ray_address=cluster.gcs),
+        )
+        self.config = self.tmp / "worker-sync.yaml"
+        self.config.write_bytes(msgspec.yaml.encode(msgspec.to_builtins(config)))
+        self.load = LoadProcess(pg, table, seed=shards)
+        self.runs = 0
+
+    def warm_up(self) -> None:
+        say(f"{self.shards} shard(s): warm-up run (creates the slot) ...")
+        run = Run(self.config, self.env, self.tmp / "warm-up.log")
+        try:
+            run.wait_ready(180)
+        finally:
+            code = run.stop()
+        if code != 0:
+            raise RuntimeError(f"the warm-up run exited with code {code}: {run.tail()}")
+
+    def measure(self) -> dict[str, float]:
+        """One `run` from its command to the first applied change (its `started:` log line)."""
+        self.load.write_backlog(CHANGES_PER_RUN)
+        self.runs += 1
+        quiet_wait_s = report.wait_for_quiet()
+        run = Run(self.config, self.env, self.tmp / f"run-{self.runs}.log")
+        try:
+            deadline = time.monotonic() + STARTED_WITHIN_S
+            while not (figures := startup_from_log(run.log)):
+                run.check()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no first applied change after {STARTED_WITHIN_S:.0f} s: {run.tail()}")
+                time.sleep(0.05)
+        finally:
+            code = run.stop()
+        if code != 0:
+            raise RuntimeError(f"`worker-sync run` exited with code {code}: {run.tail()}")
+        return figures | {"quiet_wait_s": quiet_wait_s}
+
+    def close(self) -> None:
+        self.load.close()
+        with self.pg.connect("admin") as admin:
+            admin.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+                (self.slot,),
+            )
+
+
+def summarize(runs: list[dict[str, float]]) -> dict[str, Any]:
+    own = [r["own_startup_s"] for r in runs]
+    return {
+        "runs": len(runs),
+        "own_startup_s_median": round(statistics.median(own), 3),
+        "own_startup_s_min": min(own),
+        "own_startup_s_max": max(own),
+        "process_to_first_apply_s_median": round(statistics.median(r["log_process_to_first_apply_s"] for r in runs), 3),
+        "ray_join_s_median": round(statistics.median(r["log_ray_s"] for r in runs), 3),
+        "runs_within_bar": sum(1 for value in own if value <= BAR_S),
+    }
+
+
+def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
+    plt = report.pyplot()
+    counts = {k: v for k, v in result.get("shards", {}).items() if v.get("runs")}
+    if plt is None or not counts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for position, data in enumerate(counts.values()):
+        own = [r["own_startup_s"] for r in data["runs"]]
+        ax.scatter([position] * len(own), own, color="#4c72b0", alpha=0.6)
+        median = data["summary"]["own_startup_s_median"]
+        ax.hlines(median, position - 0.25, position + 0.25, color="#dd8452")
+        ax.annotate(f"median {median:.2f} s", (position + 0.27, median), fontsize=8, va="center")
+    ax.axhline(BAR_S, color="#c44e52", linestyle="--", linewidth=1, label=f"issue 19's bar ({BAR_S:.0f} s)")
+    ax.set_xticks(range(len(counts)), [f"{shards} shard(s)" for shards in counts])
+    ax.set_xlim(-0.6, len(counts) - 0.2)
+    ax.set_ylabel("seconds: process start to first applied change, minus joining Ray")
+    ax.set_title(f"Worker-Sync's own start-up, {LINK} (Ray up; each dot one `run`)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = report.RESULTS / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=9, help="rounds; medians reported (default 9)")
+    parser.add_argument("--shards", default="1,2", help="comma list of applier shard counts (default 1,2)")
+    parser.add_argument("--decoder", choices=["wal2json", "pgoutput"], default="pgoutput", help="(default pgoutput)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: one round, one shard")
+    parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
+    parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
+    args = parser.parse_args(argv)
+    try:
+        args.shard_counts = [int(part) for part in args.shards.split(",") if part.strip()]
+    except ValueError:
+        parser.error(f"--shards: a comma list of whole numbers, not {args.shards!r}")
+    if not args.shard_counts or min(args.shard_counts) < 1 or args.runs < 1:
+        parser.error("--shards needs counts of at least 1, --runs at least 1")
+    if args.quick:
+        args.runs, args.shard_counts = 1, [1]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report.begin(args)
+    started = time.monotonic()
+    result: dict[str, Any] = {
+        "settings": {"runs": args.runs, "shards": args.shard_counts, "decoder": args.decoder, "link": LINK},
+        "shards": {str(count): {"runs": []} for count in args.shard_counts},
+    }
+    ok, interrupted = True, False
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    try:
+        with tempfile.TemporaryDirectory(prefix="ws-startup-") as tmp_name:
+            tmp = Path(tmp_name)
+            say(f"starting throwaway PostgreSQL and MariaDB in {tmp} ...")
+            with local_servers(tmp / "servers") as (pg, mariadb):
+                say("starting a Ray node of our own (ray start --head --num-cpus=2) ...")
+                ray_started = time.monotonic()
+                with local_ray_cluster(workers=0, head_cpus=2, env=env) as cluster:
+                    result["ray_start_s"] = round(time.monotonic() - ray_started, 2)
+                    setups = [ShardSetup(n, pg, mariadb, cluster, args.decoder, tmp) for n in args.shard_counts]
+                    try:
+                        for setup in setups:
+                            setup.warm_up()
+                        for index in range(args.runs):
+                            shift = index % len(setups)
+                            for setup in setups[shift:] + setups[:shift]:
+                                figures = setup.measure()
+                                data = result["shards"][str(setup.shards)]
+                                data["runs"].append(figures)
+                                data["summary"] = summarize(data["runs"])
+                                say(
+                                    f"round {index + 1}/{args.runs}: {setup.shards} shard(s): own start-up "
+                                    f"{figures['own_startup_s']:.2f} s (process start to first applied change "
+                                    f"{figures['log_process_to_first_apply_s']:.2f} s, joining Ray "
+                                    f"{figures['log_ray_s']:.2f} s)"
+                                )
+                    finally:
+                        for setup in setups:
+                            setup.close()
+    except KeyboardInterrupt:
+        interrupted = True
+        say("interrupted: everything this bench started has been stopped")
+    except (HarnessError, RuntimeError) as exc:
+        ok = False
+        result["error"] = str(exc)
+        say(f"FAILED: {exc}")
+    answers = [
+        f"{count} shard(s): own start-up median {data['summary']['own_startup_s_median']:.2f} s over "
+        f"{data['summary']['runs']} runs ({data['summary']['own_startup_s_min']:.2f}-"
+        f"{data['summary']['own_startup_s_max']:.2f} s; {data['summary']['runs_within_bar']} within {BAR_S:.0f} s)"
+        for count, data in result["shards"].items()
+        if data.get("summary")
+    ]
+    return report.finish(args.name, result, ok=ok, interrupted=interrupted, started=started, plot=plot, answers=answers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
