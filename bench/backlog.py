@@ -12,10 +12,12 @@ Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node 
    `worker-sync init` makes it), and the plain loop. Each Worker-Sync variant is a config of its own (own
    slot or binlog position, own state dir), built as bench/sync_lag.py builds it (least-privilege accounts,
    ``--shards`` applier shards, ``supervisor.ray_address`` = the bench's node), and is started once on the
-   empty tables (warm-up: it creates its slot / records its position) and stopped. Every reader keeps its
-   slot from run to run, the plain loop's too (created before the warm-ups), as deployed readers do: each
-   decodes whatever else was written to the source server between its drains (the audit variant's log
-   entries, when it is stored there), not only the backlog.
+   empty tables (warm-up: it creates its slot / records its position) and stopped. The Worker-Sync readers
+   keep their slots from run to run, as deployed; the plain loop's slot is made afresh at each backlog (or
+   it reads from the binlog position before it). So with PostgreSQL as the source, a Worker-Sync reader also
+   decodes what was written there since its last drain (the audit variant's log entries) and the plain loop
+   does not: a handicap for Worker-Sync, kept on purpose (giving the loop a kept slot too made the runs'
+   spread depend on their order: bench/README.md).
 2. Per run: ``--changes`` changes of sync_lag's 60/30/10 insert/update/delete mix (transactions of 1, 10
    and 100) are written while nothing reads. Then each reader alone, in an order rotated per run, once the
    machine is quiet again (bench/report.py's wait_for_quiet: the servers done flushing and purging what came
@@ -280,9 +282,6 @@ class LinkBacklog:
                 self.configs[reader] = self._config(reader)
         self.load = LoadProcess(self.source, self.table, seed=11)
         try:
-            if self.source.engine == "postgresql":  # kept from run to run, as the Worker-Sync readers' slots are
-                with self.source.connect("admin") as conn:
-                    conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.plain_slot,))
             for reader in self.configs:
                 self._warm_up(reader)
             for index in range(self.args.runs):
@@ -364,7 +363,10 @@ class LinkBacklog:
     def _measure(self, index: int) -> dict[str, Any]:
         args = self.args
         position: tuple[str, int] | None = None
-        if self.source.engine != "postgresql":  # nothing else writes to this binlog: as good as a kept position
+        if self.source.engine == "postgresql":  # the plain loop starts at the backlog (see the module's notes)
+            with self.source.connect("admin") as conn:
+                conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.plain_slot,))
+        else:
             with self.source.connect("admin") as conn, conn.cursor() as cursor:
                 cursor.execute("SHOW MASTER STATUS")
                 log_file, log_pos = cursor.fetchone()[:2]
@@ -378,15 +380,18 @@ class LinkBacklog:
         }
         order = self.readers[index % len(self.readers) :] + self.readers[: index % len(self.readers)]
         run["order"] = order
-        for reader in order:
-            quiet_wait_s = report.wait_for_quiet()
-            if reader == "plain_loop":
-                run[reader] = self._plain(written.changes, want, self.plain_slot, position)
-            else:
-                run[reader] = self._worker_sync(reader, written.changes, want)
-            run[reader]["per_s"] = round(written.changes / run[reader]["seconds"])
-            run[reader]["quiet_wait_s"] = quiet_wait_s
-            say(f"{self.link}: run {index + 1}: {reader}: {self._line(run[reader])}")
+        try:
+            for reader in order:
+                quiet_wait_s = report.wait_for_quiet()
+                if reader == "plain_loop":
+                    run[reader] = self._plain(written.changes, want, self.plain_slot, position)
+                else:
+                    run[reader] = self._worker_sync(reader, written.changes, want)
+                run[reader]["per_s"] = round(written.changes / run[reader]["seconds"])
+                run[reader]["quiet_wait_s"] = quiet_wait_s
+                say(f"{self.link}: run {index + 1}: {reader}: {self._line(run[reader])}")
+        finally:
+            self._drop_slot(self.plain_slot)
         run["load_average_1m"] = round(os.getloadavg()[0], 2)
         return run
 

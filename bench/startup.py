@@ -1,8 +1,8 @@
 """Worker-Sync's own start-up, per applier shard count, side by side (issue 19: ≤ 1 s from `run` to the first
 applied change, Ray's start not counted).
 
-    python bench/startup.py [--runs 9] [--shards 1,2] [--decoder pgoutput|wal2json] [--quick]
-                            [--results-dir DIR] [--name startup]
+    python bench/startup.py [--runs 9] [--shards 1,2] [--decoder pgoutput|wal2json] [--before-tree DIR]
+                            [--quick] [--results-dir DIR] [--name startup]
 
 Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node of its own (`ray start --head
 --num-cpus=2`; its start is timed and reported apart). Per shard count, a PostgreSQL -> MariaDB link of the
@@ -13,6 +13,11 @@ changes written while nothing reads, a wait for a quiet machine (bench/report.py
 `worker-sync run` started as a process of its own, its `started:` log line read, SIGTERM. That line gives the
 seconds from the process's start (/proc) to the first applied change and how many of them went to joining
 Ray: Worker-Sync's own start-up is their difference.
+
+``--before-tree DIR`` (another checkout, e.g. ``git worktree add /tmp/before COMMIT``): each round also runs
+`worker-sync run` with that tree's code first on its import path, alternating with this tree's, on the same
+servers and Ray node. The actors' worker processes import this tree's code either way (the node's), so this
+compares what the `run` process itself does: a change to the actors needs two runs of this bench instead.
 
 JSON on stdout and in bench/results/NAME.json, a plot in bench/results/NAME.png, progress on stderr; exit 1
 if a run failed, 130 on Ctrl-C. ``--quick``: one round, one shard (the smoke test).
@@ -97,12 +102,14 @@ class ShardSetup:
         if code != 0:
             raise RuntimeError(f"the warm-up run exited with code {code}: {run.tail()}")
 
-    def measure(self) -> dict[str, float]:
-        """One `run` from its command to the first applied change (its `started:` log line)."""
+    def measure(self, tree: Path | None = None) -> dict[str, float]:
+        """One `run` from its command to the first applied change (its `started:` log line); ``tree``: the
+        checkout whose code the `run` process imports (default: the one the Ray node was started with)."""
         self.load.write_backlog(CHANGES_PER_RUN)
         self.runs += 1
         quiet_wait_s = report.wait_for_quiet()
-        run = Run(self.config, self.env, self.tmp / f"run-{self.runs}.log")
+        env = self.env if tree is None else dict(self.env, PYTHONPATH=str(tree))
+        run = Run(self.config, env, self.tmp / f"run-{self.runs}.log")
         try:
             deadline = time.monotonic() + STARTED_WITHIN_S
             while not (figures := startup_from_log(run.log)):
@@ -138,21 +145,36 @@ def summarize(runs: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
+def variants(result: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, shard count, data) of every variant measured: this tree's, then the before tree's."""
+    labelled = [("", result.get("shards", {})), (", before tree", result.get("before_tree", {}))]
+    return [(label, count, data) for label, per in labelled for count, data in per.items() if data.get("runs")]
+
+
+def answer_line(what: str, data: dict[str, Any]) -> str:
+    summary = data["summary"]
+    return (
+        f"{what}: own start-up median {summary['own_startup_s_median']:.2f} s over {summary['runs']} runs "
+        f"({summary['own_startup_s_min']:.2f}-{summary['own_startup_s_max']:.2f} s; "
+        f"{summary['runs_within_bar']} within {BAR_S:.0f} s)"
+    )
+
+
 def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
     plt = report.pyplot()
-    counts = {k: v for k, v in result.get("shards", {}).items() if v.get("runs")}
-    if plt is None or not counts:
+    measured = variants(result)
+    if plt is None or not measured:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for position, data in enumerate(counts.values()):
+    fig, ax = plt.subplots(figsize=(7 + len(measured), 4.5))
+    for position, (label, _count, data) in enumerate(measured):
         own = [r["own_startup_s"] for r in data["runs"]]
-        ax.scatter([position] * len(own), own, color="#4c72b0", alpha=0.6)
+        ax.scatter([position] * len(own), own, color="#999999" if label else "#4c72b0", alpha=0.6)
         median = data["summary"]["own_startup_s_median"]
         ax.hlines(median, position - 0.25, position + 0.25, color="#dd8452")
         ax.annotate(f"median {median:.2f} s", (position + 0.27, median), fontsize=8, va="center")
     ax.axhline(BAR_S, color="#c44e52", linestyle="--", linewidth=1, label=f"issue 19's bar ({BAR_S:.0f} s)")
-    ax.set_xticks(range(len(counts)), [f"{shards} shard(s)" for shards in counts])
-    ax.set_xlim(-0.6, len(counts) - 0.2)
+    ax.set_xticks(range(len(measured)), [f"{count} shard(s){label}" for label, count, _ in measured], fontsize=8)
+    ax.set_xlim(-0.6, len(measured) - 0.2)
     ax.set_ylabel("seconds: process start to first applied change, minus joining Ray")
     ax.set_title(f"Worker-Sync's own start-up, {LINK} (Ray up; each dot one `run`)")
     ax.legend(fontsize=8)
@@ -167,7 +189,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=9, help="rounds; medians reported (default 9)")
     parser.add_argument("--shards", default="1,2", help="comma list of applier shard counts (default 1,2)")
-    parser.add_argument("--decoder", choices=["wal2json", "pgoutput"], default="pgoutput", help="(default pgoutput)")
+    parser.add_argument(
+        "--decoder",
+        choices=["wal2json", "pgoutput"],
+        default="pgoutput",
+        help="the capture's output plugin (default pgoutput)",
+    )
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        help="another checkout: its `run` is timed too, alternating with this tree's (the actors stay this tree's)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: one round, one shard")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
     parser.add_argument("--results-dir", help="where the JSON and PNG go (default bench/results)")
@@ -178,6 +210,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--shards: a comma list of whole numbers, not {args.shards!r}")
     if not args.shard_counts or min(args.shard_counts) < 1 or args.runs < 1:
         parser.error("--shards needs counts of at least 1, --runs at least 1")
+    if args.before_tree is not None and not (args.before_tree / "actors" / "cli" / "run.py").is_file():
+        parser.error(f"--before-tree {args.before_tree}: not a Worker-Sync checkout (no actors/cli/run.py)")
     if args.quick:
         args.runs, args.shard_counts = 1, [1]
     return args
@@ -188,9 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     report.begin(args)
     started = time.monotonic()
     result: dict[str, Any] = {
-        "settings": {"runs": args.runs, "shards": args.shard_counts, "decoder": args.decoder, "link": LINK},
+        "settings": {
+            "runs": args.runs,
+            "shards": args.shard_counts,
+            "decoder": args.decoder,
+            "link": LINK,
+            "before_tree": None if args.before_tree is None else str(args.before_tree),
+        },
         "shards": {str(count): {"runs": []} for count in args.shard_counts},
     }
+    trees: list[tuple[str, Path | None]] = [("shards", None)]
+    if args.before_tree is not None:
+        result["before_tree"] = {str(count): {"runs": []} for count in args.shard_counts}
+        trees.append(("before_tree", args.before_tree.resolve()))
     ok, interrupted = True, False
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
@@ -209,16 +253,18 @@ def main(argv: list[str] | None = None) -> int:
                         for index in range(args.runs):
                             shift = index % len(setups)
                             for setup in setups[shift:] + setups[:shift]:
-                                figures = setup.measure()
-                                data = result["shards"][str(setup.shards)]
-                                data["runs"].append(figures)
-                                data["summary"] = summarize(data["runs"])
-                                say(
-                                    f"round {index + 1}/{args.runs}: {setup.shards} shard(s): own start-up "
-                                    f"{figures['own_startup_s']:.2f} s (process start to first applied change "
-                                    f"{figures['log_process_to_first_apply_s']:.2f} s, joining Ray "
-                                    f"{figures['log_ray_s']:.2f} s)"
-                                )
+                                for key, tree in trees if index % 2 == 0 else trees[::-1]:
+                                    figures = setup.measure(tree)
+                                    data = result[key][str(setup.shards)]
+                                    data["runs"].append(figures)
+                                    data["summary"] = summarize(data["runs"])
+                                    say(
+                                        f"round {index + 1}/{args.runs}: {setup.shards} shard(s)"
+                                        f"{'' if tree is None else ', before tree'}: own start-up "
+                                        f"{figures['own_startup_s']:.2f} s (process start to first applied "
+                                        f"change {figures['log_process_to_first_apply_s']:.2f} s, joining Ray "
+                                        f"{figures['log_ray_s']:.2f} s)"
+                                    )
                     finally:
                         for setup in setups:
                             setup.close()
@@ -229,13 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = False
         result["error"] = str(exc)
         say(f"FAILED: {exc}")
-    answers = [
-        f"{count} shard(s): own start-up median {data['summary']['own_startup_s_median']:.2f} s over "
-        f"{data['summary']['runs']} runs ({data['summary']['own_startup_s_min']:.2f}-"
-        f"{data['summary']['own_startup_s_max']:.2f} s; {data['summary']['runs_within_bar']} within {BAR_S:.0f} s)"
-        for count, data in result["shards"].items()
-        if data.get("summary")
-    ]
+    answers = [answer_line(f"{count} shard(s){label}", data) for label, count, data in variants(result)]
     return report.finish(args.name, result, ok=ok, interrupted=interrupted, started=started, plot=plot, answers=answers)
 
 
