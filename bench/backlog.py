@@ -54,7 +54,6 @@ import resource
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -62,18 +61,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.harness import Endpoint, HarnessError, local_servers
-from actors.harness.ray_cluster import LocalRayCluster, children_of, cluster_processes, local_ray_cluster
+from actors.harness import Endpoint, HarnessError
+from actors.harness.ray_cluster import LocalRayCluster, children_of, cluster_processes
 from bench import report
-from bench.control_plane import Run, ray_process_kind
+from bench.control_plane import Run, ray_process_kind, warm_up_run
 from bench.peer_chameleon import fingerprint
 from bench.report import say
 from bench.spy import Spy, grouped, top_table
+from bench.stage import servers_and_ray
 from bench.sync_lag import LINKS, build_config
 from bench.sync_workload import MIX, ORDERS_DDL, TXN_SIZES, TXN_WEIGHTS, LoadProcess, create_table, namespace, qualified
 
 NAME = "backlog"
-ROOT = Path(__file__).resolve().parents[1]
 READERS = ("plain_loop", "worker_sync", "worker_sync_audit")
 #: Costs issue 19's profile names, by the frames they pass through (shares of all Worker-Sync samples).
 PROFILE_GROUPS = {
@@ -352,13 +351,7 @@ class LinkBacklog:
 
     def _warm_up(self, reader: str) -> None:
         say(f"{self.link}: warm-up of {reader} on the empty tables (slot, start position) ...")
-        run = self._start(reader, "warm-up")
-        try:
-            run.wait_ready(180)
-        finally:
-            code = run.stop()
-        if code != 0:
-            raise RuntimeError(f"{reader}: the warm-up run exited with code {code}: {run.tail()}")
+        warm_up_run(self.configs[reader], self.cluster.env, self.tmp / f"{self.prefix}-{reader}-warm-up.log")
 
     def _measure(self, index: int) -> dict[str, Any]:
         args = self.args
@@ -757,28 +750,20 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"settings": settings(args), "notes": NOTES, "links": {}}
     ok, interrupted = True, False
     started = time.monotonic()
-    # The cluster's processes (and through them the actors) import this tree's code.
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
-        with tempfile.TemporaryDirectory(prefix="ws-backlog-") as tmp_name:
-            tmp = Path(tmp_name)
-            say(f"starting throwaway PostgreSQL and MariaDB in {tmp} ...")
-            with local_servers(tmp / "servers") as (pg, mariadb):
-                say("starting a Ray node of our own (ray start --head --num-cpus=2) ...")
-                ray_started = time.monotonic()
-                with local_ray_cluster(workers=0, head_cpus=2, env=env) as cluster:
-                    result["ray_start_s"] = round(time.monotonic() - ray_started, 2)
-                    report.stop_on_signals()
-                    for link in args.links:
-                        bench = LinkBacklog(link, pg, mariadb, cluster, args, tmp)
-                        result["links"][link] = bench.result
-                        try:
-                            bench.run()
-                        except Exception as exc:
-                            bench.ok = False
-                            bench.result["error"] = f"{type(exc).__name__}: {exc}"
-                            say(f"{link}: FAILED: {bench.result['error']}")
-                        ok = ok and bench.ok
+        with servers_and_ray("ws-backlog-") as stage:
+            result["ray_start_s"] = stage.ray_start_s
+            report.stop_on_signals()
+            for link in args.links:
+                bench = LinkBacklog(link, stage.pg, stage.mariadb, stage.cluster, args, stage.tmp)
+                result["links"][link] = bench.result
+                try:
+                    bench.run()
+                except Exception as exc:
+                    bench.ok = False
+                    bench.result["error"] = f"{type(exc).__name__}: {exc}"
+                    say(f"{link}: FAILED: {bench.result['error']}")
+                ok = ok and bench.ok
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: everything this bench started has been stopped")

@@ -48,7 +48,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -57,11 +56,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.harness import Endpoint, HarnessError, local_servers
+from actors.harness import Endpoint, HarnessError
 from actors.harness.ports import free_port
-from actors.harness.ray_cluster import VENV_BIN, LocalRayCluster, children_of, cluster_processes, local_ray_cluster
+from actors.harness.ray_cluster import VENV_BIN, LocalRayCluster, children_of, cluster_processes
 from bench import report
 from bench.report import say
+from bench.stage import servers_and_ray
 from bench.sync_lag import LINKS, build_config, busy_share, cpu_times
 from bench.sync_workload import MIX, ORDERS_DDL, TXN_SIZES, TXN_WEIGHTS, LoadProcess, create_table, namespace
 
@@ -197,6 +197,18 @@ def worker_sync_command() -> list[str]:
     return [str(script), "run"] if script.exists() else [sys.executable, str(ROOT / "supervisor.py")]
 
 
+def warm_up_run(config: Path, env: dict[str, str], log: Path) -> None:
+    """`worker-sync run` until it is ready, then stopped: on empty tables it creates its slot or records its
+    binlog position, so that what a bench writes next is a backlog it reads."""
+    run = Run(config, env, log)
+    try:
+        run.wait_ready(180)
+    finally:
+        code = run.stop()
+    if code != 0:
+        raise RuntimeError(f"the warm-up run exited with code {code}: {run.tail()}")
+
+
 class Run:
     """`worker-sync run` as a process of its own, its output in a log file."""
 
@@ -303,13 +315,8 @@ class Bench:
 
     def warm_up(self) -> None:
         say("warm-up: `worker-sync run` on the empty tables (creates the replication slot) ...")
-        run = self._start("warm-up")
-        try:
-            run.wait_ready(180)
-        finally:
-            code = run.stop()
-        if code != 0:
-            raise RuntimeError(f"the warm-up run exited with code {code}: {run.tail()}")
+        self.started += 1
+        warm_up_run(self.config, self.cluster.env, self.tmp / f"run-{self.started}-warm-up.log")
 
     def measure(self, index: int) -> dict[str, Any]:
         args = self.args
@@ -566,33 +573,26 @@ def main(argv: list[str] | None = None) -> int:
     ok, interrupted = True, False
     started = time.monotonic()
     assert LINKS[LINK][0] == "postgresql"
-    # The cluster's processes (and through them the actors) import this tree's code.
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
-        with tempfile.TemporaryDirectory(prefix="ws-control-plane-") as tmp_name:
-            tmp = Path(tmp_name)
-            say(f"starting throwaway PostgreSQL and MariaDB in {tmp} ...")
-            with local_servers(tmp / "servers") as (pg, mariadb):
-                say(f"starting a Ray node of our own (ray start --head --num-cpus={args.ray_cpus}) ...")
-                with local_ray_cluster(workers=0, head_cpus=args.ray_cpus, env=env) as cluster:
-                    report.stop_on_signals()
-                    bench = Bench(pg, mariadb, cluster, args, tmp)
-                    try:
-                        bench.warm_up()
-                        for index in range(args.runs):
-                            result["runs"].append(bench.measure(index))
-                            result["median"] = summarize(result["runs"])
-                        differences = bench.compare()
-                        result["target_equals_source"] = not differences
-                        result["differences"] = differences[:20]
-                        ok = not differences
-                        say(f"the target {'equals' if ok else 'DIFFERS FROM'} the source")
-                    except Exception as exc:
-                        ok = False
-                        result["error"] = f"{type(exc).__name__}: {exc}"
-                        say(f"FAILED: {result['error']}")
-                    finally:
-                        bench.close()
+        with servers_and_ray("ws-control-plane-", ray_cpus=args.ray_cpus) as stage:
+            report.stop_on_signals()
+            bench = Bench(stage.pg, stage.mariadb, stage.cluster, args, stage.tmp)
+            try:
+                bench.warm_up()
+                for index in range(args.runs):
+                    result["runs"].append(bench.measure(index))
+                    result["median"] = summarize(result["runs"])
+                differences = bench.compare()
+                result["target_equals_source"] = not differences
+                result["differences"] = differences[:20]
+                ok = not differences
+                say(f"the target {'equals' if ok else 'DIFFERS FROM'} the source")
+            except Exception as exc:
+                ok = False
+                result["error"] = f"{type(exc).__name__}: {exc}"
+                say(f"FAILED: {result['error']}")
+            finally:
+                bench.close()
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: everything this bench started has been stopped")

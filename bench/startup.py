@@ -26,27 +26,24 @@ if a run failed, 130 on Ctrl-C. ``--quick``: one round, one shard (the smoke tes
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.harness import Endpoint, HarnessError, local_servers
-from actors.harness.ray_cluster import LocalRayCluster, local_ray_cluster
+from actors.harness import HarnessError
 from bench import report
 from bench.backlog import startup_from_log
-from bench.control_plane import Run
+from bench.control_plane import Run, warm_up_run
 from bench.report import say
+from bench.stage import Stage, servers_and_ray
 from bench.sync_lag import build_config
 from bench.sync_workload import ORDERS_DDL, LoadProcess, create_table, namespace
 
 NAME = "startup"
-ROOT = Path(__file__).resolve().parents[1]
 LINK = "pg-to-mariadb"
 CHANGES_PER_RUN = 200
 STARTED_WITHIN_S = 120.0
@@ -56,15 +53,14 @@ BAR_S = 1.0
 class ShardSetup:
     """One shard count's table, copy, config and load writer."""
 
-    def __init__(
-        self, shards: int, pg: Endpoint, mariadb: Endpoint, cluster: LocalRayCluster, decoder: str, tmp: Path
-    ) -> None:
+    def __init__(self, shards: int, stage: Stage, decoder: str) -> None:
         import msgspec
 
         from config.model import TableMap
 
+        pg, mariadb, cluster = stage.pg, stage.mariadb, stage.cluster
         self.shards, self.pg, self.env = shards, pg, cluster.env
-        self.tmp = tmp / f"shards-{shards}"
+        self.tmp = stage.tmp / f"shards-{shards}"
         self.tmp.mkdir()
         table, copy = f"st{shards}", f"st{shards}_copy"
         create_table(pg, ORDERS_DDL, table)
@@ -94,13 +90,7 @@ class ShardSetup:
 
     def warm_up(self) -> None:
         say(f"{self.shards} shard(s): warm-up run (creates the slot) ...")
-        run = Run(self.config, self.env, self.tmp / "warm-up.log")
-        try:
-            run.wait_ready(180)
-        finally:
-            code = run.stop()
-        if code != 0:
-            raise RuntimeError(f"the warm-up run exited with code {code}: {run.tail()}")
+        warm_up_run(self.config, self.env, self.tmp / "warm-up.log")
 
     def measure(self, tree: Path | None = None) -> dict[str, float]:
         """One `run` from its command to the first applied change (its `started:` log line); ``tree``: the
@@ -217,6 +207,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def measure_rounds(
+    setups: list[ShardSetup], trees: list[tuple[str, Path | None]], runs: int, result: dict[str, Any]
+) -> None:
+    """``runs`` rounds; the shard counts' order, and the trees', rotate from round to round so drift hits
+    each alike. Each figure goes into ``result[tree key][shard count]`` as it comes."""
+    for index in range(runs):
+        shift = index % len(setups)
+        for setup in setups[shift:] + setups[:shift]:
+            for key, tree in trees if index % 2 == 0 else trees[::-1]:
+                figures = setup.measure(tree)
+                data = result[key][str(setup.shards)]
+                data["runs"].append(figures)
+                data["summary"] = summarize(data["runs"])
+                say(
+                    f"round {index + 1}/{runs}: {setup.shards} shard(s){'' if tree is None else ', before tree'}: "
+                    f"own start-up {figures['own_startup_s']:.2f} s (process start to first applied change "
+                    f"{figures['log_process_to_first_apply_s']:.2f} s, joining Ray {figures['log_ray_s']:.2f} s)"
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report.begin(args)
@@ -236,38 +246,17 @@ def main(argv: list[str] | None = None) -> int:
         result["before_tree"] = {str(count): {"runs": []} for count in args.shard_counts}
         trees.append(("before_tree", args.before_tree.resolve()))
     ok, interrupted = True, False
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
-        with tempfile.TemporaryDirectory(prefix="ws-startup-") as tmp_name:
-            tmp = Path(tmp_name)
-            say(f"starting throwaway PostgreSQL and MariaDB in {tmp} ...")
-            with local_servers(tmp / "servers") as (pg, mariadb):
-                say("starting a Ray node of our own (ray start --head --num-cpus=2) ...")
-                ray_started = time.monotonic()
-                with local_ray_cluster(workers=0, head_cpus=2, env=env) as cluster:
-                    result["ray_start_s"] = round(time.monotonic() - ray_started, 2)
-                    setups = [ShardSetup(n, pg, mariadb, cluster, args.decoder, tmp) for n in args.shard_counts]
-                    try:
-                        for setup in setups:
-                            setup.warm_up()
-                        for index in range(args.runs):
-                            shift = index % len(setups)
-                            for setup in setups[shift:] + setups[:shift]:
-                                for key, tree in trees if index % 2 == 0 else trees[::-1]:
-                                    figures = setup.measure(tree)
-                                    data = result[key][str(setup.shards)]
-                                    data["runs"].append(figures)
-                                    data["summary"] = summarize(data["runs"])
-                                    say(
-                                        f"round {index + 1}/{args.runs}: {setup.shards} shard(s)"
-                                        f"{'' if tree is None else ', before tree'}: own start-up "
-                                        f"{figures['own_startup_s']:.2f} s (process start to first applied "
-                                        f"change {figures['log_process_to_first_apply_s']:.2f} s, joining Ray "
-                                        f"{figures['log_ray_s']:.2f} s)"
-                                    )
-                    finally:
-                        for setup in setups:
-                            setup.close()
+        with servers_and_ray("ws-startup-") as stage:
+            result["ray_start_s"] = stage.ray_start_s
+            setups = [ShardSetup(n, stage, args.decoder) for n in args.shard_counts]
+            try:
+                for setup in setups:
+                    setup.warm_up()
+                measure_rounds(setups, trees, args.runs, result)
+            finally:
+                for setup in setups:
+                    setup.close()
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: everything this bench started has been stopped")
