@@ -47,8 +47,7 @@ class Placement:
     def one_look(self) -> Iterator[None]:
         """Place the actors started inside on the nodes alive as it began: `ray.nodes()` is a GCS round trip
         returning every node's details (~0.5 ms on one node, more on a big cluster), once per start-up
-        instead of once per actor. (An actor
-        created anew later, after a node died, looks again.)"""
+        instead of once per actor. (An actor created anew later, after a node died, looks again.)"""
         self._nodes = None if self._resources else self._alive_nodes()
         try:
             yield
