@@ -109,6 +109,7 @@ FINGERPRINT = (
 )
 TPS_LINE = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.MULTILINE)
 LATENCY_LINE = re.compile(r"^latency average = ([0-9.]+) ms", re.MULTILINE)
+TRANSACTIONS_LINE = re.compile(r"^number of transactions actually processed: ([0-9]+)", re.MULTILINE)
 
 
 class BenchError(RuntimeError):
@@ -216,14 +217,89 @@ def walsender_cpus(pg: Endpoint, slot: str, pin: bool) -> list[int]:
     """The CPUs the walsender streaming ``slot`` may use. A walsender is a backend the postmaster forks when the
     consumer connects, so it inherits the postmaster's affinity (pin_postgres): with --pin it must be on
     SOURCE_CPU like every PostgreSQL process, which this checks rather than assumes."""
+    pid = walsender_pid(pg, slot)
+    cpus = sorted(os.sched_getaffinity(pid))
+    if pin and cpus != [SOURCE_CPU]:
+        raise BenchError(f"--pin: slot {slot}'s walsender (PID {pid}) may run on CPUs {cpus}, not {SOURCE_CPU}")
+    return cpus
+
+
+#: Clock ticks per second of /proc's CPU times.
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_idle_s(cpu: int) -> float:
+    """Seconds ``cpu`` has been idle (idle + iowait) since boot, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{cpu}":
+            return (int(fields[4]) + int(fields[5])) / TICKS_PER_S
+    raise BenchError(f"/proc/stat has no line for CPU {cpu}")
+
+
+def process_cpu(pid: int) -> tuple[float, int]:
+    """(CPU seconds used, times it went to sleep of its own accord) of process ``pid``: how much a walsender
+    worked, and how often it waited for more WAL or for its consumer."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    switches = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("voluntary_ctxt_switches:")
+    )
+    return (int(stat[11]) + int(stat[12])) / TICKS_PER_S, switches
+
+
+class SourceCpu:
+    """Where the source's CPU went during one pgbench run, so that the TPS ratios can be explained rather than
+    only stated: how idle CPU 0 was (with --pin) and what the run's walsender used while pgbench ran and while it
+    caught up after (its wakeups say whether it decoded commit by commit or in larger bites)."""
+
+    def __init__(self, walsender_pid: int | None) -> None:
+        self.pid = walsender_pid
+        self.wall0 = time.monotonic()
+        self.idle0 = cpu_idle_s(SOURCE_CPU)
+        self.walsender0 = process_cpu(self.pid) if self.pid else None
+        self.during: dict[str, Any] = {}
+
+    def pgbench_ended(self) -> None:
+        wall = time.monotonic() - self.wall0
+        self.during = {"source_cpu_idle_share": round((cpu_idle_s(SOURCE_CPU) - self.idle0) / wall, 3)}
+        if self.walsender0 is not None:
+            self.walsender1 = process_cpu(self.pid)
+            cpu_s, wakeups = (now - then for now, then in zip(self.walsender1, self.walsender0, strict=True))
+            self.during |= {
+                "walsender_cpu_s": round(cpu_s, 2),
+                "walsender_cpu_share": round(cpu_s / wall, 3),
+                "walsender_wakeups_per_s": round(wakeups / wall),
+            }
+
+    def caught_up(self, transactions: float) -> dict[str, Any]:
+        """The figures, once the consumer has caught up after the run (``transactions``: pgbench's count)."""
+        if self.walsender0 is None:
+            return self.during
+        after_s = process_cpu(self.pid)[0] - self.walsender1[0]
+        total_s = self.during["walsender_cpu_s"] + after_s
+        return self.during | {
+            "walsender_cpu_after_run_s": round(after_s, 2),
+            "walsender_us_per_transaction": round(total_s / transactions * 1e6, 1) if transactions else None,
+        }
+
+
+SOURCE_CPU_KEYS = (
+    "source_cpu_idle_share",
+    "walsender_cpu_share",
+    "walsender_wakeups_per_s",
+    "walsender_cpu_after_run_s",
+    "walsender_us_per_transaction",
+)
+
+
+def walsender_pid(pg: Endpoint, slot: str) -> int:
     with pg.connect("admin") as conn:
         row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
     if row is None or row[0] is None:
         raise BenchError(f"no walsender streams slot {slot}")
-    cpus = sorted(os.sched_getaffinity(row[0]))
-    if pin and cpus != [SOURCE_CPU]:
-        raise BenchError(f"--pin: slot {slot}'s walsender (PID {row[0]}) may run on CPUs {cpus}, not {SOURCE_CPU}")
-    return cpus
+    return int(row[0])
 
 
 class LogicalFloor:
@@ -556,12 +632,15 @@ class AuditBench:
                 run["walsender_cpus"] = walsender_cpus(self.pg, FLOOR_SLOT, args.pin)
             with self.pg.connect("admin") as conn:
                 conn.execute("CHECKPOINT")  # each run starts without the previous one's dirty pages to write
+            slot = {"worker_sync": SLOT, "logical_floor": FLOOR_SLOT}.get(variant)
+            source_cpu = SourceCpu(walsender_pid(self.pg, slot) if slot else None)
             out = pgbench(
                 self.pg,
                 ["-n", "-c", str(args.clients), "-j", str(args.jobs), "-T", str(args.duration)],
                 timeout_s=args.duration + 120,
                 pin=args.pin,
             )
+            source_cpu.pgbench_ended()
             tps, latency = TPS_LINE.search(out), LATENCY_LINE.search(out)
             if tps is None:
                 raise BenchError(f"no tps line in pgbench's output: {out[-600:]}")
@@ -572,6 +651,8 @@ class AuditBench:
                 run["catch_up_after_s"] = self._catch_up(timeout_s=900)
             elif variant == "logical_floor":
                 run["catch_up_after_s"] = self.floor.caught_up(timeout_s=900)
+            transactions = TRANSACTIONS_LINE.search(out)
+            run |= source_cpu.caught_up(float(transactions.group(1)) if transactions else 0.0)
         finally:
             if variant == "worker_sync":
                 self._stop_sync()
@@ -599,6 +680,14 @@ class AuditBench:
         if "logical_floor" in variants:
             self.result["settings"]["logical_floor"]["plugin_options"] = self.floor.options()
             self.result["settings"]["logical_floor"]["command"] = " ".join(self.floor.command())
+        self.result["source_cpu_median"] = {
+            variant: {
+                key: report.median([r[key] for r in runs if r["variant"] == variant and r.get(key) is not None])
+                for key in SOURCE_CPU_KEYS
+                if any(r.get(key) is not None for r in runs if r["variant"] == variant)
+            }
+            for variant in variants
+        }
         for variant in ("worker_sync", "logical_floor"):
             if variant in variants:
                 behind = [r["catch_up_after_s"] for r in runs if r["variant"] == variant]
@@ -773,6 +862,11 @@ def main(argv: list[str] | None = None) -> int:
             "everything: what any logical-decoding CDC tool costs the source, with nothing of Worker-Sync's.",
             "catch_up_after_s: seconds Worker-Sync needed after pgbench ended until MariaDB's copy equalled the "
             "source (0 means it kept up); for logical_floor, until the walsender had sent all WAL written by then.",
+            "source_cpu_idle_share: the part of CPU 0 left idle while pgbench ran (meaningful with --pin, where "
+            "CPU 0 holds only PostgreSQL and pgbench). walsender_cpu_share: the part of a core the run's walsender "
+            "used meanwhile; walsender_cpu_after_run_s: what it used while its consumer caught up after; "
+            "walsender_us_per_transaction: both together per pgbench transaction; walsender_wakeups_per_s: how often "
+            "it slept and woke (per commit when its consumer keeps up, less when it decodes in larger bites).",
             "Figures from a shared 2-core machine: noisy; compare the ratios of the same run.",
         ],
     }

@@ -43,3 +43,10 @@ def test_quick_run_measures_four_variants_and_the_copy_equals_the_source(tmp_pat
     assert result["audit_trail_rows"] > 0  # the trigger variant wrote its table
     assert result["worker_sync_audit_entries"] > 0  # and Worker-Sync its signed log
     assert result["target_equals_source"] is True, result["differences"]
+    # Where the source's CPU went: the streaming variants' walsenders did work for each transaction.
+    for variant in ("worker_sync", "logical_floor"):
+        (run,) = [run for run in result["runs"] if run["variant"] == variant]
+        assert run["walsender_us_per_transaction"] > 0 and run["walsender_wakeups_per_s"] > 0, run
+        assert 0 <= run["source_cpu_idle_share"] <= 1.05, run
+    assert set(result["source_cpu_median"]["logical_floor"]) >= {"walsender_us_per_transaction"}
+    assert "walsender_cpu_share" not in result["source_cpu_median"]["alone"]
