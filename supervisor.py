@@ -102,7 +102,8 @@ class Supervisor:
         self._commit_at = self._publish_at = 0.0
         #: Start-up figures for the log line at the first applied change (see _started).
         self._ray_s: float | None = None
-        self._first_applied = False
+        #: A change written to a target (by a shard), then a whole batch done (every shard's part, the audit's).
+        self._first_applied = self._first_batch_done = False
 
     # -- topology -----------------------------------------------------------------------------
 
@@ -127,9 +128,12 @@ class Supervisor:
         specs = stream_specs(self.config, self.routes)
         audit = AuditFeed(self.config, self._calls, self.run_id, self._backoff) if self.config.audit.enabled else None
         streams = Streams(self.config, self._calls, placement, self.plan, shards.feeds, self.run_id)
+        # Capture actors first: Ray starts the actors' worker processes in the order asked, at most one per CPU
+        # at a time, and no change is applied before its capture reads it. The shards start beside or right
+        # after them and connect to their targets while the captures read their first batches.
         with placement.one_look():
-            shards.start(settings.applier_shards)  # they connect to their targets while the rest starts
             streams.start(specs)
+            shards.start(settings.applier_shards)
             if audit is not None:
                 streams.audit_feed = audit.start(specs)
         store = ConflictStore(settings.state_dir) if self.groups else None
@@ -193,8 +197,10 @@ class Supervisor:
             if self._gcs_watch is not None:
                 self._gcs_watch.announced.set()
             raise
-        if not self._first_applied and any(s.progress.applied_events for s in streams.states.values()):
+        if not self._first_applied and shards.changes_applied:
             self._started()
+        if not self._first_batch_done and any(s.progress.applied_events for s in streams.states.values()):
+            self._first_batch()
         now = time.monotonic()
         if now >= self._commit_at:
             self._commit_at = now + COMMIT_EVERY_S
@@ -213,6 +219,16 @@ class Supervisor:
             return
         ray_part = "" if self._ray_s is None else f" ({self._ray_s:.2f} s of it starting or joining Ray)"
         log.info("started: first change applied %.2f s after the process started%s", age, ray_part)
+
+    def _first_batch(self) -> None:
+        """The first batch is done: every shard applied its part and the audit actor stored its entries. Its
+        positions may be committed from now on. Later than :meth:`_started` when more actors than CPUs start
+        (Ray starts their worker processes at most one per CPU at a time)."""
+        self._first_batch_done = True
+        age = process_age_s()
+        if age is not None:
+            audited = " and audited" if self._audit is not None else ""
+            log.info("started: first batch applied by every shard%s %.2f s after the process started", audited, age)
 
     def drain(self, timeout_s: float = 30.0) -> None:
         """Stop polling; finish what is in flight, commit it, and close the capture actors."""

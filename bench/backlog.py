@@ -68,7 +68,7 @@ from bench.control_plane import Run, ray_process_kind, warm_up_run
 from bench.peer_chameleon import fingerprint
 from bench.report import say
 from bench.spy import Spy, grouped, top_table
-from bench.stage import servers_and_ray
+from bench.stage import servers_and_ray, signed_audit_log
 from bench.sync_lag import LINKS, build_config
 from bench.sync_workload import MIX, ORDERS_DDL, TXN_SIZES, TXN_WEIGHTS, LoadProcess, create_table, namespace, qualified
 
@@ -330,21 +330,8 @@ class LinkBacklog:
 
     def _audit(self, reader: str) -> Any:
         """The signed log in PostgreSQL (the source or the target), granted to the account the link uses there."""
-        from nacl.signing import SigningKey
-
-        from actors.engines.postgresql.audit_store import create_schema
-        from config.model import Audit
-
-        schema = f"ws_audit_{self.prefix}"
         role = self.pg.capture.user if self.source.engine == "postgresql" else self.pg.apply.user
-        with self.pg.connect("admin") as admin:
-            create_schema(admin, schema, role)
-        key = self.tmp / f"audit-{self.prefix}.key"
-        key.write_text(bytes(SigningKey.generate()).hex())
-        key.chmod(0o600)
-        return Audit(
-            schema=schema, signing_key_file=str(key), checkpoint_export_dir=str(self.tmp / f"checkpoints-{self.prefix}")
-        )
+        return signed_audit_log(self.pg, role, self.tmp, self.prefix)
 
     def _start(self, reader: str, label: str) -> Run:
         return Run(self.configs[reader], self.cluster.env, self.tmp / f"{self.prefix}-{reader}-{label}.log")
@@ -570,6 +557,8 @@ class LinkBacklog:
 
 
 STARTED_LINE = re.compile(r"first change applied ([0-9.]+) s after the process started \(([0-9.]+) s of it")
+#: The later line: the whole first batch done (every shard's part applied, the audit's stored).
+FIRST_BATCH_LINE = re.compile(r"first batch applied by every shard(?: and audited)? ([0-9.]+) s after the process")
 
 
 def startup_from_log(log: Path) -> dict[str, float]:
@@ -580,6 +569,12 @@ def startup_from_log(log: Path) -> dict[str, float]:
         return {}
     to_first, ray_s = float(found[1]), float(found[2])
     return {"log_process_to_first_apply_s": to_first, "log_ray_s": ray_s, "own_startup_s": round(to_first - ray_s, 3)}
+
+
+def first_batch_from_log(log: Path, ray_s: float) -> dict[str, float]:
+    """Worker-Sync's own seconds to the whole first batch done (its positions may be committed from then on)."""
+    found = FIRST_BATCH_LINE.search(log.read_text(errors="replace"))
+    return {} if found is None else {"own_first_batch_s": round(float(found[1]) - ray_s, 3)}
 
 
 def summarize(runs: list[dict[str, Any]], readers: list[str]) -> dict[str, Any]:

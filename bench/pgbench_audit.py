@@ -755,6 +755,13 @@ def answer(result: dict[str, Any]) -> str:
     line = f"pgbench TPS (median): {'; '.join(parts)}"
     if "ratio_worker_sync_to_logical_floor" in result:
         line += f"; Worker-Sync vs the floor {result['ratio_worker_sync_to_logical_floor']:.2f}x"
+    walsenders = [
+        f"{variant} {cpu['walsender_cpu_share']:.0%} of a core, {cpu['walsender_us_per_transaction']:.1f} us/tx"
+        for variant, cpu in result.get("source_cpu_median", {}).items()
+        if "walsender_cpu_share" in cpu and "walsender_us_per_transaction" in cpu
+    ]
+    if walsenders:
+        line += f"; the walsender used: {'; '.join(walsenders)}"
     return line
 
 

@@ -11,10 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actors.harness import Endpoint, local_servers
 from actors.harness.ray_cluster import LocalRayCluster, local_ray_cluster
 from bench.report import say
+
+if TYPE_CHECKING:
+    from config.model import Audit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,3 +45,20 @@ def servers_and_ray(prefix: str, ray_cpus: int = 2) -> Iterator[Stage]:
             began = time.monotonic()
             with local_ray_cluster(workers=0, head_cpus=ray_cpus, env=env) as cluster:
                 yield Stage(tmp, pg, mariadb, cluster, round(time.monotonic() - began, 2))
+
+
+def signed_audit_log(pg: Endpoint, role: str, tmp: Path, prefix: str) -> Audit:
+    """Audit settings for a bench's link: the signed log in PostgreSQL ``pg`` (schema ``ws_audit_PREFIX``, granted
+    to ``role``, the account the link uses there), a fresh signing key file and a checkpoint directory in ``tmp``."""
+    from nacl.signing import SigningKey
+
+    from actors.engines.postgresql.audit_store import create_schema
+    from config.model import Audit
+
+    schema = f"ws_audit_{prefix}"
+    with pg.connect("admin") as admin:
+        create_schema(admin, schema, role)
+    key = tmp / f"audit-{prefix}.key"
+    key.write_text(bytes(SigningKey.generate()).hex())
+    key.chmod(0o600)
+    return Audit(schema=schema, signing_key_file=str(key), checkpoint_export_dir=str(tmp / f"checkpoints-{prefix}"))

@@ -1,23 +1,30 @@
 """Worker-Sync's own start-up, per applier shard count, side by side (issue 19: ≤ 1 s from `run` to the first
 applied change, Ray's start not counted).
 
-    python bench/startup.py [--runs 9] [--shards 1,2] [--decoder pgoutput|wal2json] [--before-tree DIR]
+    python bench/startup.py [--runs 9] [--shards 1,2] [--decoder pgoutput|wal2json] [--audit] [--before-tree DIR]
                             [--quick] [--results-dir DIR] [--name startup]
 
 Starts throwaway PostgreSQL and MariaDB servers (actors.harness) and a Ray node of its own (`ray start --head
 --num-cpus=2`; its start is timed and reported apart). Per shard count, a PostgreSQL -> MariaDB link of the
 sync bench's orders table with a copy of its own on the target, one config (least-privilege accounts,
-``supervisor.ray_address`` = the bench's node, audit off) and a warm-up run (it creates the slot). Then
-``--runs`` rounds; in each, per shard count (the order rotated per round, so drift hits each alike): 200
-changes written while nothing reads, a wait for a quiet machine (bench/report.py's wait_for_quiet),
-`worker-sync run` started as a process of its own, its `started:` log line read, SIGTERM. That line gives the
-seconds from the process's start (/proc) to the first applied change and how many of them went to joining
-Ray: Worker-Sync's own start-up is their difference.
+``supervisor.ray_address`` = the bench's node, audit off unless ``--audit``) and a warm-up run (it creates the
+slot). Then ``--runs`` rounds; in each, per shard count (the order rotated per round, so drift hits each alike):
+200 changes written while nothing reads, a wait for a quiet machine (bench/report.py's wait_for_quiet),
+`worker-sync run` started as a process of its own, its two `started:` log lines read, SIGTERM. The first gives
+the seconds from the process's start (/proc) to the first change applied to the target and how many of them
+went to joining Ray: Worker-Sync's own start-up is their difference. The second, the seconds to the whole first
+batch done (every shard's part applied and, with ``--audit``, stored in the audit log: from then on positions
+are committed), is reported beside it (``own_first_batch_s``).
 
 ``--before-tree DIR`` (another checkout, e.g. ``git worktree add /tmp/before COMMIT``): each round also runs
 `worker-sync run` with that tree's code first on its import path, alternating with this tree's, on the same
 servers and Ray node. The actors' worker processes import this tree's code either way (the node's), so this
-compares what the `run` process itself does: a change to the actors needs two runs of this bench instead.
+compares what the `run` process itself does: a change to the actors needs two runs of this bench instead. A
+tree from before the first-batch line (commit 796448a and older) logged the first batch done as its first
+applied change.
+
+``--audit``: the link also keeps the signed audit log (in the source PostgreSQL, as a production config would),
+so one actor more starts (the audit actor, which the first batch waits for).
 
 JSON on stdout and in bench/results/NAME.json, a plot in bench/results/NAME.png, progress on stderr; exit 1
 if a run failed, 130 on Ctrl-C. ``--quick``: one round, one shard (the smoke test).
@@ -36,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.harness import HarnessError
 from bench import report
-from bench.backlog import startup_from_log
+from bench.backlog import first_batch_from_log, startup_from_log
 from bench.control_plane import Run, warm_up_run
 from bench.report import say
-from bench.stage import Stage, servers_and_ray
+from bench.stage import Stage, servers_and_ray, signed_audit_log
 from bench.sync_lag import build_config
 from bench.sync_workload import ORDERS_DDL, LoadProcess, create_table, namespace
 
@@ -53,7 +60,7 @@ BAR_S = 1.0
 class ShardSetup:
     """One shard count's table, copy, config and load writer."""
 
-    def __init__(self, shards: int, stage: Stage, decoder: str) -> None:
+    def __init__(self, shards: int, stage: Stage, decoder: str, audit: bool) -> None:
         import msgspec
 
         from config.model import TableMap
@@ -83,6 +90,10 @@ class ShardSetup:
             databases=msgspec.structs.replace(config.databases, postgresql=node),
             supervisor=msgspec.structs.replace(config.supervisor, ray_address=cluster.gcs),
         )
+        if audit:
+            config = msgspec.structs.replace(
+                config, audit=signed_audit_log(pg, pg.capture.user, self.tmp, f"startup_{shards}")
+            )
         self.config = self.tmp / "worker-sync.yaml"
         self.config.write_bytes(msgspec.yaml.encode(msgspec.to_builtins(config)))
         self.load = LoadProcess(pg, table, seed=shards)
@@ -107,6 +118,13 @@ class ShardSetup:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no first applied change after {STARTED_WITHIN_S:.0f} s: {run.tail()}")
                 time.sleep(0.05)
+            if tree is None:
+                while not (batch := first_batch_from_log(run.log, figures["log_ray_s"])):
+                    run.check()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no first batch done after {STARTED_WITHIN_S:.0f} s: {run.tail()}")
+                    time.sleep(0.05)
+                figures |= batch
         finally:
             code = run.stop()
         if code != 0:
@@ -124,11 +142,13 @@ class ShardSetup:
 
 def summarize(runs: list[dict[str, float]]) -> dict[str, Any]:
     own = [r["own_startup_s"] for r in runs]
+    batch = [r["own_first_batch_s"] for r in runs if "own_first_batch_s" in r]
     return {
         "runs": len(runs),
         "own_startup_s_median": round(statistics.median(own), 3),
         "own_startup_s_min": min(own),
         "own_startup_s_max": max(own),
+        "own_first_batch_s_median": round(statistics.median(batch), 3) if batch else None,
         "process_to_first_apply_s_median": round(statistics.median(r["log_process_to_first_apply_s"] for r in runs), 3),
         "ray_join_s_median": round(statistics.median(r["log_ray_s"] for r in runs), 3),
         "runs_within_bar": sum(1 for value in own if value <= BAR_S),
@@ -143,10 +163,12 @@ def variants(result: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 def answer_line(what: str, data: dict[str, Any]) -> str:
     summary = data["summary"]
+    batch = summary.get("own_first_batch_s_median")
     return (
         f"{what}: own start-up median {summary['own_startup_s_median']:.2f} s over {summary['runs']} runs "
         f"({summary['own_startup_s_min']:.2f}-{summary['own_startup_s_max']:.2f} s; "
         f"{summary['runs_within_bar']} within {BAR_S:.0f} s)"
+        + ("" if batch is None else f"; the whole first batch done after {batch:.2f} s")
     )
 
 
@@ -166,7 +188,8 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
     ax.set_xticks(range(len(measured)), [f"{count} shard(s){label}" for label, count, _ in measured], fontsize=8)
     ax.set_xlim(-0.6, len(measured) - 0.2)
     ax.set_ylabel("seconds: process start to first applied change, minus joining Ray")
-    ax.set_title(f"Worker-Sync's own start-up, {LINK} (Ray up; each dot one `run`)")
+    audit = ", audit on" if result.get("settings", {}).get("audit") else ""
+    ax.set_title(f"Worker-Sync's own start-up, {LINK}{audit} (Ray up; each dot one `run`)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = report.RESULTS / f"{name}.png"
@@ -189,6 +212,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--before-tree",
         type=Path,
         help="another checkout: its `run` is timed too, alternating with this tree's (the actors stay this tree's)",
+    )
+    parser.add_argument(
+        "--audit", action="store_true", help="the link keeps the signed audit log (one actor more; default off)"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: one round, one shard")
     parser.add_argument("--name", default=NAME, help=f"result file name (default {NAME})")
@@ -236,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": args.runs,
             "shards": args.shard_counts,
             "decoder": args.decoder,
+            "audit": args.audit,
             "link": LINK,
             "before_tree": None if args.before_tree is None else str(args.before_tree),
         },
@@ -249,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with servers_and_ray("ws-startup-") as stage:
             result["ray_start_s"] = stage.ray_start_s
-            setups = [ShardSetup(n, stage, args.decoder) for n in args.shard_counts]
+            setups = [ShardSetup(n, stage, args.decoder, args.audit) for n in args.shard_counts]
             try:
                 for setup in setups:
                     setup.warm_up()

@@ -49,6 +49,8 @@ class Shards:
         self._run_id = run_id
         self._backoff = backoff
         self.feeds: list[Feed[ApplierHandle]] = []
+        #: Changes the shards have written to their targets so far (those set aside as dead letters included).
+        self.changes_applied = 0
         # Set by the supervisor once streams and conflicts exist (they need the feeds first).
         self.streams: Streams | None = None
         self.conflicts: Conflicts | None = None
@@ -115,6 +117,7 @@ class Shards:
             if isinstance(part, ResolutionPart):
                 self.conflicts.resolved(part.conflict)
             else:
+                self.changes_applied += part.events
                 self.streams.part_done(part)
         feed.sending = []
 

@@ -12,11 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_quick(script: str, results: Path, timeout_s: float) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``bench/<script> --quick --results-dir <results>``; past ``timeout_s``
+def run_quick(script: str, results: Path, timeout_s: float, *options: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``bench/<script> --quick --results-dir <results> [options]``; past ``timeout_s``
     the bench gets Ctrl-C (so it stops its servers, its Ray node and its children), SIGKILL only if that
     hangs too, and the test fails with the bench's stderr."""
-    command = [sys.executable, str(ROOT / "bench" / script), "--quick", "--results-dir", str(results)]
+    command = [sys.executable, str(ROOT / "bench" / script), "--quick", "--results-dir", str(results), *options]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=timeout_s)
