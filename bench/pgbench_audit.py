@@ -294,12 +294,18 @@ SOURCE_CPU_KEYS = (
 )
 
 
-def walsender_pid(pg: Endpoint, slot: str) -> int:
+def walsender_pid(pg: Endpoint, slot: str, timeout_s: float = 30.0) -> int:
+    """The PID of the walsender streaming ``slot``, once its consumer has connected (a consumer that had nothing
+    to catch up with may not have yet)."""
+    deadline = time.monotonic() + timeout_s
     with pg.connect("admin") as conn:
-        row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
-    if row is None or row[0] is None:
-        raise BenchError(f"no walsender streams slot {slot}")
-    return int(row[0])
+        while True:
+            row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+            if row is not None and row[0] is not None:
+                return int(row[0])
+            if time.monotonic() > deadline:
+                raise BenchError(f"no walsender streams slot {slot} after {timeout_s:.0f} s")
+            time.sleep(0.1)
 
 
 class LogicalFloor:
