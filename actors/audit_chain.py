@@ -36,7 +36,6 @@ from actors.core.audit.log import AuditLog, StoredEntry
 from actors.core.audit.note import NoteCheckpoint, sign_note
 from actors.core.encoding import decode_batch
 from actors.core.errors import AuditMismatch, ConfigError, ForeignEntries
-from actors.engines.postgresql.audit_connection import connect_store
 from config.model import Audit, PostgresNode
 
 if TYPE_CHECKING:
@@ -89,6 +88,10 @@ class AuditWriter:
 
     def _open(self) -> AuditLog:
         """(Re)connect, resume the log after the stored tail, and recover each stream's stored position."""
+        # Imported here: the supervisor imports this module to create the actor and never opens the store, and
+        # importing psycopg and the PostgreSQL engine (~60 ms of CPU) there would slow the actors' start-up.
+        from actors.engines.postgresql.audit_connection import connect_store
+
         if self._store is not None:
             self._store.close()
         self._store = connect_store(self._node, self._audit.schema)
