@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from actors.cli.failures import report
@@ -13,6 +14,22 @@ from config.exit_codes import Exit
 from config.secrets import read_secret
 
 log = logging.getLogger("worker_sync.run")
+
+#: Where Ray unpacks a submitted job's `--working-dir`: the driver's current directory under `ray job submit`.
+RAY_JOB_PACKAGES = f"{os.sep}runtime_resources{os.sep}working_dir_files{os.sep}"
+
+
+def check_state_dir(state_dir: str, cwd: str) -> None:
+    """Refuse a relative `state_dir` in a Ray job's working directory. That directory is the job's package:
+    Ray deletes and unpacks it again as the driver joins (the driver's current directory is then gone) and
+    removes it when the job ends, so the committed positions kept there would be lost."""
+    if not os.path.isabs(state_dir) and RAY_JOB_PACKAGES in cwd + os.sep:
+        raise ConfigError(
+            "supervisor.state_dir",
+            f"`{state_dir}` is relative, and this driver runs in a Ray job's working directory, which Ray replaces "
+            "as the driver joins and removes when the job ends: set an absolute path on storage that outlives the "
+            "job (and that the next job's driver sees)",
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return run_detached(args)
     try:
         config = load_config(args.config)
+        check_state_dir(config.supervisor.state_dir, os.getcwd())
     except ConfigError as exc:
         return report("run", exc)
     from actors.cli import logs
@@ -62,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
         supervisor = Supervisor(config, probe_nodes=probe_nodes)
         token = read_secret(env=None, file=config.http.token_file, what="http token")
         if token is None and config.http.token_env:
-            import os
-
             token = os.environ.get(config.http.token_env)
     except WorkerSyncError as exc:
         return report("run", exc)
