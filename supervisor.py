@@ -170,9 +170,20 @@ class Supervisor:
     # -- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        while not self.stop_requested.is_set():
-            self.step()
+        try:
+            while not self.stop_requested.is_set():
+                self.step()
+        except BaseException:
+            self._stop_watches()  # a fatal error ends the loop: nothing should go on measuring the sources
+            raise
         self.drain()
+
+    def _stop_watches(self) -> None:
+        """Stop the threads that query the databases beside the loop (retention watch, heartbeats)."""
+        if self.retention is not None:
+            self.retention.stop()
+        if self.heartbeats is not None:
+            self.heartbeats.stop()
 
     def step(self, wait_s: float = LOOP_WAIT_S) -> None:
         streams, shards, conflicts, resyncs, board = self._parts()
@@ -243,10 +254,7 @@ class Supervisor:
         ):
             self.step()
         streams.commit()
-        if self.retention is not None:
-            self.retention.stop()
-        if self.heartbeats is not None:
-            self.heartbeats.stop()
+        self._stop_watches()
         if self._audit is not None:
             self._audit.close()
         streams.close()

@@ -50,6 +50,10 @@ class RetentionWatch:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def latest(self, stream: str) -> Retention | None:
         return self._latest.get(stream)
 

@@ -174,6 +174,7 @@ def test_an_entry_forged_at_the_tail_stops_the_pipeline_and_no_restart_signs_it(
         Load(fresh_pg_db, 200, first_id=1_000_000).start().wait(60)  # the next batch meets the forged entry
         wait_until(lambda: supervisor.failure is not None, timeout_s=60, what="the pipeline to stop on the forgery")
     assert stopped.value.first == forged
+    assert supervisor.retention is not None and supervisor.retention.stopped  # no thread left querying the source
     with fresh_pg_db.connect("admin") as admin:
         (signed,) = admin.execute(f"SELECT max(size) FROM {SCHEMA}.checkpoints").fetchone() or (0,)
     assert signed == forged, "a checkpoint covers the forged entry"
