@@ -643,11 +643,7 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
     mem_ax.set_ylabel("MiB")
     mem_ax.set_title("Memory")
     mem_ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = report.RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return report.save_plot(plt, fig, name)
 
 
 def answer_line(link: str, data: dict[str, Any], ray_start_s: float | None) -> str:

@@ -486,11 +486,7 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
         rate_ax.legend(fontsize=8)
     changes = result["settings"]["backlog_changes"]
     rate_ax.set_title(f"Drain of {changes:,} changes, PostgreSQL -> MariaDB, rows/s")
-    fig.tight_layout()
-    path = report.RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return report.save_plot(plt, fig, name)
 
 
 def answer_line(result: dict[str, Any]) -> str:

@@ -336,11 +336,7 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
     time_ax.set_xlabel("seconds (median)")
     time_ax.set_title("Time until the target equals the source")
     time_ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = report.RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return report.save_plot(plt, fig, name)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -84,6 +84,15 @@ def pyplot() -> Any:
     return plt
 
 
+def save_plot(plt: Any, fig: Any, name: str) -> Path:
+    """Lay out ``fig``, write it to RESULTS/NAME.png and close it; the path written."""
+    fig.tight_layout()
+    path = RESULTS / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def bar_plot(name: str, title: str, labels: list[str], values: list[float], unit: str) -> Path | None:
     """A simple labelled bar chart as results/NAME.png; None (with a note) without matplotlib."""
     plt = pyplot()

@@ -197,11 +197,7 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
     audit = ", audit on" if result.get("settings", {}).get("audit") else ""
     ax.set_title(f"Worker-Sync's own start-up, {LINK}{audit} (Ray up; each dot one `run`)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = report.RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return report.save_plot(plt, fig, name)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -691,11 +691,7 @@ def plot(result: dict[str, Any], name: str = NAME) -> Path | None:
         bar_ax.set_xticks(range(len(values)), labels, fontsize=7)
         changes = next(iter(links.values())).get("backlog", {}).get("changes", 0)
         bar_ax.set_title(f"Backlog drain ({changes:,} changes), steady changes/s")
-    fig.tight_layout()
-    path = report.RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return report.save_plot(plt, fig, name)
 
 
 def answer_line(link: str, data: dict[str, Any]) -> str:
